@@ -1,0 +1,1 @@
+EXTRA_DIST += kvm/guest/abi.h kvm/guest/hypercall.h

@@ -1,0 +1,52 @@
+/*
+ * Bounded byte buffers in the spirit of OpenSSH's sshbuf. Every byte from a
+ * socket or a file is parsed through one of these; every length is checked
+ * against what is present before it is used. A buffer holds the bytes
+ * [off, len) of its storage; reads consume from the front, writes append
+ * at the back, and the total size never exceeds the cap given at creation.
+ * Multi-byte integers are little-endian on the wire.
+ */
+#ifndef KM_BUF_H
+#define KM_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+/* A new empty buffer that may grow to max bytes; NULL if out of memory. */
+struct buf *buf_new(size_t max);
+/*
+ * A read-only view of len bytes at data, which the caller keeps alive and
+ * unchanged while the view exists. Writes to a view fail with KM_ERR_STATE.
+ */
+struct buf *buf_view(const void *data, size_t len);
+/* NULL-safe. Scrubs the contents (they may be keys or guest memory). */
+void buf_free(struct buf *b);
+/* Drops all contents, keeps the cap. */
+void buf_reset(struct buf *b);
+
+size_t buf_len(const struct buf *b);		/* unread bytes */
+size_t buf_room(const struct buf *b);		/* bytes that may still be appended */
+const uint8_t *buf_ptr(const struct buf *b);	/* the first unread byte */
+
+/* Appends. 0, or KM_ERR_NO_SPACE past the cap, or -ENOMEM. */
+int buf_put(struct buf *b, const void *data, size_t len);
+int buf_put_u8(struct buf *b, uint8_t v);
+int buf_put_u16(struct buf *b, uint16_t v);
+int buf_put_u32(struct buf *b, uint32_t v);
+int buf_put_u64(struct buf *b, uint64_t v);
+/* Appends len bytes and gives a pointer to fill them (valid until the next call). */
+int buf_reserve(struct buf *b, size_t len, uint8_t **dst);
+
+/* Consuming reads. 0, or KM_ERR_TRUNCATED if fewer bytes are present. */
+int buf_get(struct buf *b, void *data, size_t len);
+int buf_get_u8(struct buf *b, uint8_t *v);
+int buf_get_u16(struct buf *b, uint16_t *v);
+int buf_get_u32(struct buf *b, uint32_t *v);
+int buf_get_u64(struct buf *b, uint64_t *v);
+/* Points at the next len bytes and consumes them (no copy). */
+int buf_get_ptr(struct buf *b, size_t len, const uint8_t **p);
+int buf_consume(struct buf *b, size_t len);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * The record codec: one format for migration streams and snapshot files
+ * (DESIGN.md s.7, specified in docs/format.md).
+ *
+ * A record is a 16-byte header and a payload:
+ *   u32 type, u32 payload length, u64 XXH3-64 of (type, length, payload)
+ * all little-endian. The payload of the structured records is a sequence of
+ * fields: u32 tag, u32 length, bytes. A reader bounds every length before
+ * using it: a record longer than REC_MAX_PAYLOAD is refused before anything
+ * is allocated, and a field may not run past the end of its record.
+ */
+#ifndef KM_RECORD_H
+#define KM_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define REC_HDR_SIZE		16
+#define REC_MAX_PAYLOAD		(16U << 20)
+#define REC_MAGIC		"KVMMIGR1"	/* first 8 bytes of a REC_HEADER payload */
+#define REC_VERSION		1
+
+enum rec_type {
+	REC_HEADER = 1,		/* magic, version, capabilities */
+	REC_VM_CONFIG = 2,	/* memory layout, vCPU count */
+	REC_PAGES = 3,		/* a batch of guest pages (issue 4) */
+	REC_ROUND_END = 4,	/* end of a pre-copy round */
+	REC_VCPU_STATE = 5,	/* one vCPU's complete state */
+	REC_VM_STATE = 6,	/* VM-wide state: clock, irqchip, PIT */
+	REC_END = 7,		/* the stream or file is complete */
+	REC_TYPE_MAX
+};
+
+/* Appends one record (header + payload) to out. */
+int rec_put(struct buf *out, uint32_t type, const void *payload, uint32_t len);
+
+/*
+ * Parses one record from the front of in. On success consumes it and points
+ * *payload at its payload inside in's storage (valid until in changes).
+ * KM_ERR_TRUNCATED: the record is not complete yet, nothing consumed.
+ * KM_ERR_TOO_LARGE: the declared length exceeds max_payload.
+ * KM_ERR_CORRUPT: the checksum does not match, nothing consumed.
+ */
+int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
+	    const uint8_t **payload, uint32_t *len);
+
+/* Appends a field (tag, length, bytes) to a payload being built. */
+int rec_put_field(struct buf *payload, uint32_t tag, const void *data, uint32_t len);
+int rec_put_field_u64(struct buf *payload, uint32_t tag, uint64_t v);
+
+/*
+ * Takes the next field from a payload. 0 and the field, KM_ERR_END when the
+ * payload is exhausted, KM_ERR_TRUNCATED if a field runs past the end.
+ */
+int rec_get_field(struct buf *payload, uint32_t *tag, const uint8_t **data,
+		  uint32_t *len);
+/* A u64 field's value; KM_ERR_CORRUPT if len is not 8. */
+int rec_field_u64(const uint8_t *data, uint32_t len, uint64_t *v);
+
+#endif
