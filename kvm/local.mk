@@ -1,3 +1,23 @@
+# The VMM core, linked into kvm-run and into the KVM tests.
+noinst_LIBRARIES += kvm/libkmvm.a
+kvm_libkmvm_a_SOURCES = \
+	kvm/kvm.c kvm/kvm.h \
+	kvm/kvm-cpu.c kvm/kvm-cpu.h \
+	kvm/memory.c kvm/memory.h \
+	kvm/ioport.c kvm/ioport.h \
+	kvm/progress.c kvm/progress.h \
+	kvm/loader.c kvm/loader.h \
+	kvm/control.c kvm/control.h \
+	kvm/stats.c kvm/stats.h \
+	kvm/state.h \
+	kvm/x86/x86.h kvm/x86/cpuid.c kvm/x86/boot.c kvm/x86/state.c
+kvm_libkmvm_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+
+KVM_LIBS = kvm/libkmvm.a lib/libkm.a $(JANSSON_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS)
+
 bin_PROGRAMS += kvm/kvm-run
 kvm_kvm_run_SOURCES = kvm/kvm-run.c
-kvm_kvm_run_LDADD = lib/libkm.a $(JANSSON_LIBS) $(XXHASH_LIBS)
+kvm_kvm_run_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+kvm_kvm_run_LDADD = $(KVM_LIBS)
+
+dist_man_MANS += docs/kvm-run.1

@@ -3,8 +3,11 @@
  * socket or a file is parsed through one of these; every length is checked
  * against what is present before it is used. A buffer holds the bytes
  * [off, len) of its storage; reads consume from the front, writes append
- * at the back, and the total size never exceeds the cap given at creation.
- * Multi-byte integers are little-endian on the wire.
+ * at the back, and the unread bytes never exceed the cap given at creation
+ * (consumed bytes are reclaimed). Pointers into a buffer (buf_ptr,
+ * buf_get_ptr, buf_reserve) stay valid until the next append or reset.
+ * Multi-byte integers are little-endian on the wire. Not thread-safe: one
+ * buffer, one thread at a time.
  */
 #ifndef KM_BUF_H
 #define KM_BUF_H
@@ -28,9 +31,9 @@ void buf_reset(struct buf *b);
 
 size_t buf_len(const struct buf *b);		/* unread bytes */
 size_t buf_room(const struct buf *b);		/* bytes that may still be appended */
-const uint8_t *buf_ptr(const struct buf *b);	/* the first unread byte */
+const uint8_t *buf_ptr(const struct buf *b);	/* the first unread byte; NULL if none ever stored */
 
-/* Appends. 0, or KM_ERR_NO_SPACE past the cap, or -ENOMEM. */
+/* Appends, all or nothing. 0, or KM_ERR_NO_SPACE past the cap, or -ENOMEM. */
 int buf_put(struct buf *b, const void *data, size_t len);
 int buf_put_u8(struct buf *b, uint8_t v);
 int buf_put_u16(struct buf *b, uint16_t v);
@@ -39,7 +42,7 @@ int buf_put_u64(struct buf *b, uint64_t v);
 /* Appends len bytes and gives a pointer to fill them (valid until the next call). */
 int buf_reserve(struct buf *b, size_t len, uint8_t **dst);
 
-/* Consuming reads. 0, or KM_ERR_TRUNCATED if fewer bytes are present. */
+/* Consuming reads. 0, or KM_ERR_TRUNCATED if fewer bytes are present (nothing consumed). */
 int buf_get(struct buf *b, void *data, size_t len);
 int buf_get_u8(struct buf *b, uint8_t *v);
 int buf_get_u16(struct buf *b, uint16_t *v);

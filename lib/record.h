@@ -33,26 +33,33 @@ enum rec_type {
 	REC_TYPE_MAX
 };
 
-/* Appends one record (header + payload) to out. */
+/*
+ * Appends one record (header + payload) to out, all or nothing. 0, or
+ * KM_ERR_TOO_LARGE if len > REC_MAX_PAYLOAD, or out's errors
+ * (KM_ERR_NO_SPACE, -ENOMEM).
+ */
 int rec_put(struct buf *out, uint32_t type, const void *payload, uint32_t len);
 
 /*
  * Parses one record from the front of in. On success consumes it and points
  * *payload at its payload inside in's storage (valid until in changes).
  * KM_ERR_TRUNCATED: the record is not complete yet, nothing consumed.
- * KM_ERR_TOO_LARGE: the declared length exceeds max_payload.
+ * KM_ERR_TOO_LARGE: the declared length exceeds max_payload (which is
+ * clamped to REC_MAX_PAYLOAD), known from the 16 header bytes alone.
  * KM_ERR_CORRUPT: the checksum does not match, nothing consumed.
+ * The type is not checked: that is the caller's business (docs/format.md).
  */
 int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
 	    const uint8_t **payload, uint32_t *len);
 
-/* Appends a field (tag, length, bytes) to a payload being built. */
+/* Appends a field (tag, length, bytes) to a payload being built, all or nothing. */
 int rec_put_field(struct buf *payload, uint32_t tag, const void *data, uint32_t len);
 int rec_put_field_u64(struct buf *payload, uint32_t tag, uint64_t v);
 
 /*
  * Takes the next field from a payload. 0 and the field, KM_ERR_END when the
- * payload is exhausted, KM_ERR_TRUNCATED if a field runs past the end.
+ * payload is exhausted, KM_ERR_TRUNCATED if a field runs past the end
+ * (nothing consumed). *data points into payload's storage.
  */
 int rec_get_field(struct buf *payload, uint32_t *tag, const uint8_t **data,
 		  uint32_t *len);

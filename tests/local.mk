@@ -1,0 +1,43 @@
+include tests/unit/local.mk
+
+# Tests that run guest code: the test binary itself is loaded into the guest
+# (tests/lib/kvm_test.h), so it is linked at fixed addresses (-no-pie) and
+# its guest parts must not be instrumented or call libc behind our back.
+KVM_TEST_CFLAGS = -Wall -Wextra -Wno-unused-parameter -pthread -O2 -g \
+	-fno-pie -fno-stack-protector -fcf-protection=none \
+	-fno-tree-loop-distribute-patterns -fno-builtin \
+	$(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
+KVMTEST_LINK = -no-pie
+KVM_TEST_LIBS = tests/lib/libkmtest.a $(KVM_LIBS) $(CMOCKA_LIBS)
+
+check_LIBRARIES = tests/lib/libkmtest.a
+tests_lib_libkmtest_a_SOURCES = tests/lib/kvm_test.c tests/lib/kvm_test.h
+tests_lib_libkmtest_a_CFLAGS = $(KVM_TEST_CFLAGS)
+
+check_PROGRAMS += tests/kvm/test-state
+tests_kvm_test_state_SOURCES = tests/kvm/test-state.c
+tests_kvm_test_state_CFLAGS = $(KVM_TEST_CFLAGS) -mgeneral-regs-only
+tests_kvm_test_state_LDFLAGS = $(KVMTEST_LINK)
+tests_kvm_test_state_LDADD = $(KVM_TEST_LIBS)
+TESTS += tests/kvm/test-state
+
+check_PROGRAMS += tests/kvm/test-vm
+tests_kvm_test_vm_SOURCES = tests/kvm/test-vm.c
+tests_kvm_test_vm_CFLAGS = $(KVM_TEST_CFLAGS)
+tests_kvm_test_vm_LDFLAGS = $(KVMTEST_LINK)
+tests_kvm_test_vm_LDADD = $(KVM_TEST_LIBS)
+TESTS += tests/kvm/test-vm
+
+check_PROGRAMS += tests/lib/qmp-send
+tests_lib_qmp_send_SOURCES = tests/lib/qmp-send.c
+
+# Shell tests (TAP through tests/lib.sh).
+TESTS += tests/cli.sh tests/kvm-run.sh
+EXTRA_DIST += tests/lib.sh tests/cli.sh tests/kvm-run.sh
+
+check_PROGRAMS += tests/kvm/test-verify
+tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c
+tests_kvm_test_verify_CFLAGS = $(KVM_TEST_CFLAGS)
+tests_kvm_test_verify_LDFLAGS = $(KVMTEST_LINK)
+tests_kvm_test_verify_LDADD = $(KVM_TEST_LIBS)
+TESTS += tests/kvm/test-verify

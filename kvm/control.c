@@ -1,0 +1,353 @@
+/* The control socket server. See control.h and docs/control.md. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+
+#include "err.h"
+#include "log.h"
+#include "qmp.h"
+#include "kvm/control.h"
+#include "kvm/kvm.h"
+#include "kvm/kvm-cpu.h"
+#include "kvm/stats.h"
+
+#define CONTROL_MAX_CLIENTS	16
+#define CHECK_TIMEOUT_MS	60000
+
+struct control_client {
+	int fd;
+	struct qmp_linebuf *lb;
+};
+
+struct control {
+	struct kvm *kvm;
+	int listen_fd;
+	int wake_fd;		/* eventfd: control__stop */
+	char path[108];
+	pthread_t thread;
+	struct control_client clients[CONTROL_MAX_CLIENTS];
+};
+
+static int control__send(int fd, char *line)
+{
+	size_t len, off = 0;
+	ssize_t n;
+
+	if (!line)
+		return -ENOMEM;
+	len = strlen(line);
+	while (off < len) {
+		n = send(fd, line + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(line);
+			return -EPIPE;
+		}
+		off += (size_t)n;
+	}
+	free(line);
+	return 0;
+}
+
+static json_t *control__query_status(struct kvm *kvm)
+{
+	enum kvm_run_state st;
+	enum kvm_stop_reason why;
+	char detail[256];
+
+	pthread_mutex_lock(&kvm->lock);
+	st = kvm->state;
+	why = kvm->stop_reason;
+	memcpy(detail, kvm->stop_detail, sizeof(detail));
+	pthread_mutex_unlock(&kvm->lock);
+	return json_pack("{s:s, s:b, s:b, s:s, s:s, s:s}",
+			 "status", kvm__state_name(st),
+			 "running", st == KVM_STATE_RUNNING,
+			 "singlestep", 0,
+			 "name", kvm->name,
+			 "stop-reason", kvm__stop_reason_name(why),
+			 "stop-detail", detail);
+}
+
+/* Runs one request; returns the reply line (malloc'd). *quit set by "quit". */
+static char *control__dispatch(struct control *c, const struct qmp_request *req,
+			       int *quit)
+{
+	struct kvm *kvm = c->kvm;
+	const char *cmd = req->execute;
+	uint64_t pages, bad;
+	int r;
+
+	if (!strcmp(cmd, "qmp_capabilities"))
+		return qmp_reply_return(NULL, req->id);
+	if (!strcmp(cmd, "query-status"))
+		return qmp_reply_return(control__query_status(kvm), req->id);
+	if (!strcmp(cmd, "query-stats"))
+		return qmp_reply_return(stats__query(kvm), req->id);
+	if (!strcmp(cmd, "stop")) {
+		if ((r = kvm__pause(kvm)) != 0)
+			return qmp_reply_error("GenericError", "the VM is not running", req->id);
+		return qmp_reply_return(NULL, req->id);
+	}
+	if (!strcmp(cmd, "cont")) {
+		if ((r = kvm__resume(kvm)) != 0)
+			return qmp_reply_error("GenericError", "the VM has stopped", req->id);
+		return qmp_reply_return(NULL, req->id);
+	}
+	if (!strcmp(cmd, "check")) {
+		r = kvm__guest_check(kvm, CHECK_TIMEOUT_MS, &pages, &bad);
+		if (r == KM_ERR_STATE)
+			return qmp_reply_error("GenericError",
+					       "the VM is not running (paused or stopped), or a check is in progress",
+					       req->id);
+		if (r == KM_ERR_TIMEOUT)
+			return qmp_reply_error("GenericError",
+					       "the guest did not answer the check in time (is it the verify workload?)",
+					       req->id);
+		return qmp_reply_return(json_pack("{s:I, s:I}", "pages", (json_int_t)pages,
+						  "bad", (json_int_t)bad), req->id);
+	}
+	if (!strcmp(cmd, "quit")) {
+		*quit = 1;
+		return qmp_reply_return(NULL, req->id);
+	}
+	{
+		char desc[128];
+
+		snprintf(desc, sizeof(desc), "The command %s has not been found", cmd);
+		return qmp_reply_error("CommandNotFound", desc, req->id);
+	}
+}
+
+static void control__drop(struct control_client *cl)
+{
+	close(cl->fd);
+	qmp_linebuf_free(cl->lb);
+	cl->fd = -1;
+	cl->lb = NULL;
+}
+
+/* Serves what a client sent; -1 when the client must be dropped. */
+static int control__serve(struct control *c, struct control_client *cl)
+{
+	struct qmp_request req;
+	char err[256];
+	const char *line;
+	size_t len;
+	int r, quit = 0;
+
+	r = qmp_linebuf_fill(cl->lb, cl->fd);
+	if (r == -EAGAIN || r == -EINTR)
+		return 0;
+	if (r != 0)
+		return -1;
+	for (;;) {
+		r = qmp_linebuf_next(cl->lb, &line, &len);
+		if (r == KM_ERR_TRUNCATED)
+			return 0;
+		if (r == KM_ERR_TOO_LARGE) {
+			if (control__send(cl->fd, qmp_reply_error("GenericError",
+					  "request line too long", NULL)))
+				return -1;
+			continue;
+		}
+		if (r != 0)
+			return -1;
+		if (len == 0)
+			continue;
+		memset(&req, 0, sizeof(req));
+		if (qmp_parse_request(line, len, &req, err, sizeof(err)) != 0) {
+			r = control__send(cl->fd, qmp_reply_error("GenericError", err, NULL));
+		} else {
+			r = control__send(cl->fd, control__dispatch(c, &req, &quit));
+			qmp_request_free(&req);
+		}
+		if (quit)
+			kvm__request_stop(c->kvm, KVM_STOP_QUIT, "quit requested on the control socket");
+		if (r)
+			return -1;
+	}
+}
+
+static void control__accept(struct control *c)
+{
+	json_t *greeting;
+	unsigned int i;
+	int fd;
+
+	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (c->clients[i].fd < 0)
+			break;
+	if (i == CONTROL_MAX_CLIENTS) {
+		control__send(fd, qmp_reply_error("GenericError", "too many clients", NULL));
+		close(fd);
+		return;
+	}
+	c->clients[i].lb = qmp_linebuf_new();
+	if (!c->clients[i].lb) {
+		close(fd);
+		return;
+	}
+	c->clients[i].fd = fd;
+	/* The QMP greeting, so that QMP habits and tools carry over. */
+	greeting = json_pack("{s:{s:{s:s}, s:[]}}", "QMP", "version", "package",
+			     PACKAGE_STRING, "capabilities");
+	{
+		char *s = json_dumps(greeting, JSON_COMPACT);
+		char *line = NULL;
+
+		if (s && asprintf(&line, "%s\n", s) < 0)
+			line = NULL;
+		free(s);
+		if (control__send(fd, line))
+			control__drop(&c->clients[i]);
+	}
+	json_decref(greeting);
+}
+
+static void *control__thread(void *arg)
+{
+	struct control *c = arg;
+	struct pollfd pfd[CONTROL_MAX_CLIENTS + 2];
+	int map[CONTROL_MAX_CLIENTS + 2];
+	unsigned int i, n;
+
+	pthread_setname_np(pthread_self(), "control");
+	for (;;) {
+		n = 0;
+		pfd[n].fd = c->wake_fd;
+		pfd[n++].events = POLLIN;
+		pfd[n].fd = c->listen_fd;
+		pfd[n++].events = POLLIN;
+		for (i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+			if (c->clients[i].fd < 0)
+				continue;
+			map[n] = (int)i;
+			pfd[n].fd = c->clients[i].fd;
+			pfd[n++].events = POLLIN;
+		}
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("control socket poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents & POLLIN)
+			control__accept(c);
+		for (i = 2; i < n; i++) {
+			struct control_client *cl = &c->clients[map[i]];
+
+			if (!pfd[i].revents || cl->fd < 0)
+				continue;
+			if (control__serve(c, cl) < 0)
+				control__drop(cl);
+		}
+	}
+	return NULL;
+}
+
+/* A socket file nobody listens on is left over from a VM that died: replace it. */
+static int control__bind(struct control *c)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	memcpy(sun.sun_path, c->path, strlen(c->path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return km_errno();
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(fd);
+		log_error("%s: another VM is already listening there", c->path);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	unlink(c->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return km_errno();
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 8) < 0) {
+		r = km_errno();
+		log_error("%s: %s", c->path, km_strerror(r));
+		close(fd);
+		return r;
+	}
+	c->listen_fd = fd;
+	return 0;
+}
+
+int control__start(struct kvm *kvm, const char *path, struct control **out)
+{
+	struct control *c;
+	unsigned int i;
+	int r;
+
+	if (strlen(path) >= sizeof(c->path))
+		return KM_ERR_TOO_LARGE;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->kvm = kvm;
+	c->listen_fd = -1;
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		c->clients[i].fd = -1;
+	memcpy(c->path, path, strlen(path) + 1);
+	c->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (c->wake_fd < 0) {
+		r = km_errno();
+		goto out_free;
+	}
+	if ((r = control__bind(c)) != 0)
+		goto out_wake;
+	if ((r = pthread_create(&c->thread, NULL, control__thread, c)) != 0) {
+		r = -r;
+		goto out_listen;
+	}
+	*out = c;
+	return 0;
+
+out_listen:
+	close(c->listen_fd);
+	unlink(c->path);
+out_wake:
+	close(c->wake_fd);
+out_free:
+	free(c);
+	return r;
+}
+
+void control__stop(struct control *c)
+{
+	uint64_t one = 1;
+	unsigned int i;
+
+	if (!c)
+		return;
+	if (write(c->wake_fd, &one, sizeof(one)) != sizeof(one))
+		log_warn("control socket: cannot wake the thread");
+	pthread_join(c->thread, NULL);
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (c->clients[i].fd >= 0)
+			control__drop(&c->clients[i]);
+	close(c->listen_fd);
+	unlink(c->path);
+	close(c->wake_fd);
+	free(c);
+}

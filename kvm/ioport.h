@@ -1,0 +1,31 @@
+/* Port I/O of the guests: the serial console and the hypercalls of guest/abi.h. */
+#ifndef KM_IOPORT_H
+#define KM_IOPORT_H
+
+#include <stdbool.h>
+
+#include "kvm/guest/abi.h"
+
+struct kvm_cpu;
+
+/* What a handled exit asks of the run loop. */
+enum ioport_action {
+	IOPORT_CONTINUE,	/* re-enter the guest */
+	IOPORT_UCALL,		/* a ucall arrived: *uc is filled */
+	IOPORT_VCPU_DONE,	/* this vCPU finished (KM_HC_DONE) */
+	IOPORT_STOP,		/* the VM must stop (reason recorded) */
+};
+
+/*
+ * Handles a KVM_EXIT_IO of cpu. For a ucall, copies the guest's struct into
+ * *uc (bounded; the guest's strings are NUL-terminated by the copy).
+ */
+enum ioport_action ioport__handle(struct kvm_cpu *cpu, struct km_ucall *uc);
+
+/*
+ * The default treatment of a ucall in a VM run by threads (kvm-run): SYNC
+ * and PRINT are logged, DONE finishes the vCPU, ASSERT fails the VM.
+ */
+enum ioport_action ioport__default_ucall(struct kvm_cpu *cpu, const struct km_ucall *uc);
+
+#endif

@@ -1,0 +1,194 @@
+/* Guest RAM: a memfd split into PC-like KVM slots. See memory.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+#include "err.h"
+#include "log.h"
+#include "kvm/guest/abi.h"
+#include "kvm/memory.h"
+
+static int memory__add_slot(struct kvm_memory *mem, int vm_fd, uint64_t gpa,
+			    uint64_t size, uint64_t offset)
+{
+	struct kvm_slot *s = &mem->slots[mem->nr_slots];
+	struct kvm_userspace_memory_region region = {
+		.slot = mem->nr_slots,
+		.flags = 0,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)(mem->base + offset),
+	};
+
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		int r = km_errno();
+
+		log_error("KVM_SET_USER_MEMORY_REGION slot %u gpa 0x%llx size 0x%llx: %s",
+			  region.slot, (unsigned long long)gpa,
+			  (unsigned long long)size, km_strerror(r));
+		return r;
+	}
+	s->id = region.slot;
+	s->flags = 0;
+	s->gpa = gpa;
+	s->size = size;
+	s->offset = offset;
+	s->hva = mem->base + offset;
+	mem->nr_slots++;
+	return 0;
+}
+
+int memory__init(struct kvm_memory *mem, int vm_fd, uint64_t size)
+{
+	uint64_t low;
+	int r;
+
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	if (size < KM_MIN_MEM || size % (2ULL << 20) != 0) {
+		log_error("guest memory must be a multiple of 2 MiB and at least 16 MiB");
+		return KM_ERR_INVALID;
+	}
+	mem->memfd = memfd_create("kvm-guest-ram", MFD_CLOEXEC);
+	if (mem->memfd < 0) {
+		r = km_errno();
+		log_error("memfd_create: %s", km_strerror(r));
+		goto out_fail;
+	}
+	/* ftruncate allocates nothing: pages appear when first touched. */
+	if (ftruncate(mem->memfd, (off_t)size) < 0) {
+		r = km_errno();
+		log_error("ftruncate guest memory to %llu bytes: %s",
+			  (unsigned long long)size, km_strerror(r));
+		goto out_close;
+	}
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE, mem->memfd, 0);
+	if (mem->base == MAP_FAILED) {
+		mem->base = NULL;
+		r = km_errno();
+		log_error("mmap guest memory: %s", km_strerror(r));
+		goto out_close;
+	}
+	mem->size = size;
+	/* Guest memory is no use in a core dump and may be huge. */
+	madvise(mem->base, size, MADV_DONTDUMP);
+
+	low = size < KM_HOLE_START ? size : KM_HOLE_START;
+	if ((r = memory__add_slot(mem, vm_fd, 0, low, 0)) != 0)
+		goto out_unmap;
+	if (size > low &&
+	    (r = memory__add_slot(mem, vm_fd, KM_HIGH_GPA, size - low, low)) != 0)
+		goto out_unmap;
+	return 0;
+
+out_unmap:
+	munmap(mem->base, size);
+	mem->base = NULL;
+out_close:
+	close(mem->memfd);
+	mem->memfd = -1;
+out_fail:
+	return r;
+}
+
+void memory__destroy(struct kvm_memory *mem)
+{
+	if (!mem)
+		return;
+	if (mem->base)
+		munmap(mem->base, mem->size);
+	if (mem->memfd >= 0)
+		close(mem->memfd);
+	mem->base = NULL;
+	mem->memfd = -1;
+	mem->nr_slots = 0;
+}
+
+const struct kvm_slot *memory__slot(const struct kvm_memory *mem, uint64_t gpa)
+{
+	unsigned int i;
+
+	for (i = 0; i < mem->nr_slots; i++) {
+		const struct kvm_slot *s = &mem->slots[i];
+
+		if (gpa >= s->gpa && gpa - s->gpa < s->size)
+			return s;
+	}
+	return NULL;
+}
+
+void *memory__hva(const struct kvm_memory *mem, uint64_t gpa, uint64_t len)
+{
+	const struct kvm_slot *s = memory__slot(mem, gpa);
+
+	if (!s)
+		return NULL;
+	/* Written so that no sum can overflow: gpa - s->gpa < s->size holds. */
+	if (len > s->size - (gpa - s->gpa))
+		return NULL;
+	return s->hva + (gpa - s->gpa);
+}
+
+uint64_t memory__end_gpa(const struct kvm_memory *mem)
+{
+	const struct kvm_slot *s;
+
+	if (!mem->nr_slots)
+		return 0;
+	s = &mem->slots[mem->nr_slots - 1];
+	return s->gpa + s->size;
+}
+
+int memory__write(struct kvm_memory *mem, uint64_t gpa, const void *data, uint64_t len)
+{
+	void *p = memory__hva(mem, gpa, len);
+
+	if (!p)
+		return KM_ERR_INVALID;
+	memcpy(p, data, len);
+	return 0;
+}
+
+int memory__read(const struct kvm_memory *mem, uint64_t gpa, void *data, uint64_t len)
+{
+	const void *p = memory__hva(mem, gpa, len);
+
+	if (!p)
+		return KM_ERR_INVALID;
+	memcpy(data, p, len);
+	return 0;
+}
+
+int memory__resident(const struct kvm_memory *mem, uint64_t *bytes)
+{
+	char line[256], want[64];
+	bool in_map = false;
+	uint64_t kb;
+	FILE *f;
+
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)(uintptr_t)mem->base);
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return km_errno();
+	*bytes = 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strchr(line, ' ') &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in_map = strncmp(line, want, strlen(want)) == 0;
+			continue;
+		}
+		if (in_map && sscanf(line, "Rss: %lu kB", (unsigned long *)&kb) == 1) {
+			*bytes = kb * 1024;
+			break;
+		}
+	}
+	fclose(f);
+	return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * Guest RAM: one memfd (so it can be shared, mapped by another process and
+ * inspected), mapped once with MAP_NORESERVE so untouched memory costs
+ * nothing, and split into KVM memory slots laid out like a PC: RAM below the
+ * PCI hole at 3 GiB, and the rest from 4 GiB.
+ */
+#ifndef KM_MEMORY_H
+#define KM_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KM_MAX_SLOTS 2
+
+struct kvm_slot {
+	uint32_t id;		/* KVM slot number */
+	uint32_t flags;		/* KVM_MEM_* as last set */
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t offset;	/* in the memfd */
+	uint8_t *hva;
+};
+
+struct kvm_memory {
+	int memfd;
+	uint8_t *base;		/* the whole memfd mapped */
+	uint64_t size;		/* bytes of RAM */
+	struct kvm_slot slots[KM_MAX_SLOTS];
+	unsigned int nr_slots;
+};
+
+/*
+ * Creates the memfd of size bytes, maps it and registers the slots with
+ * the VM. size: multiple of 2 MiB, >= KM_MIN_MEM. Undoes itself on failure.
+ */
+int memory__init(struct kvm_memory *mem, int vm_fd, uint64_t size);
+/* Unmaps and closes; NULL-safe on a zeroed or failed struct. */
+void memory__destroy(struct kvm_memory *mem);
+
+/*
+ * Host address of [gpa, gpa+len) if that range lies within one slot, else
+ * NULL. Every guest-supplied address goes through this bound.
+ */
+void *memory__hva(const struct kvm_memory *mem, uint64_t gpa, uint64_t len);
+
+/* The slot holding gpa, or NULL. */
+const struct kvm_slot *memory__slot(const struct kvm_memory *mem, uint64_t gpa);
+
+/* One past the highest guest physical address of RAM. */
+uint64_t memory__end_gpa(const struct kvm_memory *mem);
+
+/*
+ * The VMM's own writes into guest memory go through here (not through raw
+ * pointers), so that dirty tracking can account for them (DESIGN.md s.5).
+ */
+int memory__write(struct kvm_memory *mem, uint64_t gpa, const void *data, uint64_t len);
+int memory__read(const struct kvm_memory *mem, uint64_t gpa, void *data, uint64_t len);
+
+/* Guest RAM resident in this process, in bytes (from /proc/self/smaps of the mapping). */
+int memory__resident(const struct kvm_memory *mem, uint64_t *bytes);
+
+#endif

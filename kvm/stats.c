@@ -1,0 +1,102 @@
+/* VM statistics for query-stats and kvm-run's exit report. See stats.h. */
+#include <stdio.h>
+#include <sys/resource.h>
+
+#include "kvm/kvm.h"
+#include "kvm/kvm-cpu.h"
+#include "kvm/stats.h"
+
+json_t *stats__query(struct kvm *kvm)
+{
+	struct kvm_exit_stats *e = &kvm->exits;
+	uint64_t now = kvm__now_ns(), resident = 0;
+	json_t *vcpus = json_array(), *o;
+	unsigned int i;
+
+	for (i = 0; i < kvm->nr_cpus; i++) {
+		struct progress_vcpu p;
+		double secs, rate = 0;
+
+		progress__get(&kvm->progress, i, &p);
+		secs = (double)(p.last_ns - p.first_ns) / 1e9;
+		if (p.reports > 1 && secs > 0)
+			rate = (double)(p.counter - p.first_counter) / secs;
+		json_array_append_new(vcpus, json_pack(
+			"{s:i, s:I, s:I, s:f, s:f, s:f, s:b}",
+			"id", (int)i,
+			"progress", (json_int_t)p.counter,
+			"reports", (json_int_t)p.reports,
+			"rate", rate,
+			"last-report-age-ms", p.reports ? (double)(now - p.last_ns) / 1e6 : -1.0,
+			"max-report-gap-ms", (double)p.max_gap_ns / 1e6,
+			"finished", kvm->cpus[i]->finished));
+	}
+	memory__resident(&kvm->mem, &resident);
+	o = json_pack("{s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, "
+		      "s:{s:I, s:I}}",
+		      "uptime-ms", kvm->start_ns ? (double)(now - kvm->start_ns) / 1e6 : 0.0,
+		      "exits",
+		      "io", (json_int_t)atomic_load(&e->io),
+		      "mmio", (json_int_t)atomic_load(&e->mmio),
+		      "hlt", (json_int_t)atomic_load(&e->hlt),
+		      "shutdown", (json_int_t)atomic_load(&e->shutdown),
+		      "intr", (json_int_t)atomic_load(&e->intr),
+		      "fail-entry", (json_int_t)atomic_load(&e->fail_entry),
+		      "internal-error", (json_int_t)atomic_load(&e->internal_error),
+		      "hypercalls", (json_int_t)atomic_load(&e->hypercalls),
+		      "other", (json_int_t)atomic_load(&e->other),
+		      "vcpus", vcpus,
+		      "memory",
+		      "size", (json_int_t)kvm->mem.size,
+		      "resident", (json_int_t)resident);
+	return o;
+}
+
+void stats__print(struct kvm *kvm, FILE *f)
+{
+	struct kvm_exit_stats *e = &kvm->exits;
+	uint64_t now = kvm__now_ns(), resident = 0;
+	unsigned int i;
+
+	memory__resident(&kvm->mem, &resident);
+	fprintf(f, "VM %s: %s (%s%s%s)\n", kvm->name, kvm__state_name(kvm->state),
+		kvm__stop_reason_name(kvm->stop_reason), kvm->stop_detail[0] ? ": " : "",
+		kvm->stop_detail);
+	fprintf(f, "  uptime        %.3f s\n",
+		kvm->start_ns ? (double)(now - kvm->start_ns) / 1e9 : 0.0);
+	fprintf(f, "  memory        %llu MiB, %llu MiB resident\n",
+		(unsigned long long)(kvm->mem.size >> 20),
+		(unsigned long long)(resident >> 20));
+	{
+		struct rusage ru;
+
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			fprintf(f, "  peak RSS      %ld MiB (the whole kvm-run process)\n",
+				ru.ru_maxrss / 1024);
+	}
+	fprintf(f, "  exits         io %llu  mmio %llu  hypercalls %llu  intr %llu  hlt %llu  "
+		"shutdown %llu  fail-entry %llu  internal-error %llu  other %llu\n",
+		(unsigned long long)atomic_load(&e->io),
+		(unsigned long long)atomic_load(&e->mmio),
+		(unsigned long long)atomic_load(&e->hypercalls),
+		(unsigned long long)atomic_load(&e->intr),
+		(unsigned long long)atomic_load(&e->hlt),
+		(unsigned long long)atomic_load(&e->shutdown),
+		(unsigned long long)atomic_load(&e->fail_entry),
+		(unsigned long long)atomic_load(&e->internal_error),
+		(unsigned long long)atomic_load(&e->other));
+	fprintf(f, "  %-5s %14s %9s %14s %16s\n", "vcpu", "progress", "reports",
+		"rate (/s)", "max gap (ms)");
+	for (i = 0; i < kvm->nr_cpus; i++) {
+		struct progress_vcpu p;
+		double secs, rate = 0;
+
+		progress__get(&kvm->progress, i, &p);
+		secs = (double)(p.last_ns - p.first_ns) / 1e9;
+		if (p.reports > 1 && secs > 0)
+			rate = (double)(p.counter - p.first_counter) / secs;
+		fprintf(f, "  %-5u %14llu %9llu %14.0f %16.2f\n", i,
+			(unsigned long long)p.counter, (unsigned long long)p.reports, rate,
+			(double)p.max_gap_ns / 1e6);
+	}
+}

@@ -1,0 +1,35 @@
+/* x86-specific parts of the VMM: CPUID, the CPL3 long-mode boot, MSR lists. */
+#ifndef KM_X86_H
+#define KM_X86_H
+
+#include <stdint.h>
+#include <linux/kvm.h>
+
+struct kvm;
+struct kvm_cpu;
+
+/* KVM_GET_SUPPORTED_CPUID into a malloc'd kvm_cpuid2 owned by the caller. */
+int x86__supported_cpuid(int sys_fd, struct kvm_cpuid2 **out);
+/* A copy of cpuid with vCPU id's APIC ids patched in; caller frees. */
+int x86__cpuid_for_vcpu(const struct kvm_cpuid2 *cpuid, unsigned int id,
+			struct kvm_cpuid2 **out);
+/* The entry for (function, index), or NULL. */
+const struct kvm_cpuid_entry2 *x86__cpuid_entry(const struct kvm_cpuid2 *cpuid,
+						uint32_t function, uint32_t index);
+
+/*
+ * Writes the system area of guest memory for a fresh boot: identity page
+ * tables (2 MiB pages, the first 2 MiB in 4 KiB pages so system pages are
+ * protected), GDT and TSS, and the boot info page.
+ */
+int x86__setup_memory(struct kvm *kvm, const char *guest, const char *args);
+/* Sets a vCPU's SREGS, REGS and XCR0 for CPL3 entry at entry (abi.h). */
+int x86__setup_vcpu(struct kvm_cpu *cpu, uint64_t entry);
+
+/*
+ * The MSRs to save for every vCPU: KVM_GET_MSR_INDEX_LIST, less those that
+ * cannot be read on this host (probed on vCPU cpu). Stored in kvm.
+ */
+int x86__probe_msrs(struct kvm *kvm, struct kvm_cpu *cpu);
+
+#endif

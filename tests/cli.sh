@@ -1,0 +1,22 @@
+#!/bin/bash
+# kvm-run refuses bad command lines with a clear message and status 2,
+# before touching KVM (so this runs everywhere).
+. "$(dirname "$0")/lib.sh"
+
+tap_plan 16
+check "--help exits 0"               0 "Usage: kvm-run"            "$KVM_RUN" --help
+check "--version exits 0"            0 "kvm-run \(kvm-migrate"     "$KVM_RUN" --version
+check "--mem too small"              2 "--mem '3M'"                "$KVM_RUN" --mem 3M
+check "--mem not a multiple of 2M"   2 "multiple of 2M"            "$KVM_RUN" --mem 17M
+check "--mem garbage"                2 "--mem 'lots'"              "$KVM_RUN" --mem lots
+check "--mem overflow"               2 "--mem"                     "$KVM_RUN" --mem 99999999999999999999G
+check "--vcpus 0"                    2 "need 1 to 16"              "$KVM_RUN" --vcpus 0
+check "--vcpus 17"                   2 "need 1 to 16"              "$KVM_RUN" --vcpus 17
+check "--vcpus not a number"         2 "need 1 to 16"              "$KVM_RUN" --vcpus two
+check "--seconds 0"                  2 "--seconds '0'"             "$KVM_RUN" --seconds 0
+check "--seconds negative"           2 "--seconds '-1'"            "$KVM_RUN" --seconds -1
+check "--name with a slash"          2 "--name 'a/b'"              "$KVM_RUN" --name a/b
+check "unknown option"               2 "unrecognized option"       "$KVM_RUN" --frobnicate
+check "stray argument"               2 "unexpected argument 'x'"   "$KVM_RUN" x
+check "--guest-arg too long"         2 "longer than 1023 bytes"    "$KVM_RUN" --guest-arg "$(head -c 2000 /dev/zero | tr '\0' a)"
+check "unknown guest"                3 "guest 'nosuch' not found"  "$KVM_RUN" --guest nosuch

@@ -1,0 +1,72 @@
+#!/bin/bash
+# kvm-run as a user runs it: real processes on /dev/kvm, the control socket,
+# guests that fail, and memory that stays untouched.
+. "$(dirname "$0")/lib.sh"
+require_kvm
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+tap_plan 19
+
+# 1-2. An 8 GiB idle guest touches almost nothing: RSS stays small.
+out=$("$KVM_RUN" --mem 8G --guest idle --seconds 2 2>&1) && st=0 || st=$?
+if [ $st = 0 ]; then tap_ok "idle 8G runs 2 s and exits 0"; else tap_fail "idle 8G exit $st" "$out"; fi
+rss=$(printf '%s\n' "$out" | sed -n 's/.*peak RSS *\([0-9]*\) MiB.*/\1/p')
+if [ -n "$rss" ] && [ "$rss" -lt 64 ]; then tap_ok "idle 8G peak RSS ${rss} MiB < 64 MiB"
+else tap_fail "idle 8G peak RSS '${rss}' MiB, wanted < 64" "$out"; fi
+
+# 3. A guest that triple-faults (ud2 with no IDT) is reported, exit 1, no hang.
+printf '\x0f\x0b' > "$tmp/ud2.bin"
+check "triple-faulting guest: clear error, exit 1" 1 "triple fault" \
+	timeout 30 "$KVM_RUN" --guest "$tmp/ud2.bin"
+# 4. A privileged instruction at CPL3 (hlt) ends the same way.
+printf '\xf4' > "$tmp/hlt.bin"
+check "privileged instruction: clear error, exit 1" 1 "triple fault" \
+	timeout 30 "$KVM_RUN" --guest "$tmp/hlt.bin"
+
+# 5-17. The control socket of a running dirtier VM.
+run="$tmp/run"
+"$KVM_RUN" --name t1 --rundir "$run" --mem 64M --vcpus 2 --guest verify \
+	--guest-arg rate=5000,wss=8M >"$tmp/t1.out" 2>&1 &
+pid=$!
+pids+=("$pid")
+sock="$run/t1.sock"
+if wait_for "the control socket" 30 "$QMP_SEND" "$sock"; then tap_ok "control socket at RUNDIR/NAME.sock"
+else tap_fail "no control socket" "$(cat "$tmp/t1.out")"; fi
+
+q() { "$QMP_SEND" "$sock" "$@"; }
+expect() {	# expect DESC PATTERN REQUEST...
+	local desc="$1" pat="$2" out
+	shift 2
+	out=$(q "$@" 2>&1)
+	if printf '%s\n' "$out" | grep -Eq -- "$pat"; then tap_ok "$desc"
+	else tap_fail "$desc" "reply: $out" "wanted /$pat/"; fi
+}
+expect "query-status: running" '"status": ?"running"' '{"execute": "query-status"}'
+expect "malformed JSON gets an error reply" '"error".*"GenericError"' '{"execute": '
+expect "a JSON array gets an error reply" '"error"' '[1, 2]'
+expect "unknown command: CommandNotFound" '"CommandNotFound"' '{"execute": "nosuch"}'
+expect "arguments must be an object" '"error"' '{"execute": "query-status", "arguments": 3}'
+expect "the VM keeps running after bad requests" '"running": ?true' '{"execute": "query-status"}'
+expect "stop pauses" '"status": ?"paused"' '{"execute": "stop"}' '{"execute": "query-status"}'
+expect "check refused while paused" '"error"' '{"execute": "check"}'
+expect "cont resumes" '"status": ?"running"' '{"execute": "cont"}' '{"execute": "query-status"}'
+expect "query-stats reports progress per vCPU" '"vcpus": ?\[\{.*"progress"' '{"execute": "query-stats"}'
+expect "verify guest: check finds no bad page" '"bad": ?0[,}]' '{"execute": "check"}'
+expect "quit is acknowledged" '"return"' '{"execute": "quit"}'
+if wait "$pid"; then tap_ok "kvm-run exits 0 after quit"; else tap_fail "kvm-run exit $? after quit" "$(cat "$tmp/t1.out")"; fi
+
+# 18-19. SIGTERM stops the VM cleanly and removes the socket.
+"$KVM_RUN" --name t2 --rundir "$run" --guest dirtier --guest-arg rate=1000 >"$tmp/t2.out" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_for "t2's socket" 30 "$QMP_SEND" "$run/t2.sock" || true
+kill -TERM "$pid"
+if wait "$pid"; then tap_ok "SIGTERM: exit 0"; else tap_fail "SIGTERM: exit $?" "$(cat "$tmp/t2.out")"; fi
+if [ ! -e "$run/t2.sock" ]; then tap_ok "socket removed at exit"; else tap_fail "socket left behind"; fi

@@ -1,0 +1,292 @@
+/*
+ * State round trip: a vCPU whose general registers, x87/SSE/AVX registers,
+ * MSRs and debug registers hold distinctive values is paused mid-computation,
+ * captured, restored into a fresh VM and captured again. The two captures
+ * must be byte-equal except for the fields that move with time (listed in
+ * state_diff_allowed). The restored guest then finishes its computation with
+ * the right result and finds its registers intact.
+ *
+ * Built with -mgeneral-regs-only so that the compiler never touches the
+ * vector registers the guest is holding values in.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "err.h"
+#include "log.h"
+#include "record.h"
+#include "tests/lib/kvm_test.h"
+#include "kvm/state.h"
+#include "kvm/x86/x86.h"
+
+#define ITERATIONS	200000ULL
+#define SYNC_AT		77777ULL
+#define MSR_IA32_TSC		0x10
+#define MSR_STAR		0xc0000081
+#define MSR_LSTAR		0xc0000082
+#define MSR_CSTAR		0xc0000083
+#define MSR_SYSCALL_MASK	0xc0000084
+#define MSR_KERNEL_GS_BASE	0xc0000102
+#define MSR_IA32_SYSENTER_ESP	0x175
+#define MSR_IA32_SYSENTER_EIP	0x176
+
+static const uint64_t vec_pattern[16][4] __attribute__((aligned(32))) = {
+#define P(i) { 0x0101010101010101ULL * (i + 1), 0xa5a5a5a500000000ULL | i, \
+	       0x1234567800000000ULL | (i << 8), 0xfedcba9876543210ULL ^ i }
+	P(0), P(1), P(2), P(3), P(4), P(5), P(6), P(7),
+	P(8), P(9), P(10), P(11), P(12), P(13), P(14), P(15),
+#undef P
+};
+static uint64_t vec_readback[16][4] __attribute__((aligned(32)));
+static int guest_has_avx;
+
+static uint64_t mix(uint64_t acc, uint64_t i)
+{
+	acc ^= i + 0x9e3779b97f4a7c15ULL + (acc << 6) + (acc >> 2);
+	return acc * 0xff51afd7ed558ccdULL;
+}
+
+/* Loads every vector register with its pattern (ymm where AVX is on). */
+#define LOAD_VEC(n)								\
+	if (guest_has_avx)							\
+		asm volatile("vmovdqa %0, %%ymm" #n : : "m"(vec_pattern[n]));	\
+	else									\
+		asm volatile("movdqa %0, %%xmm" #n : : "m"(vec_pattern[n]))
+#define STORE_VEC(n)								\
+	if (guest_has_avx)							\
+		asm volatile("vmovdqa %%ymm" #n ", %0" : "=m"(vec_readback[n]));	\
+	else									\
+		asm volatile("movdqa %%xmm" #n ", %0" : "=m"(vec_readback[n]))
+
+static void guest_code(void)
+{
+	register uint64_t r12 asm("r12") = 0x1212121212121212ULL;
+	register uint64_t r13 asm("r13") = 0x1313131313131313ULL;
+	register uint64_t r14 asm("r14") = 0x1414141414141414ULL;
+	register uint64_t r15 asm("r15") = 0x1515151515151515ULL;
+	uint64_t acc = 0xcbf29ce484222325ULL, i, j;
+	unsigned int n;
+
+	LOAD_VEC(0); LOAD_VEC(1); LOAD_VEC(2); LOAD_VEC(3);
+	LOAD_VEC(4); LOAD_VEC(5); LOAD_VEC(6); LOAD_VEC(7);
+	LOAD_VEC(8); LOAD_VEC(9); LOAD_VEC(10); LOAD_VEC(11);
+	LOAD_VEC(12); LOAD_VEC(13); LOAD_VEC(14); LOAD_VEC(15);
+	/* x87: pi and 1 on the register stack. */
+	asm volatile("fninit; fldpi; fld1");
+
+	for (i = 0; i < ITERATIONS; i++) {
+		acc = mix(acc, i);
+		if (i == SYNC_AT) {
+			asm volatile("" : "+r"(r12), "+r"(r13), "+r"(r14), "+r"(r15));
+			KM_GUEST_SYNC(1);
+			asm volatile("" : "+r"(r12), "+r"(r13), "+r"(r14), "+r"(r15));
+		}
+	}
+	KM_GUEST_ASSERT_EQ(r12, 0x1212121212121212ULL);
+	KM_GUEST_ASSERT_EQ(r13, 0x1313131313131313ULL);
+	KM_GUEST_ASSERT_EQ(r14, 0x1414141414141414ULL);
+	KM_GUEST_ASSERT_EQ(r15, 0x1515151515151515ULL);
+
+	STORE_VEC(0); STORE_VEC(1); STORE_VEC(2); STORE_VEC(3);
+	STORE_VEC(4); STORE_VEC(5); STORE_VEC(6); STORE_VEC(7);
+	STORE_VEC(8); STORE_VEC(9); STORE_VEC(10); STORE_VEC(11);
+	STORE_VEC(12); STORE_VEC(13); STORE_VEC(14); STORE_VEC(15);
+	for (n = 0; n < 16; n++)
+		for (j = 0; j < (guest_has_avx ? 4u : 2u); j++)
+			KM_GUEST_ASSERT_EQ(vec_readback[n][j], vec_pattern[n][j]);
+	{
+		/* fld1 is on top, pi below it: 1 + pi stored as an integer * 1e6. */
+		uint64_t v;
+		unsigned int scale = 1000000;
+
+		asm volatile("faddp; fimull %1; fistpll %0" : "=m"(v) : "m"(scale));
+		KM_GUEST_ASSERT_EQ(v, 4141593ULL);
+	}
+	km_ucall(KM_UCALL_SYNC, 2, acc, 0, __FILE__, 0);
+}
+
+static const uint32_t test_msrs[][2] = {
+	{ MSR_STAR, 0 }, { MSR_LSTAR, 1 }, { MSR_CSTAR, 2 }, { MSR_SYSCALL_MASK, 3 },
+	{ MSR_KERNEL_GS_BASE, 4 }, { MSR_IA32_SYSENTER_ESP, 5 }, { MSR_IA32_SYSENTER_EIP, 6 },
+};
+
+static uint64_t test_msr_value(unsigned int i)
+{
+	/* Canonical addresses, distinct per MSR. */
+	return i == 3 ? 0x47700 : 0xffffffff81000000ULL + 0x1000 * (i + 1);
+}
+
+static void set_distinctive_state(struct kvm_cpu *cpu)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[8];
+	} m;
+	struct kvm_debugregs dr;
+	unsigned int i, n = sizeof(test_msrs) / sizeof(test_msrs[0]);
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = n;
+	for (i = 0; i < n; i++) {
+		m.e[i].index = test_msrs[i][0];
+		m.e[i].data = test_msr_value(test_msrs[i][1]);
+	}
+	assert_int_equal(ioctl(cpu->fd, KVM_SET_MSRS, &m), (int)n);
+	memset(&dr, 0, sizeof(dr));
+	assert_int_equal(ioctl(cpu->fd, KVM_GET_DEBUGREGS, &dr), 0);
+	dr.db[0] = 0x400000;
+	dr.db[1] = 0x401000;
+	dr.db[2] = 0x402000;
+	dr.db[3] = 0x403000;
+	/* DR7 stays without enabled breakpoints: the guest must not trap. */
+	assert_int_equal(ioctl(cpu->fd, KVM_SET_DEBUGREGS, &dr), 0);
+}
+
+/*
+ * Fields that legitimately differ between two captures taken at different
+ * times: the TSC runs, kvmclock runs, and the PIT records when each counter
+ * was loaded. Returns 1 if the difference at (tag, offset) is one of those.
+ */
+static int state_diff_allowed(uint32_t rec_type, uint32_t tag, const uint8_t *a,
+			      const uint8_t *b, uint32_t len)
+{
+	if (rec_type == REC_VM_STATE && (tag == ST_VM_CLOCK || tag == ST_VM_PIT2))
+		return 1;
+	if (rec_type == REC_VCPU_STATE && tag == ST_MSRS) {
+		uint32_t i;
+
+		for (i = 0; i + sizeof(struct kvm_msr_entry) <= len;
+		     i += sizeof(struct kvm_msr_entry)) {
+			const struct kvm_msr_entry *ea = (const void *)(a + i);
+			const struct kvm_msr_entry *eb = (const void *)(b + i);
+
+			if (ea->index != eb->index)
+				return 0;
+			if (ea->data == eb->data)
+				continue;
+			if (ea->index == MSR_IA32_TSC && eb->data >= ea->data)
+				continue;
+			print_error("MSR 0x%x: 0x%llx before, 0x%llx after the round trip\n",
+				    ea->index, (unsigned long long)ea->data,
+				    (unsigned long long)eb->data);
+			return 0;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* Compares two state_save_all outputs record by record, field by field. */
+static void assert_state_equal(struct buf *s1, struct buf *s2)
+{
+	struct buf *a = buf_view(buf_ptr(s1), buf_len(s1));
+	struct buf *b = buf_view(buf_ptr(s2), buf_len(s2));
+	unsigned int diffs = 0;
+
+	while (buf_len(a) > 0) {
+		const uint8_t *pa, *pb, *fa, *fb;
+		uint32_t ta, tb, la, lb, ga, gb, fla, flb;
+		struct buf *va, *vb;
+
+		assert_int_equal(rec_get(a, REC_MAX_PAYLOAD, &ta, &pa, &la), 0);
+		assert_int_equal(rec_get(b, REC_MAX_PAYLOAD, &tb, &pb, &lb), 0);
+		assert_int_equal(ta, tb);
+		va = buf_view(pa, la);
+		vb = buf_view(pb, lb);
+		for (;;) {
+			int ra = rec_get_field(va, &ga, &fa, &fla);
+			int rb = rec_get_field(vb, &gb, &fb, &flb);
+
+			assert_int_equal(ra, rb);
+			if (ra == KM_ERR_END)
+				break;
+			assert_int_equal(ra, 0);
+			assert_int_equal(ga, gb);
+			assert_int_equal(fla, flb);
+			if (memcmp(fa, fb, fla) == 0 || state_diff_allowed(ta, ga, fa, fb, fla))
+				continue;
+			for (uint32_t o = 0; o < fla; o++) {
+				if (fa[o] != fb[o]) {
+					print_error("record %u field %u differs at byte %u: "
+						    "0x%02x before, 0x%02x after\n",
+						    ta, ga, o, fa[o], fb[o]);
+					break;
+				}
+			}
+			diffs++;
+		}
+		buf_free(va);
+		buf_free(vb);
+	}
+	assert_int_equal(buf_len(b), 0);
+	buf_free(a);
+	buf_free(b);
+	assert_int_equal(diffs, 0);
+}
+
+static uint64_t expected_acc(void)
+{
+	uint64_t acc = 0xcbf29ce484222325ULL, i;
+
+	for (i = 0; i < ITERATIONS; i++)
+		acc = mix(acc, i);
+	return acc;
+}
+
+static void round_trip(bool irqchip)
+{
+	struct kvm *vm, *vm2;
+	struct km_ucall uc;
+	struct buf *s1 = buf_new(REC_MAX_PAYLOAD), *s2 = buf_new(REC_MAX_PAYLOAD);
+	const struct kvm_cpuid_entry2 *e;
+
+	vm = vm_create_with_code(64ULL << 20, 1, irqchip, guest_code);
+	e = x86__cpuid_entry(vm->cpuid, 1, 0);
+	guest_has_avx = e && (e->ecx & (1U << 28)) && (e->ecx & (1U << 26));
+	sync_global_to_guest(vm, guest_has_avx);
+	print_message("# AVX %s\n", guest_has_avx ? "on: ymm state checked" : "off: xmm only");
+
+	vcpu_run_to_sync(vm->cpus[0], 1, &uc);
+	assert_int_equal(kvm_cpu__complete_io(vm->cpus[0]), 0);
+	set_distinctive_state(vm->cpus[0]);
+	assert_int_equal(state__save_all(vm, s1), 0);
+
+	vm2 = vm_create_like(vm);
+	vm_copy_memory(vm2, vm);
+	assert_int_equal(state__load_all(vm2, buf_ptr(s1), buf_len(s1)), 0);
+	assert_int_equal(state__save_all(vm2, s2), 0);
+	assert_state_equal(s1, s2);
+
+	/* The restored guest finishes with the right result and intact registers. */
+	assert_int_equal(vcpu_run_ucall(vm2->cpus[0], &uc), KM_UCALL_SYNC);
+	assert_int_equal(uc.args[0], 2);
+	assert_int_equal(uc.args[1], expected_acc());
+
+	buf_free(s1);
+	buf_free(s2);
+	kvm__destroy(vm2);
+	kvm__destroy(vm);
+}
+
+static void test_state_round_trip_irqchip(void **unused)
+{
+	round_trip(true);
+}
+
+static void test_state_round_trip_no_irqchip(void **unused)
+{
+	round_trip(false);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_round_trip_irqchip),
+		cmocka_unit_test(test_state_round_trip_no_irqchip),
+	};
+
+	kvm_test_require_kvm();
+	log_init("test-state", LOG_WARN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

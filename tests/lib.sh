@@ -1,0 +1,51 @@
+# TAP helpers for shell tests (sourced). Each test script prints a plan,
+# one "ok"/"not ok" line per check, and exits 0; the automake TAP driver
+# counts the lines.
+
+: "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+KVM_RUN="$top_builddir/kvm/kvm-run"
+QMP_SEND="$top_builddir/tests/lib/qmp-send"
+export KVM_MIGRATE_GUEST_DIR="$top_builddir/kvm/guest"
+TAP_N=0
+
+tap_plan() { echo "1..$1"; }
+tap_ok() { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $1"; }
+tap_fail() { TAP_N=$((TAP_N + 1)); echo "not ok $TAP_N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+# The whole script is skipped, with the reason (TAP "1..0 # SKIP").
+tap_skip_all() { echo "1..0 # SKIP $1"; exit 0; }
+
+require_kvm() {
+	if [ ! -c /dev/kvm ] || ! (exec 3<>/dev/kvm) 2>/dev/null; then
+		tap_skip_all "needs /dev/kvm, which is not a character device that opens here"
+	fi
+}
+
+# check DESC EXPECTED_STATUS PATTERN CMD... : runs CMD, expects its exit
+# status and a line of its stderr+stdout matching PATTERN (grep -E).
+check() {
+	local desc="$1" want="$2" pat="$3" out st
+	shift 3
+	out=$("$@" 2>&1) && st=0 || st=$?
+	if [ "$st" = "$want" ] && printf '%s\n' "$out" | grep -Eq -- "$pat"; then
+		tap_ok "$desc"
+	else
+		tap_fail "$desc" "command: $*" "exit status $st, wanted $want; pattern /$pat/" \
+			"$(printf '%s\n' "$out" | head -20)"
+	fi
+}
+
+# wait_for DESC TIMEOUT_S CMD...: polls CMD until it succeeds; the bound
+# makes a hang a failure, the poll is on the condition itself.
+wait_for() {
+	local desc="$1" t="$2" end
+	shift 2
+	end=$(( $(date +%s) + t ))
+	until "$@" 2>/dev/null; do
+		if [ "$(date +%s)" -ge "$end" ]; then
+			echo "# timed out after ${t}s waiting for $desc"
+			return 1
+		fi
+		sleep 0.02
+	done
+}
