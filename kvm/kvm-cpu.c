@@ -69,6 +69,7 @@ int kvm_cpu__create(struct kvm *kvm, unsigned int id,
 		log_error("KVM_SET_CPUID2 on vCPU %u: %s", id, km_strerror(r));
 		goto out_free;
 	}
+	cpu->cpuid_nent = mine->nent;
 	free(mine);
 	*out = cpu;
 	return 0;
@@ -128,6 +129,9 @@ void kvm_cpu__dump(struct kvm_cpu *cpu, const char *why)
 			  sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4, sregs.efer);
 		log_error("  cs %04x (dpl %u) ss %04x (dpl %u)", sregs.cs.selector,
 			  sregs.cs.dpl, sregs.ss.selector, sregs.ss.dpl);
+		if (sregs.cs.selector == 0xf000)
+			log_error("  (these are reset values: on AMD, KVM resets a vCPU "
+				  "that triple-faulted)");
 	}
 }
 

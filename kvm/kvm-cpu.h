@@ -19,7 +19,7 @@ struct kvm_cpu {
 	bool parked;		/* under kvm->lock */
 	bool finished;		/* the guest said KM_HC_DONE on this vCPU */
 	bool answered_check;	/* under kvm->lock */
-	int req_seen;		/* last guest request handed to this vCPU */
+	unsigned int cpuid_nent;	/* CPUID entries last given with KVM_SET_CPUID2 */
 };
 
 /*

@@ -6,6 +6,18 @@
 #include "kvm/kvm-cpu.h"
 #include "kvm/stats.h"
 
+/* One vCPU's progress summary and its counter rate per second over the run. */
+static double stats__vcpu(struct kvm *kvm, unsigned int i, struct progress_vcpu *p)
+{
+	double secs;
+
+	progress__get(&kvm->progress, i, p);
+	secs = (double)(p->last_ns - p->first_ns) / 1e9;
+	if (p->reports > 1 && secs > 0)
+		return (double)(p->counter - p->first_counter) / secs;
+	return 0;
+}
+
 json_t *stats__query(struct kvm *kvm)
 {
 	struct kvm_exit_stats *e = &kvm->exits;
@@ -15,12 +27,8 @@ json_t *stats__query(struct kvm *kvm)
 
 	for (i = 0; i < kvm->nr_cpus; i++) {
 		struct progress_vcpu p;
-		double secs, rate = 0;
+		double rate = stats__vcpu(kvm, i, &p);
 
-		progress__get(&kvm->progress, i, &p);
-		secs = (double)(p.last_ns - p.first_ns) / 1e9;
-		if (p.reports > 1 && secs > 0)
-			rate = (double)(p.counter - p.first_counter) / secs;
 		json_array_append_new(vcpus, json_pack(
 			"{s:i, s:I, s:I, s:f, s:f, s:f, s:b}",
 			"id", (int)i,
@@ -89,12 +97,8 @@ void stats__print(struct kvm *kvm, FILE *f)
 		"rate (/s)", "max gap (ms)");
 	for (i = 0; i < kvm->nr_cpus; i++) {
 		struct progress_vcpu p;
-		double secs, rate = 0;
+		double rate = stats__vcpu(kvm, i, &p);
 
-		progress__get(&kvm->progress, i, &p);
-		secs = (double)(p.last_ns - p.first_ns) / 1e9;
-		if (p.reports > 1 && secs > 0)
-			rate = (double)(p.counter - p.first_counter) / secs;
 		fprintf(f, "  %-5u %14llu %9llu %14.0f %16.2f\n", i,
 			(unsigned long long)p.counter, (unsigned long long)p.reports, rate,
 			(double)p.max_gap_ns / 1e6);

@@ -12,7 +12,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 19
+tap_plan 20
 
 # 1-2. An 8 GiB idle guest touches almost nothing: RSS stays small.
 out=$("$KVM_RUN" --mem 8G --guest idle --seconds 2 2>&1) && st=0 || st=$?
@@ -30,7 +30,7 @@ printf '\xf4' > "$tmp/hlt.bin"
 check "privileged instruction: clear error, exit 1" 1 "triple fault" \
 	timeout 30 "$KVM_RUN" --guest "$tmp/hlt.bin"
 
-# 5-17. The control socket of a running dirtier VM.
+# 5-18. The control socket of a running dirtier VM.
 run="$tmp/run"
 "$KVM_RUN" --name t1 --rundir "$run" --mem 64M --vcpus 2 --guest verify \
 	--guest-arg rate=5000,wss=8M >"$tmp/t1.out" 2>&1 &
@@ -62,7 +62,7 @@ expect "verify guest: check finds no bad page" '"bad": ?0[,}]' '{"execute": "che
 expect "quit is acknowledged" '"return"' '{"execute": "quit"}'
 if wait "$pid"; then tap_ok "kvm-run exits 0 after quit"; else tap_fail "kvm-run exit $? after quit" "$(cat "$tmp/t1.out")"; fi
 
-# 18-19. SIGTERM stops the VM cleanly and removes the socket.
+# 19-20. SIGTERM stops the VM cleanly and removes the socket.
 "$KVM_RUN" --name t2 --rundir "$run" --guest dirtier --guest-arg rate=1000 >"$tmp/t2.out" 2>&1 &
 pid=$!
 pids+=("$pid")

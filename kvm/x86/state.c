@@ -108,19 +108,25 @@ static int state__save_xsave(struct kvm_cpu *cpu, struct buf *payload)
 
 static int state__save_cpuid(struct kvm_cpu *cpu, struct buf *payload)
 {
+	unsigned int n = cpu->cpuid_nent;
 	struct kvm_cpuid2 *c;
 	int r;
 
-	/* What the vCPU was given: KVM_GET_CPUID2 reads it back (Linux 4.x+). */
-	c = calloc(1, sizeof(*c) + CPUID_MAX * sizeof(c->entries[0]));
+	/*
+	 * What KVM holds for the vCPU, read back with exactly the count we
+	 * gave it: older kernels (6.1) neither report the count on E2BIG nor
+	 * update it on success.
+	 */
+	if (n == 0 || n > CPUID_MAX)
+		return KM_ERR_STATE;
+	c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
 	if (!c)
 		return -ENOMEM;
-	c->nent = CPUID_MAX;
+	c->nent = n;
 	if (ioctl(cpu->fd, KVM_GET_CPUID2, c) < 0)
 		r = state__ioctl_fail(cpu, "KVM_GET_CPUID2");
 	else
-		r = rec_put_field(payload, ST_CPUID, c->entries,
-				  c->nent * sizeof(c->entries[0]));
+		r = rec_put_field(payload, ST_CPUID, c->entries, n * sizeof(c->entries[0]));
 	free(c);
 	return r;
 }
@@ -175,16 +181,20 @@ struct state_fields {
 	uint32_t len[128];
 };
 
-static int state__index(const uint8_t *payload, uint32_t len, struct state_fields *f)
+/* Indexes a payload's fields into a new *out (caller frees), bounded by len. */
+static int state__index(const uint8_t *payload, uint32_t len, struct state_fields **out)
 {
+	struct state_fields *f = calloc(1, sizeof(*f));
 	struct buf *b = buf_view(payload, len);
 	const uint8_t *data;
 	uint32_t tag, flen;
 	int r;
 
-	if (!b)
+	if (!f || !b) {
+		free(f);
+		buf_free(b);
 		return -ENOMEM;
-	memset(f, 0, sizeof(*f));
+	}
 	while ((r = rec_get_field(b, &tag, &data, &flen)) == 0) {
 		if (tag < 128) {
 			f->data[tag] = data;
@@ -192,7 +202,12 @@ static int state__index(const uint8_t *payload, uint32_t len, struct state_field
 		}
 	}
 	buf_free(b);
-	return r == KM_ERR_END ? 0 : r;
+	if (r != KM_ERR_END) {
+		free(f);
+		return r;
+	}
+	*out = f;
+	return 0;
 }
 
 /* Copies field tag into dst of exactly size bytes; 1 if absent. */
@@ -238,8 +253,12 @@ static int state__load_cpuid(struct kvm_cpu *cpu, const struct state_fields *f)
 	c->nent = n;
 	memcpy(c->entries, f->data[ST_CPUID], len);
 	r = 0;
-	if (ioctl(cpu->fd, KVM_SET_CPUID2, c) < 0)
+	if (ioctl(cpu->fd, KVM_SET_CPUID2, c) < 0) {
 		r = state__ioctl_fail(cpu, "KVM_SET_CPUID2");
+		log_error("vCPU %u: the saved CPUID has %u entries", cpu->id, n);
+	} else {
+		cpu->cpuid_nent = n;
+	}
 	free(c);
 	return r;
 }
@@ -267,6 +286,31 @@ static int state__load_xsave(struct kvm_cpu *cpu, const struct state_fields *f)
 		r = state__ioctl_fail(cpu, "KVM_SET_XSAVE");
 	free(x);
 	return r;
+}
+
+/*
+ * An MSR value KVM refused on restore. It matters only if the vCPU does not
+ * already hold that value (KVM refuses some writes of the reset value, e.g.
+ * MSR_KVM_ASYNC_PF_INT = 0 when the feature is off).
+ */
+static void state__msr_refused(struct kvm_cpu *cpu, const struct kvm_msr_entry *e)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} now;
+
+	memset(&now, 0, sizeof(now));
+	now.hdr.nmsrs = 1;
+	now.e.index = e->index;
+	if (ioctl(cpu->fd, KVM_GET_MSRS, &now) == 1 && now.e.data == e->data) {
+		log_debug("vCPU %u: MSR 0x%x write refused, but it holds 0x%llx already",
+			  cpu->id, e->index, (unsigned long long)e->data);
+		return;
+	}
+	log_warn("vCPU %u: MSR 0x%x value 0x%llx not accepted by KVM; it stays 0x%llx",
+		 cpu->id, e->index, (unsigned long long)e->data,
+		 (unsigned long long)now.e.data);
 }
 
 static int state__load_msrs(struct kvm_cpu *cpu, const struct state_fields *f)
@@ -300,9 +344,7 @@ static int state__load_msrs(struct kvm_cpu *cpu, const struct state_fields *f)
 		}
 		done += (uint32_t)r;
 		if (done < n) {
-			log_warn("vCPU %u: MSR 0x%x value 0x%llx not accepted; skipped",
-				 cpu->id, m->entries[r].index,
-				 (unsigned long long)m->entries[r].data);
+			state__msr_refused(cpu, &m->entries[r]);
 			done++;
 		}
 	}
@@ -319,11 +361,8 @@ int state__load_vcpu(struct kvm_cpu *cpu, const uint8_t *payload, uint32_t len)
 	uint64_t khz;
 	int r;
 
-	f = malloc(sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	if ((r = state__index(payload, len, f)) != 0)
-		goto out;
+	if ((r = state__index(payload, len, &f)) != 0)
+		return r;
 	if ((r = state__load_cpuid(cpu, f)) != 0)
 		goto out;
 	if (f->data[ST_TSC_KHZ] &&
@@ -426,11 +465,8 @@ int state__load_vm(struct kvm *kvm, const uint8_t *payload, uint32_t len)
 	unsigned int i;
 	int r;
 
-	f = malloc(sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	if ((r = state__index(payload, len, f)) != 0)
-		goto out;
+	if ((r = state__index(payload, len, &f)) != 0)
+		return r;
 	if ((r = state__field(f, ST_VM_CLOCK, &clock, sizeof(clock))) < 0)
 		goto out;
 	if (r == 0) {
@@ -505,11 +541,8 @@ int state__parse_config(const uint8_t *payload, uint32_t len, struct kvm_config 
 	uint64_t mem = 0, nr = 0, irq = 0;
 	int r;
 
-	f = malloc(sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	if ((r = state__index(payload, len, f)) != 0)
-		goto out;
+	if ((r = state__index(payload, len, &f)) != 0)
+		return r;
 	r = KM_ERR_CORRUPT;
 	if (!f->data[ST_CFG_MEM_SIZE] || !f->data[ST_CFG_NR_VCPUS] ||
 	    rec_field_u64(f->data[ST_CFG_MEM_SIZE], f->len[ST_CFG_MEM_SIZE], &mem) ||
@@ -560,16 +593,13 @@ out:
 
 static int state__vcpu_id(const uint8_t *payload, uint32_t len, uint64_t *id)
 {
-	struct state_fields *f = malloc(sizeof(*f));
+	struct state_fields *f;
 	int r;
 
-	if (!f)
-		return -ENOMEM;
-	r = state__index(payload, len, f);
-	if (r == 0)
-		r = f->data[ST_VCPU_ID] ?
-		    rec_field_u64(f->data[ST_VCPU_ID], f->len[ST_VCPU_ID], id) :
-		    KM_ERR_CORRUPT;
+	if ((r = state__index(payload, len, &f)) != 0)
+		return r;
+	r = f->data[ST_VCPU_ID] ?
+	    rec_field_u64(f->data[ST_VCPU_ID], f->len[ST_VCPU_ID], id) : KM_ERR_CORRUPT;
 	free(f);
 	return r;
 }

@@ -23,6 +23,8 @@
 #define ITERATIONS	200000ULL
 #define SYNC_AT		77777ULL
 #define MSR_IA32_TSC		0x10
+#define HV_X64_MSR_TIME_REF_COUNT	0x40000020	/* Hyper-V reference time, 100 ns units */
+#define HV_X64_MSR_VP_RUNTIME		0x40000010	/* Hyper-V vCPU run time, 100 ns units */
 #define MSR_STAR		0xc0000081
 #define MSR_LSTAR		0xc0000082
 #define MSR_CSTAR		0xc0000083
@@ -145,8 +147,8 @@ static void set_distinctive_state(struct kvm_cpu *cpu)
 
 /*
  * Fields that legitimately differ between two captures taken at different
- * times: the TSC runs, kvmclock runs, and the PIT records when each counter
- * was loaded. Returns 1 if the difference at (tag, offset) is one of those.
+ * times: the TSC and the Hyper-V reference and run-time counters run, kvmclock runs, and
+ * the PIT records when each counter was loaded. Returns 1 if the difference at (tag, offset) is one of those.
  */
 static int state_diff_allowed(uint32_t rec_type, uint32_t tag, const uint8_t *a,
 			      const uint8_t *b, uint32_t len)
@@ -165,7 +167,9 @@ static int state_diff_allowed(uint32_t rec_type, uint32_t tag, const uint8_t *a,
 				return 0;
 			if (ea->data == eb->data)
 				continue;
-			if (ea->index == MSR_IA32_TSC && eb->data >= ea->data)
+			/* Counters that run with time: they may only have grown. */
+			if ((ea->index == MSR_IA32_TSC || ea->index == HV_X64_MSR_TIME_REF_COUNT ||
+			     ea->index == HV_X64_MSR_VP_RUNTIME) && eb->data >= ea->data)
 				continue;
 			print_error("MSR 0x%x: 0x%llx before, 0x%llx after the round trip\n",
 				    ea->index, (unsigned long long)ea->data,
