@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -81,6 +82,84 @@ static json_t *control__query_status(struct kvm *kvm)
 			 "stop-detail", detail);
 }
 
+/*
+ * query-dirty-rate: a subscriber of its own for window-ms, so the result is
+ * the pages dirtied in that window whatever other consumers do. The control
+ * thread waits out the window (at most 10 s).
+ */
+static char *control__dirty_rate(struct control *c, const struct qmp_request *req)
+{
+	struct kvm *kvm = c->kvm;
+	json_int_t window = 1000;
+	struct timespec ts;
+	struct bitmap seen;
+	struct dirty_stats d;
+	bool logging;
+	int64_t n;
+	int sub;
+	json_t *ret;
+
+	if (json_unpack(req->arguments, "{s?I !}", "window-ms", &window) != 0 ||
+	    window < 10 || window > 10000)
+		return qmp_reply_error("GenericError",
+				       "arguments: {\"window-ms\": 10 to 10000} (optional)", req->id);
+	if (kvm->dirty.mode == DIRTY_LOG_OFF)
+		return qmp_reply_error("GenericError", "dirty logging is off (dirty-log mode)",
+				       req->id);
+	if (bitmap_init(&seen, kvm->dirty.nr_pages) != 0)
+		return qmp_reply_error("GenericError", "out of memory", req->id);
+	sub = dirty__subscribe(&kvm->dirty, "dirty-rate", false);
+	if (sub < 0) {
+		bitmap_free(&seen);
+		return qmp_reply_error("GenericError", km_strerror(sub), req->id);
+	}
+	ts.tv_sec = window / 1000;
+	ts.tv_nsec = (window % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	n = dirty__read(&kvm->dirty, sub, &seen);
+	dirty__unsubscribe(&kvm->dirty, sub);
+	bitmap_free(&seen);
+	if (n < 0)
+		return qmp_reply_error("GenericError", km_strerror((int)n), req->id);
+	dirty__get_stats(&kvm->dirty, &d, &logging);
+	ret = json_pack("{s:s, s:I, s:I, s:f, s:f, s:I, s:I, s:f, s:f, s:I}",
+			"backend", dirty__backend_name(kvm->dirty.backend),
+			"window-ms", window,
+			"dirty-pages", (json_int_t)n,
+			"pages-per-second", (double)n * 1000.0 / (double)window,
+			"dirty-rate-mbps", (double)n * 4096.0 * 8.0 / 1e6 * 1000.0 / (double)window,
+			"working-set-pages", (json_int_t)n,
+			"working-set-bytes", (json_int_t)(n * 4096),
+			"harvest-ms-last", (double)d.harvest_ns_last / 1e6,
+			"harvest-ms-avg", d.harvests ?
+				(double)d.harvest_ns_total / 1e6 / (double)d.harvests : 0.0,
+			"harvests", (json_int_t)d.harvests);
+	return qmp_reply_return(ret, req->id);
+}
+
+static char *control__dirty_log(struct control *c, const struct qmp_request *req)
+{
+	const char *mode = NULL;
+	enum dirty_log_mode m;
+	int r;
+
+	if (json_unpack(req->arguments, "{s:s !}", "mode", &mode) != 0)
+		return qmp_reply_error("GenericError",
+				       "arguments: {\"mode\": \"auto\" | \"on\" | \"off\"}", req->id);
+	if (!strcmp(mode, "auto"))
+		m = DIRTY_LOG_AUTO;
+	else if (!strcmp(mode, "on"))
+		m = DIRTY_LOG_ON;
+	else if (!strcmp(mode, "off"))
+		m = DIRTY_LOG_OFF;
+	else
+		return qmp_reply_error("GenericError", "mode must be auto, on or off", req->id);
+	if ((r = dirty__set_mode(&c->kvm->dirty, m)) != 0)
+		return qmp_reply_error("GenericError", km_strerror(r), req->id);
+	return qmp_reply_return(stats__dirty(c->kvm), req->id);
+}
+
 /* Runs one request; returns the reply line (malloc'd). *quit set by "quit". */
 static char *control__dispatch(struct control *c, const struct qmp_request *req,
 			       int *quit)
@@ -119,6 +198,10 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 		return qmp_reply_return(json_pack("{s:I, s:I}", "pages", (json_int_t)pages,
 						  "bad", (json_int_t)bad), req->id);
 	}
+	if (!strcmp(cmd, "query-dirty-rate"))
+		return control__dirty_rate(c, req);
+	if (!strcmp(cmd, "dirty-log"))
+		return control__dirty_log(c, req);
 	if (!strcmp(cmd, "quit")) {
 		*quit = 1;
 		return qmp_reply_return(NULL, req->id);

@@ -157,6 +157,15 @@ static enum ioport_action kvm_cpu__handle_exit(struct kvm_cpu *cpu, struct km_uc
 	case KVM_EXIT_INTR:
 		atomic_fetch_add(&kvm->exits.intr, 1);
 		return IOPORT_CONTINUE;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		/* The vCPU may not run until its ring is collected and reset. */
+		atomic_fetch_add(&kvm->exits.dirty_ring_full, 1);
+		if (dirty__ring_full(&kvm->dirty, cpu) != 0) {
+			kvm__request_stop(kvm, KVM_STOP_INTERNAL,
+					  "vCPU %u: dirty ring full and cannot be harvested", cpu->id);
+			return IOPORT_STOP;
+		}
+		return IOPORT_CONTINUE;
 	case KVM_EXIT_HLT:
 		/* Nothing can wake it: guests have no interrupts. */
 		atomic_fetch_add(&kvm->exits.hlt, 1);

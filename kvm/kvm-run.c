@@ -55,6 +55,9 @@ static void usage(FILE *f)
 "      --console FILE     guest console output to FILE (default stderr)\n"
 "      --rundir DIR       run directory (default $KVM_MIGRATE_RUNDIR, /run/kvm-migrate)\n"
 "      --no-irqchip       no in-kernel PIC/IOAPIC/LAPIC/PIT\n"
+"      --dirty-log MODE   dirty tracking backend: bitmap, clear, ring\n"
+"                         (default: clear where KVM offers it, else bitmap)\n"
+"      --dirty-ring-size SIZE  per-vCPU dirty ring, power of two >= 4K (default 1M)\n"
 "  -v, --verbose          debug logging\n"
 "  -q, --quiet            no statistics at exit\n"
 "  -h, --help             this help\n"
@@ -66,7 +69,7 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP };
+	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
@@ -77,6 +80,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "rundir", required_argument, NULL, OPT_RUNDIR },
 		{ "no-irqchip", no_argument, NULL, OPT_NO_IRQCHIP },
+		{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
+		{ "dirty-ring-size", required_argument, NULL, OPT_RING_SIZE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -90,6 +95,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->cfg.mem_size = 256ULL << 20;
 	o->cfg.nr_vcpus = 1;
 	o->cfg.irqchip = true;
+	o->cfg.dirty_backend = DIRTY_DEFAULT;
 	o->guest = "idle";
 	o->guest_args = "";
 	while ((c = getopt_long(argc, argv, "n:m:c:g:a:s:vqhV", longopts, NULL)) != -1) {
@@ -146,6 +152,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_NO_IRQCHIP:
 			o->cfg.irqchip = false;
+			break;
+		case OPT_DIRTY_LOG:
+			if (dirty__parse_backend(optarg, &o->cfg.dirty_backend) != 0) {
+				fprintf(stderr, "kvm-run: --dirty-log '%s': use bitmap, clear or ring\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case OPT_RING_SIZE:
+			if (parse_size(optarg, &v) != 0 || v < 4096 || v > (1ULL << 30) ||
+			    (v & (v - 1))) {
+				fprintf(stderr, "kvm-run: --dirty-ring-size '%s': need a power of two "
+					"from 4K to 1G\n", optarg);
+				return -1;
+			}
+			o->cfg.dirty_ring_bytes = (uint32_t)v;
 			break;
 		case 'v':
 			o->verbose = 1;

@@ -162,6 +162,10 @@ int kvm__create(const struct kvm_config *cfg, struct kvm **out)
 		kvm__check(kvm, kvm->vm_fd, KVM_CAP_XSAVE2);	/* opts in to the large XSAVE */
 	if ((r = memory__init(&kvm->mem, kvm->vm_fd, cfg->mem_size)) != 0)
 		goto out_fail;
+	/* Before the vCPUs: the dirty ring must be enabled before any exists. */
+	if ((r = dirty__init(&kvm->dirty, kvm, cfg->dirty_backend, cfg->dirty_ring_bytes)) != 0)
+		goto out_fail;
+	kvm->mem.dirty = &kvm->dirty;
 	if ((r = x86__supported_cpuid(kvm->sys_fd, &kvm->cpuid)) != 0)
 		goto out_fail;
 	for (i = 0; i < cfg->nr_vcpus; i++) {
@@ -169,6 +173,8 @@ int kvm__create(const struct kvm_config *cfg, struct kvm **out)
 			goto out_fail;
 		kvm->nr_cpus++;
 	}
+	if ((r = dirty__init_vcpus(&kvm->dirty)) != 0)
+		goto out_fail;
 	r = ioctl(kvm->cpus[0]->fd, KVM_GET_TSC_KHZ, 0);
 	kvm->tsc_khz = r > 0 ? (uint64_t)r : 0;
 	if ((r = x86__probe_msrs(kvm, kvm->cpus[0])) != 0)
@@ -390,6 +396,7 @@ void kvm__destroy(struct kvm *kvm)
 		atomic_store(&kvm->pause_req, 0);
 	}
 	kvm__join(kvm);
+	dirty__destroy(&kvm->dirty);
 	for (i = 0; i < KM_MAX_VCPUS; i++)
 		kvm_cpu__destroy(kvm->cpus[i]);
 	memory__destroy(&kvm->mem);

@@ -12,6 +12,7 @@
 #include <linux/kvm.h>
 
 #include "kvm/guest/abi.h"
+#include "kvm/dirty.h"
 #include "kvm/memory.h"
 #include "kvm/progress.h"
 
@@ -24,6 +25,8 @@ struct kvm_config {
 	bool irqchip;			/* in-kernel PIC/IOAPIC/LAPIC and PIT */
 	const char *name;		/* for logs and the control socket, may be NULL */
 	const char *console_path;	/* NULL: console to stderr */
+	enum dirty_backend dirty_backend;
+	uint32_t dirty_ring_bytes;	/* per vCPU, ring backend; 0: default */
 };
 
 enum kvm_run_state {
@@ -46,7 +49,7 @@ enum kvm_stop_reason {
 /* Exit counters, by reason; atomics because every vCPU thread adds to them. */
 struct kvm_exit_stats {
 	atomic_uint_fast64_t io, mmio, hlt, shutdown, intr, fail_entry,
-			     internal_error, hypercalls, other;
+			     internal_error, hypercalls, dirty_ring_full, other;
 };
 
 /* What the KVM on this host offers (KVM_CHECK_EXTENSION), read once. */
@@ -71,6 +74,7 @@ struct kvm {
 	char name[64];
 
 	struct kvm_memory mem;
+	struct dirty_tracker dirty;
 	struct kvm_cpuid2 *cpuid;	/* what every vCPU is given (before APIC ids) */
 	uint32_t *msr_index;		/* MSRs saved and restored for each vCPU */
 	unsigned int nr_msr_index;

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "log.h"
 #include "kvm/guest/abi.h"
+#include "kvm/dirty.h"
 #include "kvm/memory.h"
 
 static int memory__add_slot(struct kvm_memory *mem, int vm_fd, uint64_t gpa,
@@ -153,6 +154,8 @@ int memory__write(struct kvm_memory *mem, uint64_t gpa, const void *data, uint64
 	if (!p)
 		return KM_ERR_INVALID;
 	memcpy(p, data, len);
+	if (mem->dirty)
+		dirty__mark(mem->dirty, gpa, len);
 	return 0;
 }
 

@@ -22,8 +22,11 @@ struct kvm_slot {
 	uint8_t *hva;
 };
 
+struct dirty_tracker;
+
 struct kvm_memory {
 	int memfd;
+	struct dirty_tracker *dirty;	/* told about VMM writes; may be NULL */
 	uint8_t *base;		/* the whole memfd mapped */
 	uint64_t size;		/* bytes of RAM */
 	struct kvm_slot slots[KM_MAX_SLOTS];

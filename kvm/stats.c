@@ -18,11 +18,38 @@ static double stats__vcpu(struct kvm *kvm, unsigned int i, struct progress_vcpu 
 	return 0;
 }
 
+json_t *stats__dirty(struct kvm *kvm)
+{
+	struct dirty_stats d;
+	unsigned int i, subs = 0;
+	bool logging;
+
+	dirty__get_stats(&kvm->dirty, &d, &logging);
+	for (i = 0; i < DIRTY_MAX_SUBS; i++)
+		subs += kvm->dirty.subs[i].active;
+	return json_pack("{s:s, s:s, s:b, s:i, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f}",
+			 "backend", dirty__backend_name(kvm->dirty.backend),
+			 "mode", dirty__mode_name(kvm->dirty.mode),
+			 "logging", logging,
+			 "subscribers", (int)subs,
+			 "harvests", (json_int_t)d.harvests,
+			 "harvest-ms-last", (double)d.harvest_ns_last / 1e6,
+			 "harvest-ms-avg", d.harvests ?
+				(double)d.harvest_ns_total / 1e6 / (double)d.harvests : 0.0,
+			 "harvest-ms-max", (double)d.harvest_ns_max / 1e6,
+			 "pages-harvested", (json_int_t)d.pages_harvested,
+			 "vmm-pages", (json_int_t)d.vmm_pages,
+			 "ring-full-exits", (json_int_t)d.ring_full_exits,
+			 "enable-ms-last", (double)d.enable_ns_last / 1e6,
+			 "disable-ms-last", (double)d.disable_ns_last / 1e6);
+}
+
 json_t *stats__query(struct kvm *kvm)
 {
 	struct kvm_exit_stats *e = &kvm->exits;
 	uint64_t now = kvm__now_ns(), resident = 0;
 	json_t *vcpus = json_array(), *o;
+
 	unsigned int i;
 
 	for (i = 0; i < kvm->nr_cpus; i++) {
@@ -40,7 +67,7 @@ json_t *stats__query(struct kvm *kvm)
 			"finished", kvm->cpus[i]->finished));
 	}
 	memory__resident(&kvm->mem, &resident);
-	o = json_pack("{s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, "
+	o = json_pack("{s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, "
 		      "s:{s:I, s:I}}",
 		      "uptime-ms", kvm->start_ns ? (double)(now - kvm->start_ns) / 1e6 : 0.0,
 		      "exits",
@@ -53,10 +80,13 @@ json_t *stats__query(struct kvm *kvm)
 		      "internal-error", (json_int_t)atomic_load(&e->internal_error),
 		      "hypercalls", (json_int_t)atomic_load(&e->hypercalls),
 		      "other", (json_int_t)atomic_load(&e->other),
+		      "dirty-ring-full", (json_int_t)atomic_load(&e->dirty_ring_full),
 		      "vcpus", vcpus,
 		      "memory",
 		      "size", (json_int_t)kvm->mem.size,
 		      "resident", (json_int_t)resident);
+	if (o)
+		json_object_set_new(o, "dirty", stats__dirty(kvm));
 	return o;
 }
 

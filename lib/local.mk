@@ -3,3 +3,4 @@ lib_libkm_a_SOURCES = lib/err.h lib/buf.h lib/record.h lib/parse.h lib/log.h lib
 	lib/err.c lib/log.c lib/buf.c lib/record.c lib/parse.c lib/qmp.c
 lib_libkm_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS) $(JANSSON_CFLAGS)
 lib_libkm_a_SOURCES += lib/rundir.c lib/rundir.h
+lib_libkm_a_SOURCES += lib/bitmap.c lib/bitmap.h

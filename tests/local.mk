@@ -41,3 +41,10 @@ tests_kvm_test_verify_CFLAGS = $(KVM_TEST_CFLAGS)
 tests_kvm_test_verify_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_verify_LDADD = $(KVM_TEST_LIBS)
 TESTS += tests/kvm/test-verify
+
+check_PROGRAMS += tests/kvm/test-dirty
+tests_kvm_test_dirty_SOURCES = tests/kvm/test-dirty.c
+tests_kvm_test_dirty_CFLAGS = $(KVM_TEST_CFLAGS)
+tests_kvm_test_dirty_LDFLAGS = $(KVMTEST_LINK)
+tests_kvm_test_dirty_LDADD = $(KVM_TEST_LIBS)
+TESTS += tests/kvm/test-dirty

@@ -129,10 +129,16 @@ struct kvm *vm_create_with_code(uint64_t mem, unsigned int nr_vcpus, bool irqchi
 	struct kvm_config cfg = {
 		.mem_size = mem, .nr_vcpus = nr_vcpus, .irqchip = irqchip, .name = "test",
 	};
+
+	return vm_create_with_code_cfg(&cfg, guest_code);
+}
+
+struct kvm *vm_create_with_code_cfg(const struct kvm_config *cfg, void (*guest_code)(void))
+{
 	struct kvm *kvm = NULL;
 	int r;
 
-	r = kvm__create(&cfg, &kvm);
+	r = kvm__create(cfg, &kvm);
 	if (r)
 		fail_msg("kvm__create: %s", km_strerror(r));
 	vm_load_self(kvm);

@@ -39,6 +39,8 @@ const char *kvm_test_unavailable(void);
  */
 struct kvm *vm_create_with_code(uint64_t mem, unsigned int nr_vcpus, bool irqchip,
 				void (*guest_code)(void));
+/* The same with a full configuration (dirty backend, ring size...). */
+struct kvm *vm_create_with_code_cfg(const struct kvm_config *cfg, void (*guest_code)(void));
 /* A VM running a workload image (kvm/guest/NAME.bin) with args, not started. */
 struct kvm *vm_create_with_workload(uint64_t mem, unsigned int nr_vcpus,
 				    const char *guest, const char *args);
