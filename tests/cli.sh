@@ -3,7 +3,7 @@
 # before touching KVM (so this runs everywhere).
 . "$(dirname "$0")/lib.sh"
 
-tap_plan 16
+tap_plan 19
 check "--help exits 0"               0 "Usage: kvm-run"            "$KVM_RUN" --help
 check "--version exits 0"            0 "kvm-run \(kvm-migrate"     "$KVM_RUN" --version
 check "--mem too small"              2 "--mem '3M'"                "$KVM_RUN" --mem 3M
@@ -20,3 +20,6 @@ check "unknown option"               2 "unrecognized option"       "$KVM_RUN" --
 check "stray argument"               2 "unexpected argument 'x'"   "$KVM_RUN" x
 check "--guest-arg too long"         2 "longer than 1023 bytes"    "$KVM_RUN" --guest-arg "$(head -c 2000 /dev/zero | tr '\0' a)"
 check "unknown guest"                3 "guest 'nosuch' not found"  "$KVM_RUN" --guest nosuch
+check "--dirty-log unknown backend"  2 "use bitmap, clear or ring" "$KVM_RUN" --dirty-log pml
+check "--dirty-ring-size not 2^n"    2 "power of two"              "$KVM_RUN" --dirty-ring-size 5000
+check "--dirty-ring-size too small"  2 "power of two"              "$KVM_RUN" --dirty-ring-size 1K

@@ -12,7 +12,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 20
+tap_plan 28
 
 # 1-2. An 8 GiB idle guest touches almost nothing: RSS stays small.
 out=$("$KVM_RUN" --mem 8G --guest idle --seconds 2 2>&1) && st=0 || st=$?
@@ -30,7 +30,7 @@ printf '\xf4' > "$tmp/hlt.bin"
 check "privileged instruction: clear error, exit 1" 1 "triple fault" \
 	timeout 30 "$KVM_RUN" --guest "$tmp/hlt.bin"
 
-# 5-18. The control socket of a running dirtier VM.
+# 5-25. The control socket of a running dirtier VM.
 run="$tmp/run"
 "$KVM_RUN" --name t1 --rundir "$run" --mem 64M --vcpus 2 --guest verify \
 	--guest-arg rate=5000,wss=8M >"$tmp/t1.out" 2>&1 &
@@ -59,14 +59,24 @@ expect "check refused while paused" '"error"' '{"execute": "check"}'
 expect "cont resumes" '"status": ?"running"' '{"execute": "cont"}' '{"execute": "query-status"}'
 expect "query-stats reports progress per vCPU" '"vcpus": ?\[\{.*"progress"' '{"execute": "query-stats"}'
 expect "verify guest: check finds no bad page" '"bad": ?0[,}]' '{"execute": "check"}'
+expect "query-stats: dirty tracking idle without subscribers" '"dirty": ?\{[^}]*"logging": ?false' '{"execute": "query-stats"}'
+expect "query-dirty-rate measures a window" '"dirty-pages": ?[1-9][0-9]*.*"pages-per-second"' '{"execute": "query-dirty-rate", "arguments": {"window-ms": 300}}'
+expect "query-dirty-rate refuses a bad window" '"error"' '{"execute": "query-dirty-rate", "arguments": {"window-ms": 1}}'
+expect "dirty-log on: logging without subscribers" '"logging": ?true' '{"execute": "dirty-log", "arguments": {"mode": "on"}}'
+expect "dirty-log auto: off again" '"logging": ?false' '{"execute": "dirty-log", "arguments": {"mode": "auto"}}'
+expect "dirty-log refuses an unknown mode" '"error"' '{"execute": "dirty-log", "arguments": {"mode": "sometimes"}}'
+expect "verify guest still correct after the toggles" '"bad": ?0[,}]' '{"execute": "check"}'
 expect "quit is acknowledged" '"return"' '{"execute": "quit"}'
 if wait "$pid"; then tap_ok "kvm-run exits 0 after quit"; else tap_fail "kvm-run exit $? after quit" "$(cat "$tmp/t1.out")"; fi
 
-# 19-20. SIGTERM stops the VM cleanly and removes the socket.
-"$KVM_RUN" --name t2 --rundir "$run" --guest dirtier --guest-arg rate=1000 >"$tmp/t2.out" 2>&1 &
+# 26-28. A ring-backed VM; SIGTERM stops it cleanly and removes the socket.
+"$KVM_RUN" --name t2 --rundir "$run" --guest dirtier --guest-arg rate=1000 \
+	--dirty-log ring --dirty-ring-size 64K >"$tmp/t2.out" 2>&1 &
 pid=$!
 pids+=("$pid")
 wait_for "t2's socket" 30 "$QMP_SEND" "$run/t2.sock" || true
+sock=$run/t2.sock
+expect "--dirty-log ring: the backend in query-stats" '"backend": ?"ring"' '{"execute": "query-stats"}'
 kill -TERM "$pid"
 if wait "$pid"; then tap_ok "SIGTERM: exit 0"; else tap_fail "SIGTERM: exit $?" "$(cat "$tmp/t2.out")"; fi
 if [ ! -e "$run/t2.sock" ]; then tap_ok "socket removed at exit"; else tap_fail "socket left behind"; fi

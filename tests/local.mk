@@ -1,4 +1,5 @@
 include tests/unit/local.mk
+include tests/bench/local.mk
 
 # Tests that run guest code: the test binary itself is loaded into the guest
 # (tests/lib/kvm_test.h), so it is linked at fixed addresses (-no-pie) and

@@ -1,0 +1,1 @@
+# Benchmarks (built by make, run by scripts/bench-*; never part of make check).
