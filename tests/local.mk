@@ -8,7 +8,7 @@ KVM_TEST_CFLAGS = -Wall -Wextra -Wno-unused-parameter -pthread -O2 -g \
 	-fno-pie -fno-stack-protector -fcf-protection=none \
 	-fno-tree-loop-distribute-patterns -fno-builtin \
 	$(CMOCKA_CFLAGS) $(JANSSON_CFLAGS)
-KVMTEST_LINK = -no-pie
+KVMTEST_LINK = -no-pie -pthread $(SAN_CFLAGS)
 KVM_TEST_LIBS = tests/lib/libkmtest.a $(KVM_LIBS) $(CMOCKA_LIBS)
 
 check_LIBRARIES = tests/lib/libkmtest.a
