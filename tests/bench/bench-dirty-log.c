@@ -41,7 +41,7 @@ struct options {
 	unsigned int large_passes;	/* guests above 1 GiB */
 	uint32_t ring_bytes;
 	uint64_t baseline_mem;
-	bool baseline, baseline_only, quick;
+	bool baseline, baseline_only, check_kvm, quick;
 };
 
 static void usage(FILE *f)
@@ -57,6 +57,7 @@ static void usage(FILE *f)
 		"  --baseline-mem SIZE  memory for the reference write rate (default 1G)\n"
 		"  --no-baseline        do not measure this machine's reference limits\n"
 		"  --baseline-only      only the machine and its reference limits (no KVM needed)\n"
+		"  --check-kvm          exit 0 if /dev/kvm works here, else say why and exit 3\n"
 		"  --quick              smoke run: 256M guests, 1 pass\n",
 		DIRTY_RING_DEFAULT_BYTES);
 }
@@ -102,7 +103,7 @@ static int parse_backend_item(const char *s, unsigned int i, void *arr)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_MEM = 256, O_VCPUS, O_BACKEND, O_PASSES, O_LARGE, O_RING, O_BMEM,
-	       O_NOBASE, O_BONLY, O_QUICK, O_HELP };
+	       O_NOBASE, O_BONLY, O_CHECK, O_QUICK, O_HELP };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "vcpus", required_argument, NULL, O_VCPUS },
@@ -113,6 +114,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "baseline-mem", required_argument, NULL, O_BMEM },
 		{ "no-baseline", no_argument, NULL, O_NOBASE },
 		{ "baseline-only", no_argument, NULL, O_BONLY },
+		{ "check-kvm", no_argument, NULL, O_CHECK },
 		{ "quick", no_argument, NULL, O_QUICK },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 }
@@ -160,6 +162,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_BONLY:
 			o->baseline_only = true;
+			break;
+		case O_CHECK:
+			o->check_kvm = true;
 			break;
 		case O_QUICK:
 			o->quick = true;
@@ -253,14 +258,19 @@ static void kvm_desc(char *buf, size_t len)
 
 static void print_machine(void)
 {
-	char model[256], kvm[256], thp[128], date[64];
+	char model[256], kvm[256], thp[128], date[64], *p, *q;
 	struct utsname u;
 	time_t now = time(NULL);
 
 	uname(&u);
 	cpu_model(model, sizeof(model));
 	kvm_desc(kvm, sizeof(kvm));
+	/* "always within_size [never] ...": the one in brackets is in force. */
 	read_line("/sys/kernel/mm/transparent_hugepage/shmem_enabled", thp, sizeof(thp));
+	if ((p = strchr(thp, '[')) && (q = strchr(p, ']'))) {
+		*q = 0;
+		memmove(thp, p + 1, strlen(p + 1) + 1);
+	}
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
 	printf("# bench-dirty-log, %s\n", date);
 	printf("# machine: %s, %ld CPUs, \"%s\", Linux %s; %s; shmem THP %s\n", u.nodename,
@@ -374,6 +384,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("bench-dirty-log", LOG_WARN);
+	if (o.check_kvm) {
+		if ((why = kvm_test_unavailable()) != NULL) {
+			printf("%s\n", why);
+			return 3;
+		}
+		return 0;
+	}
 	print_machine();
 	if (o.baseline || o.baseline_only) {
 		if ((r = baseline__measure(o.baseline_mem, &base)) != 0) {
