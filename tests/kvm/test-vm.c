@@ -136,7 +136,7 @@ static void pause_resume(unsigned int nr_vcpus)
 
 	assert_int_equal(kvm__start(vm), 0);
 	for (i = 0; i < nr_vcpus; i++)
-		vm_wait_progress(vm, i, 1, 10000);
+		vm_wait_progress(vm, i, 1, 30000);
 	for (round = 0; round < 20; round++) {
 		assert_int_equal(kvm__pause(vm), 0);
 		assert_int_equal(vm->state, KVM_STATE_PAUSED);
@@ -159,7 +159,7 @@ static void pause_resume(unsigned int nr_vcpus)
 		assert_int_equal(progress__samples(&vm->progress, since, &s, 1), 0);
 		assert_int_equal(kvm__resume(vm), 0);
 		for (i = 0; i < nr_vcpus; i++)
-			vm_wait_progress(vm, i, vm_progress(vm, i) + 1, 10000);
+			vm_wait_progress(vm, i, vm_progress(vm, i) + 1, 30000);
 	}
 	kvm__request_stop(vm, KVM_STOP_QUIT, "test over");
 	kvm__join(vm);
