@@ -209,15 +209,23 @@ static enum ioport_action kvm_cpu__handle_exit(struct kvm_cpu *cpu, struct km_uc
 	}
 }
 
-/* Enters the guest once. 0 after an exit, 1 after -EINTR, <0 on failure. */
+/*
+ * Enters the guest once. 0 after an exit, 1 after -EINTR, <0 on failure
+ * (the VM is then stopping, with the reason recorded).
+ */
 static int kvm_cpu__enter(struct kvm_cpu *cpu)
 {
+	int r;
+
 	if (cpu->kvm->caps.sync_regs)
 		cpu->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 	if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return 1;
-		return km_errno();
+		r = km_errno();
+		kvm__request_stop(cpu->kvm, KVM_STOP_INTERNAL, "vCPU %u: KVM_RUN: %s",
+				  cpu->id, km_strerror(r));
+		return r;
 	}
 	return 0;
 }
@@ -270,11 +278,8 @@ static void *kvm_cpu__thread(void *arg)
 		r = kvm_cpu__enter(cpu);
 		if (r == 1)
 			continue;
-		if (r < 0) {
-			kvm__request_stop(kvm, KVM_STOP_INTERNAL, "vCPU %u: KVM_RUN: %s",
-					  cpu->id, km_strerror(r));
+		if (r < 0)
 			break;
-		}
 		a = kvm_cpu__handle_exit(cpu, &uc);
 		if (a == IOPORT_UCALL)
 			a = ioport__default_ucall(cpu, &uc);
@@ -333,11 +338,8 @@ int kvm_cpu__run_until_ucall(struct kvm_cpu *cpu, struct km_ucall *uc)
 		r = kvm_cpu__enter(cpu);
 		if (r == 1)
 			continue;
-		if (r < 0) {
-			kvm__request_stop(kvm, KVM_STOP_INTERNAL, "vCPU %u: KVM_RUN: %s",
-					  cpu->id, km_strerror(r));
+		if (r < 0)
 			return r;
-		}
 		a = kvm_cpu__handle_exit(cpu, uc);
 		switch (a) {
 		case IOPORT_UCALL:
