@@ -35,10 +35,12 @@ struct options {
 	unsigned int nr_mem;
 	unsigned int vcpus[MAX_LIST];
 	unsigned int nr_vcpus;
+	unsigned int large_vcpus[MAX_LIST];	/* for guests above 1 GiB */
+	unsigned int nr_large_vcpus;		/* 0: the same as vcpus */
 	enum dirty_backend backend[MAX_LIST];
 	unsigned int nr_backend;
-	unsigned int passes;		/* guests up to 1 GiB */
-	unsigned int large_passes;	/* guests above 1 GiB */
+	unsigned int passes;		/* per measurement */
+	unsigned int large_passes;	/* passes over every page, guests above 1 GiB */
 	uint32_t ring_bytes;
 	uint64_t baseline_mem;
 	bool baseline, baseline_only, check_kvm, quick;
@@ -50,9 +52,11 @@ static void usage(FILE *f)
 		"usage: bench-dirty-log [options]\n"
 		"  --mem LIST           guest sizes (default 1G,4G)\n"
 		"  --vcpus LIST         vCPU counts (default 1,2)\n"
+		"  --large-vcpus LIST   vCPU counts for guests above 1 GiB (default: --vcpus)\n"
 		"  --backend LIST       bitmap,clear,ring (default all three)\n"
-		"  --passes N           passes per measurement, guests up to 1 GiB (default 3)\n"
-		"  --large-passes N     the same for larger guests (default 1)\n"
+		"  --passes N           passes per measurement (default 3)\n"
+		"  --large-passes N     passes over every page (logging off, 100%% dirty) for\n"
+		"                       guests above 1 GiB (default 1): they are the long ones\n"
 		"  --ring-bytes N       dirty ring per vCPU (default %u)\n"
 		"  --baseline-mem SIZE  memory for the reference write rate (default 1G)\n"
 		"  --no-baseline        do not measure this machine's reference limits\n"
@@ -102,11 +106,12 @@ static int parse_backend_item(const char *s, unsigned int i, void *arr)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_MEM = 256, O_VCPUS, O_BACKEND, O_PASSES, O_LARGE, O_RING, O_BMEM,
+	enum { O_MEM = 256, O_VCPUS, O_LVCPUS, O_BACKEND, O_PASSES, O_LARGE, O_RING, O_BMEM,
 	       O_NOBASE, O_BONLY, O_CHECK, O_QUICK, O_HELP };
 	static const struct option longopts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "vcpus", required_argument, NULL, O_VCPUS },
+		{ "large-vcpus", required_argument, NULL, O_LVCPUS },
 		{ "backend", required_argument, NULL, O_BACKEND },
 		{ "passes", required_argument, NULL, O_PASSES },
 		{ "large-passes", required_argument, NULL, O_LARGE },
@@ -137,6 +142,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_VCPUS:
 			r = parse_list(optarg, &o->nr_vcpus, parse_vcpus_item, o->vcpus);
+			break;
+		case O_LVCPUS:
+			r = parse_list(optarg, &o->nr_large_vcpus, parse_vcpus_item, o->large_vcpus);
 			break;
 		case O_BACKEND:
 			r = parse_list(optarg, &o->nr_backend, parse_backend_item, o->backend);
@@ -184,6 +192,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (optind != argc) {
 		fprintf(stderr, "bench-dirty-log: unexpected argument '%s'\n", argv[optind]);
 		return KM_ERR_INVALID;
+	}
+	if (!o->nr_large_vcpus) {
+		memcpy(o->large_vcpus, o->vcpus, sizeof(o->vcpus));
+		o->nr_large_vcpus = o->nr_vcpus;
 	}
 	if (o->quick) {
 		if (!mem_given) {
@@ -256,6 +268,9 @@ static void kvm_desc(char *buf, size_t len)
 		 read_line("/sys/module/kvm/parameters/eager_page_split", c, sizeof(c)));
 }
 
+/* Defined only when AddressSanitizer is linked in (scripts/check's second build). */
+extern void __asan_init(void) __attribute__((weak));
+
 static void print_machine(void)
 {
 	char model[256], kvm[256], thp[128], date[64], *p, *q;
@@ -275,6 +290,9 @@ static void print_machine(void)
 	printf("# bench-dirty-log, %s\n", date);
 	printf("# machine: %s, %ld CPUs, \"%s\", Linux %s; %s; shmem THP %s\n", u.nodename,
 	       sysconf(_SC_NPROCESSORS_ONLN), model, u.release, kvm, thp);
+	if (__asan_init)
+		printf("# WARNING: built with AddressSanitizer (configure --enable-sanitizers): "
+		       "these numbers measure the sanitizer\n");
 }
 
 /* A number in 4 to 7 characters with about 3 significant digits. */
@@ -293,18 +311,17 @@ static const char *num(char *buf, double v)
 
 static void print_columns(void)
 {
-	printf("%-5s %-2s %-6s|%7s|%7s %7s %5s|%7s %7s %7s|%7s %7s %7s|%7s %7s %7s|%7s|%5s|%7s\n",
-	       "mem", "vc", "backnd", "popul", "write", "kp/s", "on/", "enable", "subscr", "disabl",
-	       "harvest", "ms per", "round", "harvest", "ns per", "d.page", "round", "ring",
-	       "after");
-	printf("%-5s %-2s %-6s|%7s|%7s %7s %5s|%7s %7s %7s|%7s %7s %7s|%7s %7s %7s|%7s|%5s|%7s\n",
-	       "", "", "", "s", "off", "on", "off", "ms", "ms", "ms", "1%", "10%", "100%",
-	       "1%", "10%", "100%", "us/pg", "full", "kp/s");
+	printf("%-5s %-2s %-6s|%6s|%-19s|%-20s|%-27s|%-20s|%6s|%5s|%6s\n",
+	       "mem", "vc", "backnd", "popul", " write kpages/s", " logging on/off, ms",
+	       " harvest ms per round", " harvest ns/d.page", "round", "ring", "after");
+	printf("%-5s %-2s %-6s|%6s|%6s %6s %5s|%6s %6s %6s|%6s %6s %6s %6s|%6s %6s %6s|%6s|%5s|%6s\n",
+	       "", "", "", "s", "off", "on", "on/of", "enable", "subscr", "disabl", "0%", "1%",
+	       "10%", "100%", "1%", "10%", "100%", "us/pg", "full", "kp/s");
 }
 
 static void print_row(const struct bench_config *c, const struct bench_result *r)
 {
-	char b[20][16], mem[16];
+	char b[16][16], mem[16];
 	const struct bench_frac *f = r->frac;
 	double overhead_us;
 	unsigned int i;
@@ -319,22 +336,23 @@ static void print_row(const struct bench_config *c, const struct bench_result *r
 	 */
 	overhead_us = (1e6 / f[0].write_pps - 1e6 / r->write_off_pps) *
 		      (double)r->test_pages / (double)f[0].dirty + f[0].read_ms * 1e3 / (double)f[0].dirty;
-	printf("%-5s %-2u %-6s|%7s|%7s %7s %5.2f|%7s %7s %7s|",
+	printf("%-5s %-2u %-6s|%6s|%6s %6s %5.2f|%6s %6s %6s|%6s ",
 	       mem, c->nr_vcpus, dirty__backend_name(c->backend), num(b[0], r->populate_s),
 	       num(b[1], r->write_off_pps / 1e3), num(b[2], f[0].write_pps / 1e3),
 	       f[0].write_pps / r->write_off_pps,
-	       num(b[3], r->enable_ms), num(b[4], r->subscribe_ms), num(b[5], r->disable_ms));
+	       num(b[3], r->enable_ms), num(b[4], r->subscribe_ms), num(b[5], r->disable_ms),
+	       num(b[15], r->empty_harvest_ms));
 	/* Columns go 1%, 10%, 100%: the fractions are stored 100% first. */
 	for (i = 0; i < BENCH_NR_FRACS; i++)
-		printf("%7s%s", num(b[6 + i], f[BENCH_NR_FRACS - 1 - i].harvest_ms),
+		printf("%6s%s", num(b[6 + i], f[BENCH_NR_FRACS - 1 - i].harvest_ms),
 		       i + 1 < BENCH_NR_FRACS ? " " : "|");
 	for (i = 0; i < BENCH_NR_FRACS; i++) {
 		const struct bench_frac *x = &f[BENCH_NR_FRACS - 1 - i];
 
-		printf("%7s%s", num(b[9 + i], x->harvest_ms * 1e6 / (double)(x->dirty ? x->dirty : 1)),
+		printf("%6s%s", num(b[9 + i], x->harvest_ms * 1e6 / (double)(x->dirty ? x->dirty : 1)),
 		       i + 1 < BENCH_NR_FRACS ? " " : "|");
 	}
-	printf("%7s|%5s|%7s", num(b[12], overhead_us), num(b[13], f[0].ring_full),
+	printf("%6s|%5s|%6s", num(b[12], overhead_us), num(b[13], f[0].ring_full),
 	       num(b[14], r->after_off_pps / 1e3));
 	if (r->missed)
 		printf("  MISSED %llu written pages!", (unsigned long long)r->missed);
@@ -354,15 +372,17 @@ static void print_legend(const struct options *o)
 	       "(enable + first harvest);\n"
 	       "#     disabl = all of dirty__unsubscribe of the last subscriber (last harvest + "
 	       "logging off);\n"
-	       "#   harvest ms per round = all harvesting in one round at 1%%/10%%/100%% of the pages "
-	       "dirty (ring: includes the\n"
-	       "#     harvests of KVM_EXIT_DIRTY_RING_FULL during the pass); ns per d.page = the same "
-	       "divided by the pages read;\n"
+	       "#   harvest ms per round = all harvesting in one round at 0%%/1%%/10%%/100%% of the "
+	       "pages dirty (0%%: a read right\n"
+	       "#     after another, the fixed cost; ring: includes the harvests of "
+	       "KVM_EXIT_DIRTY_RING_FULL during the pass);\n"
+	       "#   harvest ns/d.page = the same divided by the pages the read returned;\n"
 	       "#   round us/pg = extra wall time of a 100%% round over a pass with logging off "
 	       "(faults, ring-full exits,\n"
 	       "#     the read) per dirty page; ring full = KVM_EXIT_DIRTY_RING_FULL per 100%% round;\n"
 	       "#   after kp/s = the first pass over every page after logging went off.\n"
-	       "# medians of %u passes (%u for guests above 1 GiB); guest pages from 16 MiB to "
+	       "# medians of %u passes (%u for the passes over every page of guests above 1 GiB); "
+	       "guest pages from 16 MiB to "
 	       "the end of RAM, split evenly between the vCPUs;\n"
 	       "# ring: %u bytes per vCPU; the harvester runs between passes, while no vCPU is in "
 	       "KVM_RUN.\n",
@@ -408,12 +428,17 @@ int main(int argc, char **argv)
 	}
 	print_columns();
 	for (m = 0; m < o.nr_mem; m++) {
-		for (v = 0; v < o.nr_vcpus; v++) {
+		bool large = o.mem[m] > (1ULL << 30);
+		unsigned int nv = large ? o.nr_large_vcpus : o.nr_vcpus;
+
+		for (v = 0; v < nv; v++) {
 			for (b = 0; b < o.nr_backend; b++) {
 				c = (struct bench_config){
-					.mem = o.mem[m], .nr_vcpus = o.vcpus[v],
+					.mem = o.mem[m],
+					.nr_vcpus = large ? o.large_vcpus[v] : o.vcpus[v],
 					.backend = o.backend[b], .ring_bytes = o.ring_bytes,
-					.passes = o.mem[m] > (1ULL << 30) ? o.large_passes : o.passes,
+					.passes = o.passes,
+					.full_passes = large ? o.large_passes : o.passes,
 				};
 				if ((r = bench_run__config(&c, &res)) != 0) {
 					fprintf(stderr, "bench-dirty-log: %llu MiB, %u vCPUs, %s: %s\n",

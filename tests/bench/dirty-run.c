@@ -247,6 +247,35 @@ static int passes_on(struct runner *run, int sub, unsigned int passes, struct be
 	return 0;
 }
 
+/* Reads with no pass between them: what a harvest costs with nothing dirty. */
+static int empty_reads(struct runner *run, int sub, unsigned int passes, struct bitmap *got,
+		       double *harvest_ms)
+{
+	double harvest[PLAN_MAX];
+	struct dirty_stats before, after;
+	unsigned int p;
+	bool logging;
+	int64_t n;
+
+	for (p = 0; p < passes; p++) {
+		dirty__get_stats(&run->vm->dirty, &before, &logging);
+		if ((n = dirty__read(&run->vm->dirty, sub, got)) < 0) {
+			fprintf(stderr, "bench: dirty__read: %s\n", km_strerror((int)n));
+			return (int)n;
+		}
+		dirty__get_stats(&run->vm->dirty, &after, &logging);
+		harvest[p] = (double)(after.harvest_ns_total - before.harvest_ns_total) / 1e6;
+	}
+	*harvest_ms = median(harvest, passes);
+	return 0;
+}
+
+/* Passes over every page are the long ones: they may be fewer. */
+static unsigned int frac_passes(const struct bench_config *cfg, unsigned int f)
+{
+	return frac_stride[f] == 1 ? cfg->full_passes : cfg->passes;
+}
+
 /*
  * The iteration plan: populate, passes off, then passes at each fraction,
  * then one pass after logging went off; the host follows the same order.
@@ -258,8 +287,9 @@ static int plan_make(const struct bench_config *cfg)
 	uint64_t pages;
 	unsigned int it = 1, p, f;
 
-	if (cfg->passes < 1 || 2 + cfg->passes * (1 + BENCH_NR_FRACS) + 1 > PLAN_MAX) {
-		fprintf(stderr, "bench: passes must be 1 to %d\n", (PLAN_MAX - 3) / 4);
+	if (cfg->passes < 1 || cfg->full_passes < 1 ||
+	    2 + 2 * cfg->full_passes + (BENCH_NR_FRACS - 1) * cfg->passes + 1 > PLAN_MAX) {
+		fprintf(stderr, "bench: too many passes (at most %d in all)\n", PLAN_MAX - 3);
 		return KM_ERR_INVALID;
 	}
 	if ((uint64_t)(uintptr_t)_end > TEST_BASE || lo_end <= TEST_BASE) {
@@ -273,10 +303,10 @@ static int plan_make(const struct bench_config *cfg)
 	/* Whole multiples of 100 pages per vCPU: every fraction is exact. */
 	plan.share = pages / cfg->nr_vcpus / 100 * 100;
 	plan.stride[it++] = 1;				/* populate */
-	for (p = 0; p < cfg->passes; p++)
+	for (p = 0; p < cfg->full_passes; p++)
 		plan.stride[it++] = 1;			/* logging off */
 	for (f = 0; f < BENCH_NR_FRACS; f++)
-		for (p = 0; p < cfg->passes; p++)
+		for (p = 0; p < frac_passes(cfg, f); p++)
 			plan.stride[it++] = frac_stride[f];
 	plan.stride[it++] = 1;				/* after logging went off */
 	return 0;
@@ -314,7 +344,7 @@ int bench_run__config(const struct bench_config *cfg, struct bench_result *out)
 		goto out_threads;
 	}
 	out->populate_s = (double)t / 1e9;
-	if ((r = passes_off(&run, cfg->passes, &out->write_off_pps)) != 0)
+	if ((r = passes_off(&run, cfg->full_passes, &out->write_off_pps)) != 0)
 		goto out_threads;
 
 	t0 = kvm__now_ns();
@@ -330,10 +360,12 @@ int bench_run__config(const struct bench_config *cfg, struct bench_result *out)
 
 	for (f = 0; f < BENCH_NR_FRACS; f++) {
 		out->frac[f].stride = frac_stride[f];
-		r = passes_on(&run, sub, cfg->passes, &out->frac[f], &got, &out->missed);
+		r = passes_on(&run, sub, frac_passes(cfg, f), &out->frac[f], &got, &out->missed);
 		if (r)
 			goto out_threads;
 	}
+	if ((r = empty_reads(&run, sub, cfg->passes, &got, &out->empty_harvest_ms)) != 0)
+		goto out_threads;
 
 	t0 = kvm__now_ns();
 	dirty__unsubscribe(&run.vm->dirty, sub);

@@ -11,6 +11,8 @@
  *   enable       dirty__subscribe (KVM starts logging)
  *   100%, 10%, 1%  passes writing every 1st / 10th / 100th page, each
  *                followed by dirty__read (harvest + re-protect)
+ *   0%           reads with nothing written since the last one: the fixed
+ *                cost of a harvest, whatever the number of dirty pages
  *   disable      dirty__unsubscribe (the last subscriber: logging off)
  *   after off    one more pass over every page, logging off
  */
@@ -29,6 +31,7 @@ struct bench_config {
 	enum dirty_backend backend;
 	uint32_t ring_bytes;		/* ring backend, per vCPU; 0: default */
 	unsigned int passes;		/* passes per measurement (medians are reported) */
+	unsigned int full_passes;	/* the same for the passes over every page */
 };
 
 struct bench_frac {
@@ -48,6 +51,7 @@ struct bench_result {
 	double subscribe_ms;		/* all of dirty__subscribe (enable + first harvest) */
 	double disable_ms;		/* all of dirty__unsubscribe (last harvest + disable) */
 	double after_off_pps;		/* the first pass after logging went off */
+	double empty_harvest_ms;	/* a harvest with no page dirty */
 	struct bench_frac frac[BENCH_NR_FRACS];
 	uint64_t missed;		/* written pages a read did not report: a bug */
 	double total_s;			/* the whole configuration, VM creation included */
