@@ -20,7 +20,6 @@
 #include "qmp.h"
 #include "kvm/control.h"
 #include "kvm/kvm.h"
-#include "kvm/kvm-cpu.h"
 #include "kvm/stats.h"
 
 #define CONTROL_MAX_CLIENTS	16

@@ -164,7 +164,7 @@ static enum ioport_action ioport__hypercall(struct kvm_cpu *cpu, unsigned int nr
 	default:
 		log_warn("vCPU %u: unknown hypercall %u", cpu->id, nr);
 		*ret = (uint32_t)-1;
-		break;
+		return IOPORT_CONTINUE;
 	}
 	*ret = ioport__pending_req(cpu);
 	return IOPORT_CONTINUE;
