@@ -213,6 +213,36 @@ enum ioport_action ioport__handle(struct kvm_cpu *cpu, struct km_ucall *uc)
 	return IOPORT_CONTINUE;
 }
 
+enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc)
+{
+	struct kvm_run *run = cpu->run;
+	uint64_t a = run->mmio.phys_addr;
+	enum ioport_action act;
+	uint32_t ret;
+
+	if (a >= KM_MMIO_HC && a < KM_MMIO_HC + 4 * KM_PORT_HC_COUNT) {
+		if (run->mmio.is_write || run->mmio.len != 4 || (a - KM_MMIO_HC) % 4) {
+			log_warn("vCPU %u: hypercall MMIO 0x%llx used without an aligned 32-bit read",
+				 cpu->id, (unsigned long long)a);
+			return IOPORT_CONTINUE;
+		}
+		act = ioport__hypercall(cpu, (unsigned int)((a - KM_MMIO_HC) / 4), &ret, uc);
+		memcpy(run->mmio.data, &ret, 4);
+		return act;
+	}
+	if (a == KM_MMIO_SERIAL && run->mmio.is_write) {
+		ioport__console_write(cpu->kvm, run->mmio.data,
+				      run->mmio.len <= 8 ? run->mmio.len : 8);
+		return IOPORT_CONTINUE;
+	}
+	/* No other device: reads see all ones, writes vanish. */
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+	log_debug("vCPU %u: MMIO %s at 0x%llx ignored", cpu->id,
+		  run->mmio.is_write ? "write" : "read", (unsigned long long)a);
+	return IOPORT_CONTINUE;
+}
+
 enum ioport_action ioport__default_ucall(struct kvm_cpu *cpu, const struct km_ucall *uc)
 {
 	struct kvm *kvm = cpu->kvm;

@@ -21,6 +21,8 @@ enum ioport_action {
  * *uc (bounded; the guest's strings are NUL-terminated by the copy).
  */
 enum ioport_action ioport__handle(struct kvm_cpu *cpu, struct km_ucall *uc);
+/* The same for a KVM_EXIT_MMIO: the hypercall page and the MMIO console (abi.h). */
+enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc);
 
 /*
  * The default treatment of a ucall in a VM run by threads (kvm-run): SYNC

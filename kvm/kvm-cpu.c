@@ -147,13 +147,8 @@ static enum ioport_action kvm_cpu__handle_exit(struct kvm_cpu *cpu, struct km_uc
 		atomic_fetch_add(&kvm->exits.io, 1);
 		return ioport__handle(cpu, uc);
 	case KVM_EXIT_MMIO:
-		/* No MMIO devices: reads see all ones, writes vanish. */
 		atomic_fetch_add(&kvm->exits.mmio, 1);
-		if (!run->mmio.is_write)
-			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-		log_debug("vCPU %u: MMIO %s at 0x%llx ignored", cpu->id,
-			  run->mmio.is_write ? "write" : "read", run->mmio.phys_addr);
-		return IOPORT_CONTINUE;
+		return ioport__mmio(cpu, uc);
 	case KVM_EXIT_INTR:
 		atomic_fetch_add(&kvm->exits.intr, 1);
 		return IOPORT_CONTINUE;

@@ -47,7 +47,8 @@
  * Port I/O.
  *
  * KM_PORT_SERIAL: COM1's transmit register; each `out` byte goes to the
- * console. Hypercalls: `in eax, dx` with DX = KM_PORT_HC + number, arguments
+ * console. Hypercalls: `in eax, dx` with DX = KM_PORT_HC + number (or the
+ * MMIO read below, which the guests use), arguments
  * in RDI, RSI, R8, R9; the VMM returns a 32-bit value in EAX (for most calls a
  * pending request, enum km_req). An `in` is used rather than `out` so that
  * every call can carry a reply.
@@ -55,6 +56,23 @@
 #define KM_PORT_SERIAL		0x3f8
 #define KM_PORT_HC		0x500
 #define KM_PORT_HC_COUNT	16
+
+/*
+ * The same calls by MMIO, which is what the guests use: on a PVM host
+ * (the kvm_pvm module of these machines) guest user mode runs in the
+ * host's user mode, where IOPL cannot be granted, so `in`/`out` at CPL3
+ * raise #GP there, while an access to a guest physical address that no
+ * memory slot backs exits to the VMM on every kind of KVM host. The MMIO
+ * page lies in the PCI hole (no RAM behind it), mapped user read-write
+ * by the boot page tables:
+ *   KM_MMIO_SERIAL        byte writes go to the console (like COM1's THR)
+ *   KM_MMIO_HC + 4 * nr   a 32-bit read is hypercall nr; its value is the
+ *                         reply (arguments in RDI, RSI, R8, R9 as above)
+ */
+#define KM_MMIO_GPA		0xd0000000ULL
+#define KM_MMIO_SERIAL		(KM_MMIO_GPA + 0x0)
+#define KM_MMIO_HC		(KM_MMIO_GPA + 0x100)
+#define KM_MMIO_SIZE		0x1000ULL
 
 enum km_hc {
 	/* RDI = address of text, RSI = length (<= 4096). Returns a request. */

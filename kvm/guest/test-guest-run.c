@@ -35,7 +35,9 @@
 #include "gmem.h"
 #include "vpage.h"
 
-#define OP_IN_EAX_DX	0xed
+/* The hypercall of hypercall.h: movl (%rcx), %eax, at an MMIO address. */
+#define OP_MOV_LOAD32	0x8b
+#define MODRM_EAX_RCX	0x01
 #define RANGE_SIZE	(8ULL << 20)	/* two free ranges of 8 MiB */
 #define CONSOLE_SIZE	65536
 
@@ -184,21 +186,22 @@ static void on_segv(int sig, siginfo_t *si, void *ctx)
 	greg_t *g = uc->uc_mcontext.gregs;
 	const uint8_t *rip = (const uint8_t *)g[REG_RIP];
 	struct vcpu *c = self;
-	unsigned int port = (unsigned int)(g[REG_RDX] & 0xffff);
+	uint64_t addr = (uint64_t)g[REG_RCX];
 
 	(void)sig;
 	if (!c)
 		abort();	/* a fault in the harness itself */
 	if ((uintptr_t)rip < KM_IMAGE_GPA || (uintptr_t)rip >= KM_IMAGE_GPA + KM_IMAGE_MAX ||
-	    *rip != OP_IN_EAX_DX || port < KM_PORT_HC || port >= KM_PORT_HC + KM_PORT_HC_COUNT) {
+	    rip[0] != OP_MOV_LOAD32 || rip[1] != MODRM_EAX_RCX || addr < KM_MMIO_HC ||
+	    addr >= KM_MMIO_HC + 4 * KM_PORT_HC_COUNT || (addr - KM_MMIO_HC) % 4) {
 		snprintf(c->msg, sizeof(c->msg), "fault at rip %p, address %p", (void *)rip,
 			 si->si_addr);
 		atomic_store(&c->state, VCPU_FAILED);
 		siglongjmp(c->exit_jb, 1);
 	}
-	g[REG_RAX] = hypercall(c, port - KM_PORT_HC, (uint64_t)g[REG_RDI],
+	g[REG_RAX] = hypercall(c, (unsigned int)((addr - KM_MMIO_HC) / 4), (uint64_t)g[REG_RDI],
 			       (uint64_t)g[REG_RSI], (uint64_t)g[REG_R8]);
-	g[REG_RIP] += 1;
+	g[REG_RIP] += 2;
 }
 
 static void *vcpu_thread(void *arg)

@@ -67,7 +67,8 @@ static uint64_t gdt_entry(uint32_t base, uint32_t limit, uint8_t access, uint8_t
 static int boot__page_tables(struct kvm *kvm)
 {
 	uint64_t end = memory__end_gpa(&kvm->mem);
-	uint64_t nr_pd = (end + (1ULL << 30) - 1) >> 30;
+	uint64_t top = end > KM_MMIO_GPA + KM_MMIO_SIZE ? end : KM_MMIO_GPA + KM_MMIO_SIZE;
+	uint64_t nr_pd = (top + (1ULL << 30) - 1) >> 30;
 	uint64_t e, gpa, i;
 	int r;
 
@@ -93,6 +94,10 @@ static int boot__page_tables(struct kvm *kvm)
 		if (r)
 			return r;
 	}
+	/* The hypercall MMIO page (abi.h): a 2 MiB mapping of the hole. */
+	e = (KM_MMIO_GPA & ~((2ULL << 20) - 1)) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	if ((r = memory__write(&kvm->mem, PD_GPA + (KM_MMIO_GPA >> 21) * 8, &e, 8)) != 0)
+		return r;
 	e = PT0_GPA | PTE_P | PTE_RW | PTE_US;
 	if ((r = memory__write(&kvm->mem, PD_GPA, &e, 8)) != 0)
 		return r;
