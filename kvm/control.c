@@ -36,6 +36,7 @@ struct control {
 	int wake_fd;		/* eventfd: control__stop */
 	char path[108];
 	pthread_t thread;
+	const struct control_cmd *extra;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
 };
 
@@ -205,6 +206,9 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 		*quit = 1;
 		return qmp_reply_return(NULL, req->id);
 	}
+	for (const struct control_cmd *x = c->extra; x && x->name; x++)
+		if (!strcmp(cmd, x->name))
+			return x->fn(x->ctx, req);
 	{
 		char desc[128];
 
@@ -377,6 +381,12 @@ static int control__bind(struct control *c)
 
 int control__start(struct kvm *kvm, const char *path, struct control **out)
 {
+	return control__start_ext(kvm, path, NULL, out);
+}
+
+int control__start_ext(struct kvm *kvm, const char *path, const struct control_cmd *extra,
+		       struct control **out)
+{
 	struct control *c;
 	unsigned int i;
 	int r;
@@ -387,6 +397,7 @@ int control__start(struct kvm *kvm, const char *path, struct control **out)
 	if (!c)
 		return -ENOMEM;
 	c->kvm = kvm;
+	c->extra = extra;
 	c->listen_fd = -1;
 	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;

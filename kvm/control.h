@@ -8,6 +8,19 @@
 
 struct kvm;
 struct control;
+struct qmp_request;
+
+/*
+ * A command that lives outside kvm/ (migration: migrate/commands.c), so
+ * that kvm/ does not depend on what is built on it. It runs on the control
+ * thread and returns the reply line (qmp_reply_return/_error). The table
+ * ends with a NULL name.
+ */
+struct control_cmd {
+	const char *name;
+	char *(*fn)(void *ctx, const struct qmp_request *req);
+	void *ctx;
+};
 
 /*
  * Listens on the unix socket path (a stale socket left by a dead VM is
@@ -15,6 +28,9 @@ struct control;
  * thread until control__stop.
  */
 int control__start(struct kvm *kvm, const char *path, struct control **out);
+/* The same, also serving the commands of extra (NULL: none), which must outlive c. */
+int control__start_ext(struct kvm *kvm, const char *path, const struct control_cmd *extra,
+		       struct control **out);
 /* Stops the thread, closes every connection and removes the socket. NULL-safe. */
 void control__stop(struct control *c);
 

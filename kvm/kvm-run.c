@@ -24,6 +24,7 @@
 #include "kvm/kvm.h"
 #include "kvm/loader.h"
 #include "kvm/stats.h"
+#include "migrate/migrate.h"
 
 #define EXIT_GUEST	1
 #define EXIT_USAGE	2
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
 		}
 		if ((r = rundir_socket_path(rundir, o.cfg.name, sock, sizeof(sock))) != 0)
 			goto out;
-		if ((r = control__start(kvm, sock, &control)) != 0)
+		if ((r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
 			goto out;
 	}
 	if ((r = pthread_create(&sigthr, NULL, signal_thread, kvm)) != 0) {
@@ -275,6 +276,7 @@ int main(int argc, char **argv)
 	switch (kvm->stop_reason) {
 	case KVM_STOP_DONE:
 	case KVM_STOP_QUIT:
+	case KVM_STOP_MIGRATED:
 		status = 0;
 		break;
 	default:
@@ -286,6 +288,8 @@ int main(int argc, char **argv)
 		stats__print(kvm, stdout);
 out:
 	control__stop(control);
+	if (kvm)
+		migrate__shutdown(kvm);
 	kvm__destroy(kvm);
 	return status;
 }

@@ -434,6 +434,7 @@ const char *kvm__stop_reason_name(enum kvm_stop_reason r)
 	case KVM_STOP_GUEST_FAIL: return "guest-failed";
 	case KVM_STOP_SHUTDOWN: return "triple-fault";
 	case KVM_STOP_INTERNAL: return "internal-error";
+	case KVM_STOP_MIGRATED: return "migrated";
 	}
 	return "unknown";
 }

@@ -44,6 +44,7 @@ enum kvm_stop_reason {
 	KVM_STOP_GUEST_FAIL,	/* KM_HC_FAIL or a failed guest assertion */
 	KVM_STOP_SHUTDOWN,	/* triple fault */
 	KVM_STOP_INTERNAL,	/* FAIL_ENTRY, INTERNAL_ERROR, unknown exit, host error */
+	KVM_STOP_MIGRATED,	/* the VM now runs on another host */
 };
 
 /* Exit counters, by reason; atomics because every vCPU thread adds to them. */

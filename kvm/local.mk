@@ -13,11 +13,11 @@ kvm_libkmvm_a_SOURCES = \
 	kvm/x86/x86.h kvm/x86/cpuid.c kvm/x86/boot.c kvm/x86/state.c
 kvm_libkmvm_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 
-KVM_LIBS = kvm/libkmvm.a lib/libkm.a $(JANSSON_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS)
+KVM_LIBS = kvm/libkmvm.a lib/libkm.a $(JANSSON_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) $(OPENSSL_LIBS)
 
 bin_PROGRAMS += kvm/kvm-run
 kvm_kvm_run_SOURCES = kvm/kvm-run.c
 kvm_kvm_run_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
-kvm_kvm_run_LDADD = $(KVM_LIBS)
+kvm_kvm_run_LDADD = migrate/libkmmig.a $(KVM_LIBS)
 
 dist_man_MANS += docs/kvm-run.1

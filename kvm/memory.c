@@ -147,6 +147,24 @@ uint64_t memory__end_gpa(const struct kvm_memory *mem)
 	return s->gpa + s->size;
 }
 
+int memory__next_data(const struct kvm_memory *mem, uint64_t off, uint64_t *start,
+		      uint64_t *end)
+{
+	off_t d, h;
+
+	if (off >= mem->size)
+		return KM_ERR_END;
+	d = lseek(mem->memfd, (off_t)off, SEEK_DATA);
+	if (d < 0)
+		return errno == ENXIO ? KM_ERR_END : km_errno();
+	h = lseek(mem->memfd, d, SEEK_HOLE);
+	if (h < 0)
+		return km_errno();
+	*start = (uint64_t)d;
+	*end = (uint64_t)h < mem->size ? (uint64_t)h : mem->size;
+	return 0;
+}
+
 int memory__write(struct kvm_memory *mem, uint64_t gpa, const void *data, uint64_t len)
 {
 	void *p = memory__hva(mem, gpa, len);

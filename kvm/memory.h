@@ -60,6 +60,15 @@ uint64_t memory__end_gpa(const struct kvm_memory *mem);
 int memory__write(struct kvm_memory *mem, uint64_t gpa, const void *data, uint64_t len);
 int memory__read(const struct kvm_memory *mem, uint64_t gpa, void *data, uint64_t len);
 
+/*
+ * Guest RAM is one memfd; page n of the dirty tracker's numbering is at
+ * byte n * 4096 of it. The next range of it at or after byte off that was
+ * ever written (SEEK_DATA/SEEK_HOLE: memory never touched is a hole and
+ * stays one when skipped): [*start, *end). KM_ERR_END if none.
+ */
+int memory__next_data(const struct kvm_memory *mem, uint64_t off, uint64_t *start,
+		      uint64_t *end);
+
 /* Guest RAM resident in this process, in bytes (from /proc/self/smaps of the mapping). */
 int memory__resident(const struct kvm_memory *mem, uint64_t *bytes);
 

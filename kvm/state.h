@@ -47,6 +47,7 @@ enum state_tag {
 	ST_CFG_NR_VCPUS = 65,	/* u64 */
 	ST_CFG_IRQCHIP = 66,	/* u64 0/1 */
 	ST_CFG_SLOT = 67,	/* u64 gpa, u64 size, u64 memfd offset */
+	ST_CFG_NAME = 68,	/* the VM's name, 1..48 bytes of [A-Za-z0-9._-] */
 };
 
 /* Appends one vCPU's fields (a REC_VCPU_STATE payload) to payload. */
@@ -71,5 +72,12 @@ int state__save_all(struct kvm *kvm, struct buf *out);
  * same configuration. KM_ERR_INVALID if the configuration differs.
  */
 int state__load_all(struct kvm *kvm, const uint8_t *data, size_t len);
+
+/*
+ * Moves every vCPU's TSC ns nanoseconds forward: after a migration the
+ * guest's clock has to show the time it did not run, so that what it
+ * measures (its longest stall) is the real downtime.
+ */
+int state__advance_tsc(struct kvm *kvm, uint64_t ns);
 
 #endif

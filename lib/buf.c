@@ -185,6 +185,20 @@ int buf_reserve(struct buf *b, size_t len, uint8_t **dst)
 	return 0;
 }
 
+int buf_unreserve(struct buf *b, size_t len)
+{
+	int r;
+
+	if ((r = buf_check(b)) != 0)
+		return r;
+	if (b->readonly)
+		return KM_ERR_STATE;
+	if (len > b->len - b->off)
+		return KM_ERR_INVALID;
+	b->len -= len;
+	return 0;
+}
+
 int buf_put(struct buf *b, const void *data, size_t len)
 {
 	uint8_t *p;

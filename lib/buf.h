@@ -41,6 +41,11 @@ int buf_put_u32(struct buf *b, uint32_t v);
 int buf_put_u64(struct buf *b, uint64_t v);
 /* Appends len bytes and gives a pointer to fill them (valid until the next call). */
 int buf_reserve(struct buf *b, size_t len, uint8_t **dst);
+/*
+ * Drops the last len bytes appended (the unused tail of a reservation).
+ * KM_ERR_INVALID if fewer unread bytes are present.
+ */
+int buf_unreserve(struct buf *b, size_t len);
 
 /* Consuming reads. 0, or KM_ERR_TRUNCATED if fewer bytes are present (nothing consumed). */
 int buf_get(struct buf *b, void *data, size_t len);

@@ -21,6 +21,10 @@ static const char *const km_err_text[KM_ERR_LAST - KM_ERR_BASE] = {
 	[KM_ERR_TIMEOUT - KM_ERR_BASE]		= "timed out",
 	[KM_ERR_STATE - KM_ERR_BASE]		= "operation not valid in this state",
 	[KM_ERR_END - KM_ERR_BASE]		= "end of data",
+	[KM_ERR_AUTH - KM_ERR_BASE]		= "TLS handshake or peer authentication failed",
+	[KM_ERR_PEER - KM_ERR_BASE]		= "the peer closed the connection or broke the protocol",
+	[KM_ERR_CANCELED - KM_ERR_BASE]		= "canceled",
+	[KM_ERR_REFUSED - KM_ERR_BASE]		= "refused by the peer",
 };
 
 const char *km_strerror(int err)

@@ -22,6 +22,10 @@ enum km_err {
 	KM_ERR_TIMEOUT,			/* a bounded wait ran out */
 	KM_ERR_STATE,			/* the operation is not valid in this state */
 	KM_ERR_END,			/* iteration finished (not a failure) */
+	KM_ERR_AUTH,			/* TLS handshake or peer authentication failed */
+	KM_ERR_PEER,			/* the peer closed the connection or broke the protocol */
+	KM_ERR_CANCELED,		/* the operation was canceled on request */
+	KM_ERR_REFUSED,			/* the peer refused the request (its reason is logged) */
 	KM_ERR_LAST
 };
 

@@ -30,6 +30,14 @@ enum rec_type {
 	REC_VCPU_STATE = 5,	/* one vCPU's complete state */
 	REC_VM_STATE = 6,	/* VM-wide state: clock, irqchip, PIT */
 	REC_END = 7,		/* the stream or file is complete */
+	/* Migration handshake (docs/protocol.md), destination -> source unless noted: */
+	REC_ACCEPT = 8,		/* the VM config is acceptable: send pages */
+	REC_READY = 9,		/* everything loaded and verified: say go */
+	REC_GO = 10,		/* source -> destination: resume the VM */
+	REC_RUNNING = 11,	/* the VM runs on the destination */
+	REC_ERROR = 12,		/* either way: fields ERR_CODE, ERR_TEXT; the peer gives up */
+	REC_QUERY = 13,		/* client -> daemon: fields Q_NAME */
+	REC_QUERY_REPLY = 14,	/* daemon -> client: fields Q_NAME, Q_STATE */
 	REC_TYPE_MAX
 };
 

@@ -6,6 +6,9 @@
 : "${top_srcdir:=$top_builddir}"
 KVM_RUN="$top_builddir/kvm/kvm-run"
 QMP_SEND="$top_builddir/tests/lib/qmp-send"
+KVM_MIGRATE="$top_builddir/migrate/kvm-migrate"
+KVM_MIGRATED="$top_builddir/migrate/kvm-migrated"
+MAKE_CERTS="$top_srcdir/scripts/make-certs"
 export KVM_MIGRATE_GUEST_DIR="$top_builddir/kvm/guest"
 TAP_N=0
 

@@ -29,12 +29,13 @@ tests_kvm_test_vm_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_vm_LDADD = $(KVM_TEST_LIBS)
 TESTS += tests/kvm/test-vm
 
-check_PROGRAMS += tests/lib/qmp-send
+check_PROGRAMS += tests/lib/qmp-send tests/lib/flip-proxy
 tests_lib_qmp_send_SOURCES = tests/lib/qmp-send.c
+tests_lib_flip_proxy_SOURCES = tests/lib/flip-proxy.c
 
 # Shell tests (TAP through tests/lib.sh).
-TESTS += tests/cli.sh tests/kvm-run.sh
-EXTRA_DIST += tests/lib.sh tests/cli.sh tests/kvm-run.sh
+TESTS += tests/cli.sh tests/kvm-run.sh tests/migrate.sh tests/migrate-netns.sh
+EXTRA_DIST += tests/lib.sh tests/cli.sh tests/kvm-run.sh tests/migrate.sh tests/migrate-netns.sh
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c

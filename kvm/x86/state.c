@@ -532,7 +532,7 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 		if ((r = rec_put_field(payload, ST_CFG_SLOT, v, sizeof(v))) != 0)
 			return r;
 	}
-	return 0;
+	return rec_put_field(payload, ST_CFG_NAME, kvm->name, (uint32_t)strlen(kvm->name));
 }
 
 int state__parse_config(const uint8_t *payload, uint32_t len, struct kvm_config *cfg)
@@ -660,4 +660,31 @@ int state__load_all(struct kvm *kvm, const uint8_t *data, size_t len)
 out:
 	buf_free(in);
 	return r;
+}
+
+int state__advance_tsc(struct kvm *kvm, uint64_t ns)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m;
+	unsigned int i;
+	uint64_t khz, ticks;
+
+	for (i = 0; i < kvm->nr_cpus; i++) {
+		struct kvm_cpu *cpu = kvm->cpus[i];
+		int k = ioctl(cpu->fd, KVM_GET_TSC_KHZ, 0);
+
+		khz = k > 0 ? (uint64_t)k : kvm->tsc_khz;
+		ticks = (uint64_t)((double)ns * (double)khz / 1e6);
+		memset(&m, 0, sizeof(m));
+		m.hdr.nmsrs = 1;
+		m.e.index = 0x10;	/* IA32_TIME_STAMP_COUNTER */
+		if (ioctl(cpu->fd, KVM_GET_MSRS, &m) != 1)
+			return state__ioctl_fail(cpu, "KVM_GET_MSRS(TSC)");
+		m.e.data += ticks;
+		if (ioctl(cpu->fd, KVM_SET_MSRS, &m) != 1)
+			return state__ioctl_fail(cpu, "KVM_SET_MSRS(TSC)");
+	}
+	return 0;
 }

@@ -1,13 +1,14 @@
 # Unit tests of lib/: cmocka programs speaking TAP (CMOCKA_MESSAGE_OUTPUT=TAP
 # comes from AM_TESTS_ENVIRONMENT in Makefile.am).
 KM_UNIT_TESTS = tests/unit/test-buf tests/unit/test-record \
-	tests/unit/test-parse tests/unit/test-qmp tests/unit/test-log
+	tests/unit/test-parse tests/unit/test-qmp tests/unit/test-log \
+	tests/unit/test-chan
 check_PROGRAMS += $(KM_UNIT_TESTS)
 TESTS += $(KM_UNIT_TESTS)
 EXTRA_DIST += tests/unit/unit.h
 
 KM_UNIT_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) $(XXHASH_CFLAGS)
-KM_UNIT_LDADD = lib/libkm.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(XXHASH_LIBS)
+KM_UNIT_LDADD = lib/libkm.a $(CMOCKA_LIBS) $(JANSSON_LIBS) $(XXHASH_LIBS) $(OPENSSL_LIBS)
 
 tests_unit_test_buf_SOURCES = tests/unit/test-buf.c
 tests_unit_test_buf_CFLAGS = $(KM_UNIT_CFLAGS)
@@ -28,3 +29,8 @@ tests_unit_test_qmp_LDADD = $(KM_UNIT_LDADD)
 tests_unit_test_log_SOURCES = tests/unit/test-log.c
 tests_unit_test_log_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_log_LDADD = $(KM_UNIT_LDADD)
+
+tests_unit_test_chan_SOURCES = tests/unit/test-chan.c
+# make-certs is found through $top_srcdir (set by make check), else here.
+tests_unit_test_chan_CFLAGS = $(KM_UNIT_CFLAGS) -DKM_SRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_chan_LDADD = $(KM_UNIT_LDADD)

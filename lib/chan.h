@@ -1,0 +1,121 @@
+/*
+ * Channels: a connected byte stream over a unix socket, plain TCP, or TLS
+ * 1.3 over TCP with mutual X.509 authentication (OpenSSL). Migration
+ * streams and the daemon's queries travel over these; nothing above this
+ * file knows which kind it has.
+ *
+ * Addresses: "unix:PATH", "HOST:PORT", "[V6ADDR]:PORT", or "HOST" (the
+ * port is then CHAN_DEFAULT_PORT). HOST may be a name or a numeric address;
+ * an empty HOST (":PORT") listens on every address, IPv4 and IPv6.
+ *
+ * TLS material follows QEMU's x509 directory layout: ca-cert.pem,
+ * server-cert.pem, server-key.pem (the listening side), client-cert.pem,
+ * client-key.pem (the connecting side). Both sides present a certificate
+ * and verify the other's chain against ca-cert.pem; the client also checks
+ * that the server certificate names the host it connected to (DNS or IP
+ * subjectAltName; the subject CN is never used for that). TLS 1.3 only.
+ *
+ * A channel is used by one thread at a time, except that chan_abort may
+ * be called from any thread. Timeouts are in ms; 0 means none.
+ *
+ * Errors are the project's negative codes; every failure also writes a
+ * one-line human reason into the caller's err buffer (e.g. "client
+ * certificate verify failed: certificate has expired"), which callers log.
+ */
+#ifndef KM_CHAN_H
+#define KM_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHAN_DEFAULT_PORT	4917
+#define CHAN_ERR_MAX		256
+
+struct chan;
+struct chan_tls;	/* an SSL_CTX and what it was loaded from */
+
+/*
+ * Loads the TLS material of dir for one side (server: server-cert/key,
+ * client: client-cert/key; ca-cert.pem for both). KM_ERR_INVALID with the
+ * missing or unreadable file named in err. *out owned by the caller.
+ */
+int chan_tls_new(const char *dir, bool server, struct chan_tls **out, char *err, size_t errlen);
+/* NULL-safe. */
+void chan_tls_free(struct chan_tls *tls);
+
+/*
+ * A listening socket for addr (unix: a stale socket file is replaced;
+ * TCP: SO_REUSEADDR, port 0 picks a free one). Returns the fd (CLOEXEC)
+ * or a negative error.
+ */
+int chan_listen(const char *addr, char *err, size_t errlen);
+/* The TCP port a listening or connected socket is bound to, or 0. */
+int chan_local_port(int fd);
+
+/*
+ * Wraps an accepted fd (the channel owns it from now, even on failure).
+ * With tls (loaded for the server side), runs the server handshake,
+ * requiring a client certificate signed by the CA, within timeout_ms:
+ * KM_ERR_AUTH with the reason (unknown CA, expired, no certificate, not
+ * TLS at all...) on failure; KM_ERR_PEER if the client hung up first.
+ */
+int chan_accept_fd(int fd, struct chan_tls *tls, int timeout_ms, struct chan **out,
+		   char *err, size_t errlen);
+
+/*
+ * Connects to addr within timeout_ms (connect and handshake together);
+ * with tls (required for TCP unless the caller deliberately passes NULL
+ * for --insecure), the client handshake and the server's certificate and
+ * name are checked (over a unix socket, the chain only).
+ * -ECONNREFUSED, -EHOSTUNREACH, KM_ERR_TIMEOUT, KM_ERR_AUTH...
+ * In TLS 1.3 the server judges the client's certificate after the
+ * client's handshake has ended: a refusal shows at the first chan_read.
+ */
+int chan_connect(const char *addr, struct chan_tls *tls, int timeout_ms, struct chan **out,
+		 char *err, size_t errlen);
+
+/*
+ * Writes all of len bytes (blocking). 0, or a negative error:
+ * KM_ERR_PEER if the peer is gone, KM_ERR_TIMEOUT past the I/O timeout.
+ */
+int chan_write(struct chan *c, const void *data, size_t len);
+/*
+ * Reads up to len bytes, at least 1 (blocking; 0 if len is 0). Returns
+ * the count, or KM_ERR_END on an orderly close, KM_ERR_PEER on a reset or
+ * a TLS error, KM_ERR_AUTH if the TLS peer's alert refused our
+ * certificate, KM_ERR_TIMEOUT past the I/O timeout.
+ */
+int64_t chan_read(struct chan *c, void *data, size_t len);
+/*
+ * Reads exactly len bytes; KM_ERR_TRUNCATED if the stream ends after
+ * some of them, KM_ERR_END if it ends before the first.
+ */
+int chan_read_full(struct chan *c, void *data, size_t len);
+/*
+ * Both directions' timeout, in ms (0: none): the longest a read or write
+ * waits without any progress, so a slow but moving transfer of a large
+ * buffer does not time out. The default is none; protocol code sets one
+ * so that a silent peer cannot block it forever.
+ */
+int chan_set_timeout(struct chan *c, int timeout_ms);
+/*
+ * Makes blocked and later reads and writes fail at once with
+ * KM_ERR_CANCELED (shutdown(2) of the socket); callable from another
+ * thread to cancel. The channel must still be closed with chan_close.
+ */
+void chan_abort(struct chan *c);
+/* Sends close_notify (TLS) and closes. NULL-safe. */
+void chan_close(struct chan *c);
+
+/* The socket descriptor (for poll). */
+int chan_fd(const struct chan *c);
+/*
+ * Who the peer is, for logs: "CN=host-b (192.0.2.1:4917)", "unix", or the
+ * address for plain TCP. Never NULL.
+ */
+const char *chan_peer(const struct chan *c);
+/* True for a TLS channel. */
+bool chan_is_tls(const struct chan *c);
+
+#endif

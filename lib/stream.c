@@ -1,0 +1,195 @@
+/* Record streams over a channel: see stream.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "record.h"
+#include "stream.h"
+
+/* Input holds at most one maximal record and a read's worth beyond it. */
+#define STREAM_IN_MAX	(REC_HDR_SIZE + REC_MAX_PAYLOAD + (256U << 10))
+#define STREAM_READ	(256U << 10)
+
+struct stream {
+	struct chan *c;
+	struct buf *in;
+	struct buf *out;
+	uint64_t bytes_out, bytes_in;
+};
+
+struct stream *stream_new(struct chan *c)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->c = c;
+	s->in = buf_new(STREAM_IN_MAX);
+	s->out = buf_new(STREAM_OUT_FLUSH + REC_HDR_SIZE + REC_MAX_PAYLOAD);
+	if (!s->in || !s->out) {
+		stream_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void stream_free(struct stream *s)
+{
+	if (!s)
+		return;
+	buf_free(s->in);
+	buf_free(s->out);
+	free(s);
+}
+
+int stream_flush(struct stream *s)
+{
+	size_t len = buf_len(s->out);
+	int r;
+
+	if (len == 0)
+		return 0;
+	if ((r = chan_write(s->c, buf_ptr(s->out), len)) != 0)
+		return r;
+	s->bytes_out += len;
+	buf_reset(s->out);
+	return 0;
+}
+
+int stream_put(struct stream *s, uint32_t type, const void *payload, uint32_t len)
+{
+	int r;
+
+	if ((r = rec_put(s->out, type, payload, len)) != 0)
+		return r;
+	return buf_len(s->out) >= STREAM_OUT_FLUSH ? stream_flush(s) : 0;
+}
+
+int stream_put_framed(struct stream *s, const void *records, size_t len)
+{
+	int r;
+
+	if ((r = stream_flush(s)) != 0)
+		return r;
+	if ((r = chan_write(s->c, records, len)) != 0)
+		return r;
+	s->bytes_out += len;
+	return 0;
+}
+
+int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
+	       const uint8_t **payload, uint32_t *len)
+{
+	uint8_t *dst;
+	int64_t n;
+	int r;
+
+	for (;;) {
+		r = rec_get(s->in, max_payload, type, payload, len);
+		if (r != KM_ERR_TRUNCATED)
+			return r;
+		/* Room for the rest of this record is guaranteed by STREAM_IN_MAX. */
+		if ((r = buf_reserve(s->in, STREAM_READ, &dst)) != 0)
+			return r;
+		n = chan_read(s->c, dst, STREAM_READ);
+		buf_unreserve(s->in, STREAM_READ - (n > 0 ? (size_t)n : 0));
+		if (n == KM_ERR_END)
+			return buf_len(s->in) ? KM_ERR_TRUNCATED : KM_ERR_END;
+		if (n < 0)
+			return (int)n;
+		s->bytes_in += (uint64_t)n;
+	}
+}
+
+uint64_t stream_bytes_out(const struct stream *s)
+{
+	return s->bytes_out + buf_len(s->out);
+}
+
+uint64_t stream_bytes_in(const struct stream *s)
+{
+	return s->bytes_in;
+}
+
+int stream_put_header(struct stream *s, enum stream_purpose purpose, uint64_t caps)
+{
+	struct buf *p = buf_new(256);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	if ((r = buf_put(p, REC_MAGIC, 8)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_VERSION_MAJOR, REC_VERSION)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_VERSION_MINOR, 0)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_CAPS, caps)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_PURPOSE, purpose)) != 0)
+		goto out;
+	r = stream_put(s, REC_HEADER, buf_ptr(p), (uint32_t)buf_len(p));
+out:
+	buf_free(p);
+	return r;
+}
+
+int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpose *purpose,
+			uint64_t *caps)
+{
+	uint64_t major = 0, v = 0;
+	const uint8_t *d;
+	uint32_t tag, flen;
+	struct buf *f;
+	int r;
+
+	if (len < 8 || memcmp(payload, REC_MAGIC, 8) != 0)
+		return KM_ERR_BAD_MAGIC;
+	if (!(f = buf_view(payload + 8, len - 8)))
+		return -ENOMEM;
+	*caps = 0;
+	*purpose = 0;
+	while ((r = rec_get_field(f, &tag, &d, &flen)) == 0) {
+		switch (tag) {
+		case HDR_VERSION_MAJOR:
+			r = rec_field_u64(d, flen, &major);
+			break;
+		case HDR_CAPS:
+			r = rec_field_u64(d, flen, caps);
+			break;
+		case HDR_PURPOSE:
+			if ((r = rec_field_u64(d, flen, &v)) == 0)
+				*purpose = (enum stream_purpose)v;
+			break;
+		default:	/* unknown fields are skipped (docs/format.md s.3) */
+			break;
+		}
+		if (r != 0)
+			goto out;
+	}
+	if (r != KM_ERR_END)
+		goto out;
+	if (major != REC_VERSION)
+		r = KM_ERR_VERSION;
+	else if (*caps & ~STREAM_CAPS_KNOWN)
+		r = KM_ERR_UNSUPPORTED;
+	else if (*purpose < STREAM_MIGRATE || *purpose > STREAM_SNAPSHOT)
+		r = KM_ERR_CORRUPT;
+	else
+		r = 0;
+out:
+	buf_free(f);
+	return r;
+}
+
+int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *caps)
+{
+	const uint8_t *p;
+	uint32_t type, len;
+	int r;
+
+	if ((r = stream_get(s, 4096, &type, &p, &len)) != 0)
+		return r;
+	if (type != REC_HEADER)
+		return KM_ERR_BAD_MAGIC;
+	return stream_parse_header(p, len, purpose, caps);
+}

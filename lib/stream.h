@@ -1,0 +1,77 @@
+/*
+ * Record streams over a channel: the migration protocol's transport.
+ * Writes are gathered into one bounded output buffer and sent when it
+ * fills or on stream_flush (so small records do not each cost a TLS
+ * record and a syscall). Reads go through a bounded input buffer: a record
+ * is handed out only when complete and checksummed, and a declared length
+ * above the caller's bound is refused before anything is awaited.
+ */
+#ifndef KM_STREAM_H
+#define KM_STREAM_H
+
+#include <stdint.h>
+
+#include "chan.h"
+
+#define STREAM_OUT_FLUSH	(1U << 20)	/* send once this much is gathered */
+
+struct stream;
+
+/* The stream uses c but does not own it. NULL if out of memory. */
+struct stream *stream_new(struct chan *c);
+/* NULL-safe; does not close the channel. */
+void stream_free(struct stream *s);
+
+/* Appends one record; sends what is gathered once it passes STREAM_OUT_FLUSH. */
+int stream_put(struct stream *s, uint32_t type, const void *payload, uint32_t len);
+/* Appends records already framed (e.g. state__save_all's output). */
+int stream_put_framed(struct stream *s, const void *records, size_t len);
+/* Sends everything gathered. */
+int stream_flush(struct stream *s);
+
+/*
+ * Reads until one record is complete. *payload stays valid until the next
+ * stream_get. KM_ERR_TOO_LARGE past max_payload, KM_ERR_CORRUPT on a bad
+ * checksum, KM_ERR_TRUNCATED if the peer closed mid-record, KM_ERR_END if
+ * it closed between records, and the channel's errors.
+ */
+int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
+	       const uint8_t **payload, uint32_t *len);
+
+/* Bytes handed to and taken from the channel so far (record bytes, before TLS). */
+uint64_t stream_bytes_out(const struct stream *s);
+uint64_t stream_bytes_in(const struct stream *s);
+
+/*
+ * The REC_HEADER payload every stream starts with: magic, version, caps
+ * and the purpose of the connection (enum stream_purpose).
+ */
+enum stream_purpose {
+	STREAM_MIGRATE = 1,	/* a VM follows */
+	STREAM_QUERY = 2,	/* a question to the daemon (docs/protocol.md) */
+	STREAM_SNAPSHOT = 3,	/* a checkpoint file */
+};
+
+enum hdr_tag {
+	HDR_VERSION_MAJOR = 1,
+	HDR_VERSION_MINOR = 2,
+	HDR_CAPS = 3,
+	HDR_SKIPPABLE = 4,
+	HDR_PURPOSE = 5,
+};
+
+/* Capabilities (HDR_CAPS bits). */
+#define STREAM_CAP_LZ4		(1ULL << 0)	/* REC_PAGES may hold PAGE_LZ4 entries */
+#define STREAM_CAPS_KNOWN	(STREAM_CAP_LZ4)
+
+int stream_put_header(struct stream *s, enum stream_purpose purpose, uint64_t caps);
+/*
+ * Reads and checks the REC_HEADER (KM_ERR_BAD_MAGIC, KM_ERR_VERSION,
+ * KM_ERR_UNSUPPORTED for unknown caps) and gives its purpose and caps.
+ */
+int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *caps);
+/* The same check on a payload already read. */
+int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpose *purpose,
+			uint64_t *caps);
+
+#endif

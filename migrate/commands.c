@@ -1,0 +1,144 @@
+/*
+ * The migration's control commands (docs/control.md): migrate,
+ * query-migrate, migrate-cancel, migrate-settle. Served by the VM's
+ * control thread through kvm/control.h's extension table.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "qmp.h"
+#include "kvm/control.h"
+#include "kvm/kvm.h"
+#include "migrate/migrate.h"
+
+json_t *migrate__stats_json(const struct migrate_stats *st)
+{
+	double ratio = st->raw_bytes && st->wire_bytes ?
+		       (double)st->raw_bytes / (double)st->wire_bytes : 0.0;
+
+	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
+			 " s:I, s:I, s:I, s:I, s:f, s:i}",
+			 "status", migrate__status_name(st->status),
+			 "error", st->error,
+			 "total-time", (double)st->total_ns / 1e6,
+			 "setup-time", (double)st->setup_ns / 1e6,
+			 "downtime", (double)st->downtime_ns / 1e6,
+			 "expected-downtime", (double)st->expected_downtime_ns / 1e6,
+			 "transferred", (json_int_t)st->wire_bytes,
+			 "remaining", (json_int_t)(st->remaining_pages * 4096),
+			 "dirty-pages-rate", (json_int_t)st->dirty_pages_rate,
+			 "mbps", st->mbps,
+			 "rounds", (int)st->rounds,
+			 "pages", (json_int_t)st->pages,
+			 "zero", (json_int_t)st->zero,
+			 "normal", (json_int_t)st->raw,
+			 "compressed", (json_int_t)st->lz4,
+			 "skipped", (json_int_t)st->skipped_pages,
+			 "raw-bytes", (json_int_t)st->raw_bytes,
+			 "compression-ratio", ratio,
+			 "throttle-percentage", (int)st->throttle_pct);
+}
+
+static char *cmd_migrate(void *ctx, const struct qmp_request *req)
+{
+	struct kvm *kvm = ctx;
+	struct migrate_params p;
+	const char *uri = NULL, *tls = NULL, *on_limit = NULL;
+	int insecure = 0, compress = 1, autoc = 0;
+	json_int_t downtime = MIGRATE_DEFAULT_DOWNTIME_MS, bw = 0;
+	json_int_t rounds = MIGRATE_DEFAULT_MAX_ROUNDS, timeout = MIGRATE_DEFAULT_TIMEOUT_MS;
+	json_int_t io_timeout = MIGRATE_IO_TIMEOUT_MS;
+	json_error_t jerr;
+	int r;
+
+	migrate__default_params(&p);
+	if (json_unpack_ex(req->arguments, &jerr, JSON_STRICT,
+			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?I, s?s, s?I}",
+			   "uri", &uri, "tls-dir", &tls, "insecure", &insecure,
+			   "compress", &compress, "downtime-ms", &downtime,
+			   "bandwidth", &bw, "auto-converge", &autoc,
+			   "max-rounds", &rounds, "timeout-ms", &timeout,
+			   "on-limit", &on_limit, "io-timeout-ms", &io_timeout) != 0) {
+		char desc[300];
+
+		snprintf(desc, sizeof(desc), "arguments: %s (see docs/control.md)", jerr.text);
+		return qmp_reply_error("GenericError", desc, req->id);
+	}
+	if (strlen(uri) >= sizeof(p.uri) || (tls && strlen(tls) >= sizeof(p.tls_dir)) ||
+	    downtime < 1 || downtime > 60000 || bw < 0 || rounds < 1 || rounds > 100000 ||
+	    timeout < 0 || io_timeout < 100 || io_timeout > 3600000 || (on_limit && strcmp(on_limit, "cancel") && strcmp(on_limit, "force")))
+		return qmp_reply_error("GenericError",
+				       "uri or tls-dir too long, or downtime-ms not 1..60000, bandwidth "
+				       "negative, max-rounds not 1..100000, io-timeout-ms not 100..3600000, "
+				       "on-limit not cancel|force",
+				       req->id);
+	snprintf(p.uri, sizeof(p.uri), "%s", uri);
+	if (tls)
+		snprintf(p.tls_dir, sizeof(p.tls_dir), "%s", tls);
+	p.insecure = insecure;
+	p.compress = compress;
+	p.downtime_ms = (uint64_t)downtime;
+	p.bandwidth = (uint64_t)bw;
+	p.auto_converge = autoc;
+	p.max_rounds = (unsigned int)rounds;
+	p.timeout_ms = (uint64_t)timeout;
+	p.io_timeout_ms = (uint64_t)io_timeout;
+	p.on_limit = on_limit && !strcmp(on_limit, "force") ? MIGRATE_LIMIT_FORCE
+							      : MIGRATE_LIMIT_CANCEL;
+	if ((r = migrate__start(kvm, &p)) != 0)
+		return qmp_reply_error("GenericError", r == KM_ERR_STATE ?
+				       "a migration is already in progress, done, or the VM is not running" :
+				       km_strerror(r), req->id);
+	return qmp_reply_return(NULL, req->id);
+}
+
+static char *cmd_query_migrate(void *ctx, const struct qmp_request *req)
+{
+	struct migrate_stats st;
+
+	migrate__get_stats(ctx, &st);
+	return qmp_reply_return(migrate__stats_json(&st), req->id);
+}
+
+static char *cmd_migrate_cancel(void *ctx, const struct qmp_request *req)
+{
+	if (migrate__cancel(ctx) != 0)
+		return qmp_reply_error("GenericError",
+				       "no migration to cancel (none running, or past the switchover)",
+				       req->id);
+	return qmp_reply_return(NULL, req->id);
+}
+
+static char *cmd_migrate_settle(void *ctx, const struct qmp_request *req)
+{
+	int there = 0;
+
+	if (json_unpack(req->arguments, "{s:b !}", "running-there", &there) != 0)
+		return qmp_reply_error("GenericError", "arguments: {\"running-there\": bool}",
+				       req->id);
+	if (migrate__settle(ctx, there) != 0)
+		return qmp_reply_error("GenericError", "the migration's outcome is not unknown",
+				       req->id);
+	return qmp_reply_return(NULL, req->id);
+}
+
+/* ctx is filled in by migrate__control_table. */
+static struct control_cmd table[] = {
+	{ "migrate", cmd_migrate, NULL },
+	{ "query-migrate", cmd_query_migrate, NULL },
+	{ "migrate-cancel", cmd_migrate_cancel, NULL },
+	{ "migrate-settle", cmd_migrate_settle, NULL },
+	{ NULL, NULL, NULL },
+};
+
+const struct control_cmd *migrate__control_table(struct kvm *kvm)
+{
+	unsigned int i;
+
+	for (i = 0; table[i].name; i++)
+		table[i].ctx = kvm;
+	return table;
+}

@@ -1,0 +1,437 @@
+/*
+ * kvm-migrate SRC DST: tells VM SRC (a name in the run directory, or a
+ * control-socket path) to migrate to DST (HOST[:PORT] of a kvm-migrated,
+ * or unix:PATH), shows progress, and reports (docs/kvm-migrate.1).
+ *
+ * Exit status: 0 migrated; 1 the migration failed or was cancelled (the
+ * source VM runs on); 2 bad command line; 3 the source VM cannot be
+ * reached; 4 the outcome could not be settled (see the message).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "parse.h"
+#include "record.h"
+#include "rundir.h"
+#include "stream.h"
+#include "migrate/migrate.h"
+#include "migrate/qmpc.h"
+
+#define EXIT_FAILED	1
+#define EXIT_USAGE	2
+#define EXIT_SOURCE	3
+#define EXIT_UNSETTLED	4
+#define POLL_MS		50
+
+struct options {
+	const char *src, *dst, *rundir, *tls_dir, *trace;
+	json_t *args;		/* the migrate command's arguments */
+	int json, quiet;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: kvm-migrate [OPTION]... SRC DST\n"
+"Live-migrate VM SRC (a name, or a control socket path) to DST: HOST[:PORT]\n"
+"of a kvm-migrated (default port %d), or unix:PATH.\n"
+"\n"
+"      --tls-dir DIR       client-cert.pem, client-key.pem, ca-cert.pem\n"
+"                          (default /etc/kvm-migrate/x509)\n"
+"      --insecure          plain TCP, no TLS (test networks only)\n"
+"      --rundir DIR        where SRC's control socket is (default $KVM_MIGRATE_RUNDIR)\n"
+"  -d, --downtime-ms N     stop-and-copy once the expected downtime fits (default %d)\n"
+"  -b, --bandwidth RATE    cap in bytes/s on the wire, K/M/G suffixes (default none)\n"
+"      --auto-converge     throttle the vCPUs when the guest dirties faster than the link\n"
+"      --max-rounds N      pre-copy rounds before giving up (default %d)\n"
+"      --timeout S         seconds of pre-copy before giving up (default %d)\n"
+"      --io-timeout S      a destination silent this long is gone (default %d)\n"
+"      --force             at a limit, stop and copy anyway instead of giving up\n"
+"      --no-compress       send pages raw (no lz4)\n"
+"      --json              print the final report as one JSON object\n"
+"      --trace FILE.csv    one row per pre-copy round\n"
+"  -q, --quiet             no progress line\n"
+"  -h, --help              this help\n"
+"\n"
+"Exit status: 0 migrated, 1 failed or cancelled (the VM runs on at the source),\n"
+"2 usage, 3 SRC unreachable, 4 outcome unknown and not settled.\n",
+		CHAN_DEFAULT_PORT, MIGRATE_DEFAULT_DOWNTIME_MS, MIGRATE_DEFAULT_MAX_ROUNDS,
+		MIGRATE_DEFAULT_TIMEOUT_MS / 1000, MIGRATE_IO_TIMEOUT_MS / 1000);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_TLS = 256, OPT_INSECURE, OPT_RUNDIR, OPT_AUTO, OPT_ROUNDS, OPT_TIMEOUT,
+	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT };
+	static const struct option longopts[] = {
+		{ "tls-dir", required_argument, NULL, OPT_TLS },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		{ "rundir", required_argument, NULL, OPT_RUNDIR },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "auto-converge", no_argument, NULL, OPT_AUTO },
+		{ "max-rounds", required_argument, NULL, OPT_ROUNDS },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "no-compress", no_argument, NULL, OPT_NOCOMP },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "trace", required_argument, NULL, OPT_TRACE },
+		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	o->args = json_object();
+	while ((c = getopt_long(argc, argv, "d:b:qhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_TLS:
+			o->tls_dir = optarg;
+			break;
+		case OPT_INSECURE:
+			json_object_set_new(o->args, "insecure", json_true());
+			break;
+		case OPT_RUNDIR:
+			o->rundir = optarg;
+			break;
+		case 'd':
+			if (parse_u64(optarg, 1, 60000, &v) != 0) {
+				fprintf(stderr, "kvm-migrate: --downtime-ms '%s': need 1 to 60000\n", optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "downtime-ms", json_integer((json_int_t)v));
+			break;
+		case 'b':
+			if (parse_size(optarg, &v) != 0 || v < 4096 || v > (1ULL << 40)) {
+				fprintf(stderr, "kvm-migrate: --bandwidth '%s': need bytes/s, at least 4K "
+					"(e.g. 100M)\n", optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "bandwidth", json_integer((json_int_t)v));
+			break;
+		case OPT_AUTO:
+			json_object_set_new(o->args, "auto-converge", json_true());
+			break;
+		case OPT_ROUNDS:
+			if (parse_u64(optarg, 1, 100000, &v) != 0) {
+				fprintf(stderr, "kvm-migrate: --max-rounds '%s': need 1 to 100000\n", optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "max-rounds", json_integer((json_int_t)v));
+			break;
+		case OPT_TIMEOUT:
+			if (parse_u64(optarg, 1, 24 * 3600, &v) != 0) {
+				fprintf(stderr, "kvm-migrate: --timeout '%s': need 1 to 86400 seconds\n",
+					optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "timeout-ms", json_integer((json_int_t)v * 1000));
+			break;
+		case OPT_IO_TIMEOUT:
+			if (parse_u64(optarg, 1, 3600, &v) != 0) {
+				fprintf(stderr, "kvm-migrate: --io-timeout '%s': need 1 to 3600 seconds\n",
+					optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "io-timeout-ms", json_integer((json_int_t)v * 1000));
+			break;
+		case OPT_FORCE:
+			json_object_set_new(o->args, "on-limit", json_string("force"));
+			break;
+		case OPT_NOCOMP:
+			json_object_set_new(o->args, "compress", json_false());
+			break;
+		case OPT_JSON:
+			o->json = 1;
+			break;
+		case OPT_TRACE:
+			o->trace = optarg;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("kvm-migrate (%s)\n", PACKAGE_STRING);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "kvm-migrate: need SRC and DST (see --help)\n");
+		return -1;
+	}
+	o->src = argv[optind];
+	o->dst = argv[optind + 1];
+	if (o->tls_dir)
+		json_object_set_new(o->args, "tls-dir", json_string(o->tls_dir));
+	json_object_set_new(o->args, "uri", json_string(o->dst));
+	return 0;
+}
+
+static double num(json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+static void progress_line(json_t *st)
+{
+	fprintf(stderr, "\r%-9s round %3.0f  sent %8.1f MiB  remaining %8.1f MiB  dirty %7.0f p/s  "
+		"%8.1f Mb/s  exp. downtime %6.1f ms  throttle %2.0f%%  ",
+		str(st, "status"), num(st, "rounds"), num(st, "transferred") / 1048576.0,
+		num(st, "remaining") / 1048576.0, num(st, "dirty-pages-rate"), num(st, "mbps"),
+		num(st, "expected-downtime"), num(st, "throttle-percentage"));
+}
+
+static void report(json_t *st, FILE *f)
+{
+	fprintf(f,
+		"migration %s%s%s\n"
+		"  total time        %10.1f ms\n"
+		"  setup time        %10.1f ms\n"
+		"  downtime          %10.2f ms (source: paused until the destination ran)\n"
+		"  guest-seen stall  %10.2f ms (longest gap the guest measured, if it reported)\n"
+		"  rounds            %10.0f\n"
+		"  on the wire       %10.1f MiB\n"
+		"  pages sent        %10.0f (zero %.0f, lz4 %.0f, raw %.0f); never touched, skipped %.0f\n"
+		"  compression ratio %10.2f (page bytes / wire bytes)\n"
+		"  throttle          %10.0f %%\n",
+		str(st, "status"), *str(st, "error") ? ": " : "", str(st, "error"),
+		num(st, "total-time"), num(st, "setup-time"), num(st, "downtime"),
+		num(st, "guest-stall"), num(st, "rounds"), num(st, "transferred") / 1048576.0,
+		num(st, "pages"), num(st, "zero"), num(st, "compressed"), num(st, "normal"),
+		num(st, "skipped"), num(st, "compression-ratio"), num(st, "throttle-percentage"));
+}
+
+/* Asks the destination daemon whether VM name runs there: 1 yes, 0 no, <0 cannot tell. */
+static int ask_destination(const struct options *o, const char *name)
+{
+	char err[CHAN_ERR_MAX] = "";
+	struct chan_tls *tls = NULL;
+	struct chan *c = NULL;
+	struct stream *s = NULL;
+	struct buf *q = buf_new(256), *f = NULL;
+	const uint8_t *p, *d;
+	uint32_t type, len, tag, flen;
+	uint64_t running = 0;
+	int r, insecure = json_is_true(json_object_get(o->args, "insecure"));
+
+	if (!q)
+		return -ENOMEM;
+	if (strncmp(o->dst, "unix:", 5) && !insecure &&
+	    (r = chan_tls_new(o->tls_dir ? o->tls_dir : "/etc/kvm-migrate/x509", false, &tls,
+			      err, sizeof(err))) != 0)
+		goto out;
+	if ((r = chan_connect(o->dst, tls, MIGRATE_HANDSHAKE_MS, &c, err, sizeof(err))) != 0)
+		goto out;
+	chan_set_timeout(c, MIGRATE_HANDSHAKE_MS);
+	if (!(s = stream_new(c))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = stream_put_header(s, STREAM_QUERY, 0)) || (r = rec_put_field(q, 1, name, (uint32_t)strlen(name))) ||
+	    (r = stream_put(s, REC_QUERY, buf_ptr(q), (uint32_t)buf_len(q))) ||
+	    (r = stream_flush(s)) || (r = stream_get(s, 4096, &type, &p, &len)))
+		goto out;
+	if (type != REC_QUERY_REPLY || !(f = buf_view(p, len))) {
+		r = KM_ERR_PEER;
+		goto out;
+	}
+	while (rec_get_field(f, &tag, &d, &flen) == 0)
+		if (tag == 2)
+			rec_field_u64(d, flen, &running);
+	r = running ? 1 : 0;
+out:
+	if (r < 0)
+		fprintf(stderr, "kvm-migrate: asking %s: %s\n", o->dst, err[0] ? err : km_strerror(r));
+	buf_free(f);
+	buf_free(q);
+	stream_free(s);
+	chan_close(c);
+	chan_tls_free(tls);
+	return r;
+}
+
+/* MIGRATE_UNKNOWN: find out where the VM runs and settle the source. */
+static int settle(const struct options *o, struct qmpc *q, const char *name)
+{
+	json_t *ret = NULL;
+	char err[256];
+	int there, i;
+
+	fprintf(stderr, "kvm-migrate: the link broke after the switchover began; asking %s "
+		"whether %s runs there\n", o->dst, name);
+	for (i = 0; i < 5; i++) {
+		if ((there = ask_destination(o, name)) >= 0)
+			break;
+		sleep(1);	/* retry pacing for a peer that may be coming back */
+	}
+	if (there < 0) {
+		fprintf(stderr, "kvm-migrate: cannot reach %s: %s stays paused at the source; run "
+			"kvm-migrate again when the destination answers, or resume with 'cont' if "
+			"you know it is not running there\n", o->dst, name);
+		return EXIT_UNSETTLED;
+	}
+	if (qmpc_call(q, "migrate-settle", json_pack("{s:b}", "running-there", there), 10000,
+		      &ret, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kvm-migrate: settling the source: %s\n", err);
+		return EXIT_UNSETTLED;
+	}
+	json_decref(ret);
+	fprintf(stderr, "kvm-migrate: %s %s\n", name, there ? "runs at the destination: migrated" :
+		"does not run at the destination: resumed at the source");
+	return there ? 0 : EXIT_FAILED;
+}
+
+static int source_socket(const struct options *o, char *path, size_t len)
+{
+	char rundir[4096];
+	int r;
+
+	if (strchr(o->src, '/')) {
+		snprintf(path, len, "%s", o->src);
+		return 0;
+	}
+	if ((r = rundir_resolve(o->rundir, rundir, sizeof(rundir))) != 0)
+		return r;
+	return rundir_socket_path(rundir, o->src, path, len);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct qmpc *q = NULL;
+	json_t *ret = NULL, *st = NULL, *status_ret = NULL;
+	char path[4096], err[256] = "", name[64] = "";
+	FILE *trace = NULL;
+	double last_round = -1;
+	int r, status = EXIT_SOURCE, tty = isatty(2);
+	const char *s;
+
+	if (parse_options(argc, argv, &o) < 0)
+		return EXIT_USAGE;
+	log_init("kvm-migrate", LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	if ((r = source_socket(&o, path, sizeof(path))) != 0 || (r = qmpc_open(path, &q)) != 0) {
+		fprintf(stderr, "kvm-migrate: VM %s: cannot reach its control socket %s: %s\n",
+			o.src, path, km_strerror(r));
+		goto out;
+	}
+	if (qmpc_call(q, "query-status", NULL, 10000, &status_ret, err, sizeof(err)) == 0)
+		snprintf(name, sizeof(name), "%s", str(status_ret, "name"));
+	if (o.trace && !(trace = fopen(o.trace, "w"))) {
+		fprintf(stderr, "kvm-migrate: %s: %s\n", o.trace, strerror(errno));
+		status = EXIT_USAGE;
+		goto out;
+	}
+	if (trace)
+		fprintf(trace, "round,elapsed_ms,transferred_bytes,remaining_bytes,dirty_pages_rate,"
+			"mbps,expected_downtime_ms,throttle_pct,pages,zero,compressed,normal\n");
+	r = qmpc_call(q, "migrate", json_incref(o.args), 10000, &ret, err, sizeof(err));
+	json_decref(ret);
+	if (r != 0) {
+		fprintf(stderr, "kvm-migrate: %s refused to migrate: %s\n", o.src,
+			r == KM_ERR_REFUSED ? err : km_strerror(r));
+		status = EXIT_FAILED;
+		goto out;
+	}
+	status = EXIT_FAILED;
+	for (;;) {
+		struct timespec ts = { 0, POLL_MS * 1000000L };
+
+		json_decref(st);
+		st = NULL;
+		if (interrupted) {
+			interrupted = 0;
+			fprintf(stderr, "\nkvm-migrate: interrupted: cancelling\n");
+			if (qmpc_call(q, "migrate-cancel", NULL, 10000, &ret, err, sizeof(err)) == 0)
+				json_decref(ret);
+		}
+		if ((r = qmpc_call(q, "query-migrate", NULL, 10000, &st, err, sizeof(err))) != 0) {
+			fprintf(stderr, "kvm-migrate: lost the source's control socket: %s\n",
+				km_strerror(r));
+			goto out;
+		}
+		if (trace && num(st, "rounds") != last_round) {
+			last_round = num(st, "rounds");
+			fprintf(trace, "%.0f,%.1f,%.0f,%.0f,%.0f,%.1f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f\n",
+				last_round, num(st, "total-time"), num(st, "transferred"),
+				num(st, "remaining"), num(st, "dirty-pages-rate"), num(st, "mbps"),
+				num(st, "expected-downtime"), num(st, "throttle-percentage"),
+				num(st, "pages"), num(st, "zero"), num(st, "compressed"),
+				num(st, "normal"));
+		}
+		s = str(st, "status");
+		if (strcmp(s, "setup") && strcmp(s, "active") && strcmp(s, "device"))
+			break;
+		if (tty && !o.quiet && !o.json)
+			progress_line(st);
+		nanosleep(&ts, NULL);	/* the progress display's refresh period */
+	}
+	if (tty && !o.quiet && !o.json)
+		fprintf(stderr, "\n");
+	if (!strcmp(s, "unknown")) {
+		status = settle(&o, q, name[0] ? name : o.src);
+		json_decref(st);
+		st = NULL;
+		if (qmpc_call(q, "query-migrate", NULL, 10000, &st, err, sizeof(err)) != 0)
+			goto out;
+	} else {
+		status = !strcmp(s, "completed") ? 0 : EXIT_FAILED;
+	}
+	if (o.json) {
+		char *txt = json_dumps(st, JSON_COMPACT);
+
+		printf("%s\n", txt ? txt : "{}");
+		free(txt);
+	} else {
+		report(st, stdout);
+	}
+	if (status == EXIT_FAILED)
+		fprintf(stderr, "kvm-migrate: %s: %s; the VM runs on at the source\n",
+			str(st, "status"), str(st, "error"));
+out:
+	if (trace)
+		fclose(trace);
+	json_decref(st);
+	json_decref(status_ret);
+	json_decref(o.args);
+	qmpc_close(q);
+	return status;
+}

@@ -1,0 +1,15 @@
+# Migration: the engine (linked into kvm-run and kvm-migrated), the daemon and the client.
+noinst_LIBRARIES += migrate/libkmmig.a
+migrate_libkmmig_a_SOURCES = migrate/migrate.h migrate/mig.h \
+	migrate/mig.c migrate/send.c migrate/recv.c migrate/throttle.c migrate/commands.c
+migrate_libkmmig_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
+
+MIGRATE_LIBS = migrate/libkmmig.a $(KVM_LIBS)
+
+bin_PROGRAMS += migrate/kvm-migrated migrate/kvm-migrate
+migrate_kvm_migrated_SOURCES = migrate/kvm-migrated.c
+migrate_kvm_migrated_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+migrate_kvm_migrated_LDADD = $(MIGRATE_LIBS)
+migrate_kvm_migrate_SOURCES = migrate/kvm-migrate.c migrate/qmpc.c migrate/qmpc.h
+migrate_kvm_migrate_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+migrate_kvm_migrate_LDADD = $(MIGRATE_LIBS)

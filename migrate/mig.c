@@ -1,0 +1,531 @@
+/*
+ * The sending side's state machine around send.c: status and numbers,
+ * connecting, the convergence policy, the bandwidth cap and the
+ * switchover handshake (DESIGN.md s.8: never both running, never no copy).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "record.h"
+#include "kvm/kvm.h"
+#include "migrate/mig.h"
+
+static struct mig g_mig = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.sub = -1,
+};
+
+static uint64_t mig__realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void mig__lock(struct mig *m)
+{
+	pthread_mutex_lock(&m->lock);
+}
+
+void mig__unlock(struct mig *m)
+{
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mig__set_status(struct mig *m, enum migrate_status s)
+{
+	mig__lock(m);
+	m->st.status = s;
+	mig__unlock(m);
+}
+
+void mig__fail(struct mig *m, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_error("migration of %s: %s", m->kvm->name, text);
+	mig__lock(m);
+	if (!m->st.error[0])
+		snprintf(m->st.error, sizeof(m->st.error), "%s", text);
+	mig__unlock(m);
+}
+
+void mig__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen)
+{
+	struct buf *f = buf_view(p, len);
+	const uint8_t *d;
+	uint32_t tag, flen;
+	size_t i, n = 0;
+
+	snprintf(out, outlen, "(no reason given)");
+	if (!f)
+		return;
+	while (rec_get_field(f, &tag, &d, &flen) == 0) {
+		if (tag != 2)	/* ERR_TEXT */
+			continue;
+		for (i = 0; i < flen && n + 1 < outlen; i++)
+			out[n++] = d[i] >= 0x20 && d[i] < 0x7f ? (char)d[i] : '?';
+		out[n] = 0;
+	}
+	buf_free(f);
+}
+
+int mig__connect(struct mig *m)
+{
+	char err[CHAN_ERR_MAX] = "";
+	bool is_unix = !strncmp(m->p.uri, "unix:", 5);
+	int r;
+
+	if (!is_unix && !m->p.insecure &&
+	    (r = chan_tls_new(m->p.tls_dir, false, &m->tls, err, sizeof(err))) != 0) {
+		mig__fail(m, "TLS setup: %s", err);
+		return r;
+	}
+	if ((r = chan_connect(m->p.uri, m->tls, MIGRATE_HANDSHAKE_MS, &m->c, err,
+			      sizeof(err))) != 0) {
+		mig__fail(m, "connecting to %s: %s", m->p.uri, err[0] ? err : km_strerror(r));
+		return r;
+	}
+	chan_set_timeout(m->c, (int)m->p.io_timeout_ms);
+	if (!(m->s = stream_new(m->c)))
+		return -ENOMEM;
+	log_info("migration of %s: connected to %s (%s)", m->kvm->name, m->p.uri,
+		 chan_peer(m->c));
+	return 0;
+}
+
+void mig__setup_done(struct mig *m)
+{
+	mig__lock(m);
+	m->st.setup_ns = kvm__now_ns() - m->st.start_ns;
+	m->st.status = MIGRATE_ACTIVE;
+	mig__unlock(m);
+	m->pace_t0 = kvm__now_ns();
+	m->pace_bytes0 = stream_bytes_out(m->s);
+}
+
+int mig__check_cancel(struct mig *m)
+{
+	uint64_t elapsed = kvm__now_ns() - m->st.start_ns;
+
+	if (atomic_load(&m->cancel))
+		return KM_ERR_CANCELED;
+	if (m->kvm->state == KVM_STATE_STOPPED) {
+		mig__fail(m, "the VM stopped during the migration");
+		return KM_ERR_STATE;
+	}
+	/* The time limit binds the pre-copy phase; the handshake has its own. */
+	if (m->p.timeout_ms && elapsed > m->p.timeout_ms * 1000000ULL &&
+	    m->p.on_limit == MIGRATE_LIMIT_CANCEL && !m->paused_by_us) {
+		mig__fail(m, "time limit of %llu ms reached without converging",
+			  (unsigned long long)m->p.timeout_ms);
+		return KM_ERR_TIMEOUT;
+	}
+	return 0;
+}
+
+void mig__account(struct mig *m, const struct pages_stats *st)
+{
+	mig__lock(m);
+	m->st.pages += st->pages;
+	m->st.zero += st->zero;
+	m->st.raw += st->raw;
+	m->st.lz4 += st->lz4;
+	m->st.raw_bytes += st->bytes_in;
+	m->st.wire_bytes = stream_bytes_out(m->s);
+	if (m->st.remaining_pages >= st->pages)
+		m->st.remaining_pages -= st->pages;
+	mig__unlock(m);
+}
+
+int mig__pace(struct mig *m)
+{
+	uint64_t sent, due_ns, now;
+	struct timespec ts;
+
+	if (!m->p.bandwidth)
+		return 0;
+	sent = stream_bytes_out(m->s) - m->pace_bytes0;
+	due_ns = (uint64_t)((double)sent * 1e9 / (double)m->p.bandwidth);
+	/* Sleep in slices so that a cancel is seen promptly. */
+	while ((now = kvm__now_ns()) < m->pace_t0 + due_ns) {
+		uint64_t left = m->pace_t0 + due_ns - now;
+
+		if (left > 20000000ULL)
+			left = 20000000ULL;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left;
+		nanosleep(&ts, NULL);
+		if (atomic_load(&m->cancel))
+			return KM_ERR_CANCELED;
+	}
+	return 0;
+}
+
+enum mig_verdict mig__policy(struct mig *m, uint64_t n)
+{
+	uint64_t expected, elapsed = kvm__now_ns() - m->st.start_ns;
+	unsigned int pct;
+
+	mig__lock(m);
+	m->st.remaining_pages = n;
+	if (m->round_ns)
+		m->st.dirty_pages_rate = (uint64_t)((double)n * 1e9 / (double)m->round_ns);
+	/* Time to send n pages at the rate the last round achieved. */
+	expected = m->round_pps ? (uint64_t)((double)n * 1e9 / (double)m->round_pps) : UINT64_MAX;
+	m->st.expected_downtime_ns = expected == UINT64_MAX ? 0 : expected;
+	mig__unlock(m);
+	if (m->st.rounds == 0)
+		return MIG_CONTINUE;	/* the bulk round is next */
+	if (expected <= m->p.downtime_ms * 1000000ULL)
+		return MIG_STOP_AND_COPY;
+	if ((m->p.max_rounds && m->st.rounds >= m->p.max_rounds) ||
+	    (m->p.timeout_ms && elapsed > m->p.timeout_ms * 1000000ULL)) {
+		if (m->p.on_limit == MIGRATE_LIMIT_CANCEL)
+			mig__fail(m, "did not converge in %u rounds / %llu ms (%llu pages dirty, "
+				  "expected downtime %llu ms > %llu ms)", m->st.rounds,
+				  (unsigned long long)(elapsed / 1000000),
+				  (unsigned long long)n, (unsigned long long)(expected / 1000000),
+				  (unsigned long long)m->p.downtime_ms);
+		return MIG_LIMIT;
+	}
+	/*
+	 * Auto-converge, as QEMU's: when the guest dirtied more than half of
+	 * what the last round could send, slow its vCPUs down a step.
+	 */
+	if (m->p.auto_converge && m->st.rounds >= 2 && m->round_pps &&
+	    (double)n > 0.5 * (double)m->round_pps * (double)m->round_ns / 1e9) {
+		pct = atomic_load(&m->throttle_pct);
+		pct = pct == 0 ? 20 : pct + 10;
+		if (pct > 99)
+			pct = 99;
+		throttle__set(m, pct);
+		mig__lock(m);
+		m->st.throttle_pct = pct;
+		mig__unlock(m);
+		log_info("migration of %s: round %u, %llu pages dirty: throttle %u%%",
+			 m->kvm->name, m->st.rounds, (unsigned long long)n, pct);
+	}
+	return MIG_CONTINUE;
+}
+
+void mig__begin_round(struct mig *m, uint64_t n, uint64_t *t0, uint64_t *bytes0,
+		      uint64_t *pages0)
+{
+	*t0 = kvm__now_ns();
+	*bytes0 = stream_bytes_out(m->s);
+	mig__lock(m);
+	*pages0 = m->st.pages;
+	m->st.remaining_pages = n;
+	mig__unlock(m);
+}
+
+void mig__end_round(struct mig *m, uint64_t t0, uint64_t bytes0, uint64_t pages0)
+{
+	uint64_t dt = kvm__now_ns() - t0;
+
+	if (dt == 0)
+		dt = 1;
+	mig__lock(m);
+	m->round_ns = dt;
+	/* A round of a few pages says little about the rate: keep the last good one. */
+	if (m->st.pages - pages0 >= 64 || !m->round_pps)
+		m->round_pps = (uint64_t)((double)(m->st.pages - pages0) * 1e9 / (double)dt);
+	if (!m->round_pps)
+		m->round_pps = 1;
+	m->st.mbps = (double)(stream_bytes_out(m->s) - bytes0) * 8.0 / ((double)dt / 1e9) / 1e6;
+	m->st.wire_bytes = stream_bytes_out(m->s);
+	m->st.rounds++;
+	mig__unlock(m);
+}
+
+int mig__pause(struct mig *m)
+{
+	int r;
+
+	throttle__stop(m);
+	m->was_paused = m->kvm->state == KVM_STATE_PAUSED;
+	if ((r = kvm__pause(m->kvm)) != 0) {
+		mig__fail(m, "cannot pause the VM (it stopped)");
+		return r;
+	}
+	m->paused_by_us = true;
+	m->pause_ns = kvm__now_ns();
+	m->pause_realtime_ns = mig__realtime_ns();
+	return 0;
+}
+
+int mig__put_end(struct mig *m)
+{
+	struct buf *p = buf_new(64);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	/* When the source paused (wall clock): the destination advances the TSC by the gap. */
+	if ((r = rec_put_field_u64(p, 1, m->pause_realtime_ns)) == 0)
+		r = stream_put(m->s, REC_END, buf_ptr(p), (uint32_t)buf_len(p));
+	buf_free(p);
+	return r;
+}
+
+int mig__go(struct mig *m)
+{
+	const uint8_t *p;
+	uint32_t type, len;
+	int r;
+
+	mig__lock(m);
+	if (atomic_load(&m->cancel)) {
+		mig__unlock(m);
+		return KM_ERR_CANCELED;
+	}
+	m->go_sent = true;	/* from now on, cancel is refused */
+	mig__unlock(m);
+	if ((r = stream_put(m->s, REC_GO, NULL, 0)) == 0)
+		r = stream_flush(m->s);
+	if (r == 0)
+		r = stream_get(m->s, 4096, &type, &p, &len);
+	if (r == 0 && type != REC_RUNNING)
+		r = KM_ERR_PEER;
+	if (r != 0) {
+		/*
+		 * The destination may or may not run the VM: keep this copy
+		 * paused and whole until someone asks the destination.
+		 */
+		mig__fail(m, "link lost after go (%s): the VM stays paused here; outcome unknown, "
+			  "ask the destination", km_strerror(r));
+		mig__set_status(m, MIGRATE_UNKNOWN);
+		return r;
+	}
+	mig__lock(m);
+	m->st.downtime_ns = kvm__now_ns() - m->pause_ns;
+	m->st.remaining_pages = 0;
+	m->st.status = MIGRATE_COMPLETED;
+	mig__unlock(m);
+	return 0;
+}
+
+void mig__finish(struct mig *m, int r)
+{
+	struct kvm *kvm = m->kvm;
+	enum migrate_status s;
+
+	throttle__stop(m);
+	if (m->sub >= 0) {
+		dirty__unsubscribe(&kvm->dirty, m->sub);
+		m->sub = -1;
+	}
+	mig__lock(m);
+	s = m->st.status;
+	if (s != MIGRATE_COMPLETED && s != MIGRATE_UNKNOWN)
+		m->st.status = r == KM_ERR_CANCELED ? MIGRATE_CANCELLED : MIGRATE_FAILED;
+	if (r && !m->st.error[0])
+		snprintf(m->st.error, sizeof(m->st.error), "%s", km_strerror(r));
+	m->st.total_ns = kvm__now_ns() - m->st.start_ns;
+	m->st.wire_bytes = m->s ? stream_bytes_out(m->s) : 0;
+	s = m->st.status;
+	mig__unlock(m);
+
+	if (s == MIGRATE_FAILED || s == MIGRATE_CANCELLED) {
+		/* Before go: tell the destination (best effort) and carry on here. */
+		if (m->s && m->c) {
+			struct buf *e = buf_new(512);
+
+			if (e && !rec_put_field_u64(e, 1, (uint64_t)(-r)) &&
+			    !rec_put_field(e, 2, m->st.error, (uint32_t)strlen(m->st.error)) &&
+			    !stream_put(m->s, REC_ERROR, buf_ptr(e), (uint32_t)buf_len(e)))
+				stream_flush(m->s);
+			buf_free(e);
+		}
+		if (m->paused_by_us && !m->was_paused)
+			kvm__resume(kvm);
+		log_warn("migration of %s %s: %s; the VM %s here", kvm->name,
+			 s == MIGRATE_CANCELLED ? "cancelled" : "failed", m->st.error,
+			 m->was_paused ? "stays paused" : "keeps running");
+	} else if (s == MIGRATE_COMPLETED) {
+		log_info("migration of %s completed: %.1f ms total, %.2f ms downtime, %u rounds",
+			 kvm->name, (double)m->st.total_ns / 1e6, (double)m->st.downtime_ns / 1e6,
+			 m->st.rounds);
+	}
+	mig__lock(m);
+	stream_free(m->s);
+	m->s = NULL;
+	chan_close(m->c);
+	m->c = NULL;
+	mig__unlock(m);
+	chan_tls_free(m->tls);
+	m->tls = NULL;
+}
+
+void mig__linger_and_stop(struct mig *m)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	mig__lock(m);
+	while (!m->final_read && m->st.status == MIGRATE_COMPLETED &&
+	       pthread_cond_timedwait(&m->cond, &m->lock, &ts) == 0)
+		;
+	mig__unlock(m);
+	kvm__request_stop(m->kvm, KVM_STOP_MIGRATED, "migrated to %s", m->p.uri);
+}
+
+/* ---- the public side (migrate.h) ---- */
+
+void migrate__default_params(struct migrate_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->tls_dir, sizeof(p->tls_dir), "%s", "/etc/kvm-migrate/x509");
+	p->compress = true;
+	p->downtime_ms = MIGRATE_DEFAULT_DOWNTIME_MS;
+	p->max_rounds = MIGRATE_DEFAULT_MAX_ROUNDS;
+	p->timeout_ms = MIGRATE_DEFAULT_TIMEOUT_MS;
+	p->on_limit = MIGRATE_LIMIT_CANCEL;
+	p->io_timeout_ms = MIGRATE_IO_TIMEOUT_MS;
+}
+
+int migrate__start(struct kvm *kvm, const struct migrate_params *p)
+{
+	struct mig *m = &g_mig;
+	int r;
+
+	mig__lock(m);
+	if (m->st.status == MIGRATE_SETUP || m->st.status == MIGRATE_ACTIVE ||
+	    m->st.status == MIGRATE_DEVICE || m->st.status == MIGRATE_UNKNOWN ||
+	    m->st.status == MIGRATE_COMPLETED) {
+		mig__unlock(m);
+		return KM_ERR_STATE;
+	}
+	if (kvm->state != KVM_STATE_RUNNING && kvm->state != KVM_STATE_PAUSED) {
+		mig__unlock(m);
+		return KM_ERR_STATE;
+	}
+	if (m->thread_started) {
+		pthread_join(m->thread, NULL);
+		m->thread_started = false;
+	}
+	m->kvm = kvm;
+	m->p = *p;
+	memset(&m->st, 0, sizeof(m->st));
+	m->st.status = MIGRATE_SETUP;
+	m->st.start_ns = kvm__now_ns();
+	atomic_store(&m->cancel, 0);
+	atomic_store(&m->throttle_pct, 0);
+	m->sub = -1;
+	m->carry = NULL;
+	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = false;
+	m->round_pps = m->round_ns = 0;
+	r = pthread_create(&m->thread, NULL, mig__thread, m);
+	if (r) {
+		m->st.status = MIGRATE_FAILED;
+		mig__unlock(m);
+		return -r;
+	}
+	m->thread_started = true;
+	mig__unlock(m);
+	return 0;
+}
+
+void migrate__get_stats(struct kvm *kvm, struct migrate_stats *out)
+{
+	struct mig *m = &g_mig;
+
+	mig__lock(m);
+	*out = m->st;
+	if (m->st.status == MIGRATE_COMPLETED) {
+		m->final_read = true;
+		pthread_cond_broadcast(&m->cond);
+	}
+	if (out->status != MIGRATE_NONE && !out->total_ns)
+		out->total_ns = kvm__now_ns() - out->start_ns;
+	out->throttle_pct = atomic_load(&m->throttle_pct);
+	mig__unlock(m);
+}
+
+int migrate__cancel(struct kvm *kvm)
+{
+	struct mig *m = &g_mig;
+	int r = 0;
+
+	mig__lock(m);
+	if (m->go_sent || (m->st.status != MIGRATE_SETUP && m->st.status != MIGRATE_ACTIVE &&
+			   m->st.status != MIGRATE_DEVICE)) {
+		r = KM_ERR_STATE;
+	} else {
+		atomic_store(&m->cancel, 1);
+		snprintf(m->st.error, sizeof(m->st.error), "cancelled on request");
+	}
+	mig__unlock(m);
+	return r;
+}
+
+int migrate__settle(struct kvm *kvm, bool running_there)
+{
+	struct mig *m = &g_mig;
+
+	mig__lock(m);
+	if (m->st.status != MIGRATE_UNKNOWN) {
+		mig__unlock(m);
+		return KM_ERR_STATE;
+	}
+	m->st.status = running_there ? MIGRATE_COMPLETED : MIGRATE_FAILED;
+	/* The settling client has its answer: no need to linger. */
+	m->final_read = true;
+	mig__unlock(m);
+	if (running_there) {
+		log_info("migration of %s: the destination runs the VM; this copy stops",
+			 kvm->name);
+		kvm__request_stop(kvm, KVM_STOP_MIGRATED, "migrated to %s (settled)", m->p.uri);
+	} else {
+		log_warn("migration of %s: the destination does not run the VM; resuming here",
+			 kvm->name);
+		if (!m->was_paused)
+			kvm__resume(kvm);
+	}
+	return 0;
+}
+
+void migrate__shutdown(struct kvm *kvm)
+{
+	struct mig *m = &g_mig;
+
+	mig__lock(m);
+	if (m->thread_started && (m->st.status == MIGRATE_SETUP ||
+				  m->st.status == MIGRATE_ACTIVE))
+		atomic_store(&m->cancel, 1);
+	mig__unlock(m);
+	if (m->thread_started) {
+		pthread_join(m->thread, NULL);
+		m->thread_started = false;
+	}
+}
+
+const char *migrate__status_name(enum migrate_status s)
+{
+	switch (s) {
+	case MIGRATE_NONE: return "none";
+	case MIGRATE_SETUP: return "setup";
+	case MIGRATE_ACTIVE: return "active";
+	case MIGRATE_DEVICE: return "device";
+	case MIGRATE_COMPLETED: return "completed";
+	case MIGRATE_FAILED: return "failed";
+	case MIGRATE_CANCELLED: return "cancelled";
+	case MIGRATE_UNKNOWN: return "unknown";
+	}
+	return "?";
+}

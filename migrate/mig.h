@@ -1,0 +1,88 @@
+/*
+ * Internals of the sending side shared by send.c (the stream) and mig.c
+ * (state, policy, pacing, throttling, the switchover). One VM per process,
+ * so one migration at a time: the state is a single struct.
+ */
+#ifndef KM_MIG_H
+#define KM_MIG_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bitmap.h"
+#include "pages.h"
+#include "stream.h"
+#include "migrate/migrate.h"
+
+struct mig {
+	struct kvm *kvm;
+	struct migrate_params p;
+	pthread_mutex_t lock;		/* st, c (for cancel), go_sent, final_read */
+	pthread_cond_t cond;		/* final_read */
+	bool final_read;		/* a client has seen the completed status */
+	struct migrate_stats st;
+	pthread_t thread;
+	bool thread_started;
+	atomic_int cancel;
+
+	struct chan_tls *tls;
+	struct chan *c;
+	struct stream *s;
+	int sub;			/* dirty subscriber, -1 if none */
+	struct bitmap *carry;		/* read in the last round, not yet sent */
+
+	bool paused_by_us, was_paused, go_sent;
+	uint64_t pause_ns, pause_realtime_ns;
+	uint64_t pace_t0, pace_bytes0;	/* bandwidth cap: since when, from what */
+	uint64_t round_pps;		/* pages/s sent in the last round */
+	uint64_t round_ns;		/* duration of the last round */
+
+	pthread_t throttle_thread;
+	bool throttle_started;
+	atomic_int throttle_stop;
+	atomic_uint throttle_pct;
+};
+
+enum mig_verdict { MIG_CONTINUE, MIG_STOP_AND_COPY, MIG_LIMIT };
+
+void *mig__thread(void *arg);
+
+void mig__lock(struct mig *m);
+void mig__unlock(struct mig *m);
+void mig__set_status(struct mig *m, enum migrate_status s);
+/* Records the first failure reason (also logged). */
+void mig__fail(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The text of a REC_ERROR payload, made printable. */
+void mig__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen);
+
+int mig__connect(struct mig *m);
+void mig__setup_done(struct mig *m);
+int mig__check_cancel(struct mig *m);
+void mig__account(struct mig *m, const struct pages_stats *st);
+/* Bandwidth cap: sleeps until the bytes sent so far fit the rate. */
+int mig__pace(struct mig *m);
+/* Decides after a read of n dirty pages (updates expected downtime, throttle). */
+enum mig_verdict mig__policy(struct mig *m, uint64_t n);
+void mig__begin_round(struct mig *m, uint64_t n, uint64_t *t0, uint64_t *bytes0,
+		      uint64_t *pages0);
+void mig__end_round(struct mig *m, uint64_t t0, uint64_t bytes0, uint64_t pages0);
+int mig__pause(struct mig *m);
+int mig__put_end(struct mig *m);
+/* REC_GO, then REC_RUNNING: the switchover. */
+int mig__go(struct mig *m);
+/* Cleans up after the thread's work, whatever its outcome r. */
+void mig__finish(struct mig *m, int r);
+/*
+ * After a completed migration: the source process lingers (paused, like
+ * QEMU's postmigrate) until a client has read the outcome or a few
+ * seconds passed, then stops for good.
+ */
+void mig__linger_and_stop(struct mig *m);
+
+/* Auto-converge (throttle.c). */
+void throttle__set(struct mig *m, unsigned int pct);
+void throttle__stop(struct mig *m);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * Pre-copy live migration (DESIGN.md s.8, docs/protocol.md).
+ *
+ * The sending side runs inside the VM's own process (kvm-run, or a VM that
+ * kvm-migrated received): the control commands `migrate`,
+ * `query-migrate` and `migrate-cancel` (migrate/commands.c) drive one
+ * migration thread per VM. The receiving side runs in a child of
+ * kvm-migrated, which becomes the VM once it says it is running.
+ */
+#ifndef KM_MIGRATE_H
+#define KM_MIGRATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "chan.h"
+
+struct kvm;
+struct control_cmd;
+
+#define MIGRATE_DEFAULT_DOWNTIME_MS	50
+#define MIGRATE_DEFAULT_MAX_ROUNDS	30
+#define MIGRATE_DEFAULT_TIMEOUT_MS	(10 * 60 * 1000)
+#define MIGRATE_HANDSHAKE_MS		10000	/* connect, TLS, accept */
+#define MIGRATE_IO_TIMEOUT_MS		30000	/* a silent peer is a dead peer */
+
+enum migrate_on_limit {
+	MIGRATE_LIMIT_CANCEL,	/* give up: the source keeps running (default) */
+	MIGRATE_LIMIT_FORCE,	/* stop and copy whatever remains */
+};
+
+struct migrate_params {
+	char uri[256];		/* "HOST[:PORT]", "unix:PATH" */
+	char tls_dir[256];	/* x509 directory; "" with insecure */
+	bool insecure;		/* plain TCP (explicit --insecure only) */
+	bool compress;		/* lz4 pages (default on) */
+	uint64_t downtime_ms;	/* stop-and-copy when expected downtime fits */
+	uint64_t bandwidth;	/* bytes/s on the wire, 0: unlimited */
+	bool auto_converge;
+	unsigned int max_rounds;
+	uint64_t timeout_ms;
+	enum migrate_on_limit on_limit;
+	uint64_t io_timeout_ms;	/* a peer silent this long is gone */
+};
+
+enum migrate_status {
+	MIGRATE_NONE,		/* never started */
+	MIGRATE_SETUP,		/* connecting, TLS, config accepted? */
+	MIGRATE_ACTIVE,		/* pre-copy rounds */
+	MIGRATE_DEVICE,		/* paused: final pages and state */
+	MIGRATE_COMPLETED,	/* the destination runs the VM; this one stops */
+	MIGRATE_FAILED,		/* nothing changed: the source runs (or stays paused) */
+	MIGRATE_CANCELLED,
+	MIGRATE_UNKNOWN,	/* link lost after go: source paused, ask the destination */
+};
+
+/* Live numbers, in QEMU's vocabulary where it applies (docs/control.md). */
+struct migrate_stats {
+	enum migrate_status status;
+	char error[256];
+	uint64_t start_ns, setup_ns, total_ns;
+	uint64_t downtime_ns;		/* paused to destination running */
+	uint64_t expected_downtime_ns;
+	uint64_t wire_bytes;		/* record bytes sent (before TLS) */
+	uint64_t remaining_pages;	/* dirty, not yet sent */
+	uint64_t pages, zero, raw, lz4, raw_bytes;
+	uint64_t dirty_pages_rate;	/* pages/s in the last round */
+	double mbps;			/* wire megabits/s in the last round */
+	unsigned int rounds;
+	unsigned int throttle_pct;
+	uint64_t skipped_pages;		/* never touched: not sent at all */
+};
+
+/* Defaults for every field (the uri is empty). */
+void migrate__default_params(struct migrate_params *p);
+
+/*
+ * Starts migrating kvm as p says, on a new thread. KM_ERR_STATE if one is
+ * already running. The VM must be running or paused.
+ */
+int migrate__start(struct kvm *kvm, const struct migrate_params *p);
+/* A consistent copy of the current (or last) migration's numbers. */
+void migrate__get_stats(struct kvm *kvm, struct migrate_stats *out);
+/* Asks a running migration to stop before `go`; KM_ERR_STATE if none or past go. */
+int migrate__cancel(struct kvm *kvm);
+/*
+ * After MIGRATE_UNKNOWN: the client learned where the VM runs. running_there:
+ * stop this copy for good; else resume it here.
+ */
+int migrate__settle(struct kvm *kvm, bool running_there);
+/* Waits for the migration thread (at exit). */
+void migrate__shutdown(struct kvm *kvm);
+
+const char *migrate__status_name(enum migrate_status s);
+json_t *migrate__stats_json(const struct migrate_stats *st);
+
+/*
+ * The control commands of kvm (migrate, query-migrate, migrate-cancel,
+ * migrate-settle), for control__start_ext.
+ */
+const struct control_cmd *migrate__control_table(struct kvm *kvm);
+
+/*
+ * The receiving side, in the process that will become the VM: reads a
+ * migration stream from s (its header already checked by the caller),
+ * builds the VM, answers ready, waits for go, resumes it and answers
+ * running. On success *out is the running VM (threads started) and
+ * *name is its name. Any failure before running destroys what was built
+ * and reports the reason to the peer (REC_ERROR) when the link allows.
+ */
+struct migrate_incoming {
+	const char *console_path;	/* NULL: stderr */
+	char name[64];			/* out: the VM's name */
+	char peer[CHAN_ERR_MAX];	/* in: who sent it, for logs */
+	/* Refuses a name already running here (a live socket in the run dir). */
+	int (*name_taken)(const char *name, void *ctx);
+	void *ctx;
+};
+struct stream;
+int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out);
+
+/* Sends REC_ERROR (code, text) and flushes, best effort. */
+void migrate__send_error(struct stream *s, int code, const char *text);
+
+#endif

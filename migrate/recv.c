@@ -1,0 +1,292 @@
+/*
+ * The receiving side of a migration (migrate.h, docs/protocol.md): builds
+ * the VM from the stream, and resumes it only after the source said go.
+ * A failure at any point before that destroys what was built; the source,
+ * told by REC_ERROR or by the broken link, keeps running.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "pages.h"
+#include "record.h"
+#include "rundir.h"
+#include "stream.h"
+#include "kvm/kvm.h"
+#include "kvm/state.h"
+#include "migrate/migrate.h"
+
+#define RECV_MAX_MEM	(256ULL << 30)
+
+struct recv {
+	struct stream *s;
+	struct migrate_incoming *in;
+	struct kvm *kvm;
+	struct bitmap written;	/* pages that hold data here: a zero page must clear them */
+	struct buf *state;	/* the state records, applied at REC_END */
+	uint64_t pause_realtime_ns;
+	uint64_t pages, rounds;
+	char why[256];
+};
+
+void migrate__send_error(struct stream *s, int code, const char *text)
+{
+	struct buf *e = buf_new(512);
+
+	if (e && !rec_put_field_u64(e, 1, (uint64_t)(code < 0 ? -code : code)) &&
+	    !rec_put_field(e, 2, text, (uint32_t)strnlen(text, 400)) &&
+	    !stream_put(s, REC_ERROR, buf_ptr(e), (uint32_t)buf_len(e)))
+		stream_flush(s);
+	buf_free(e);
+}
+
+static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rv->why, sizeof(rv->why), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* The name field of a REC_VM_CONFIG payload. */
+static int recv__name(const uint8_t *p, uint32_t len, char *name, size_t max)
+{
+	struct buf *f = buf_view(p, len);
+	const uint8_t *d;
+	uint32_t tag, flen;
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	name[0] = 0;
+	while ((r = rec_get_field(f, &tag, &d, &flen)) == 0) {
+		if (tag == ST_CFG_NAME && flen > 0 && flen < max) {
+			memcpy(name, d, flen);
+			name[flen] = 0;
+		}
+	}
+	buf_free(f);
+	if (r != KM_ERR_END)
+		return KM_ERR_CORRUPT;
+	return rundir_valid_name(name) ? 0 : KM_ERR_CORRUPT;
+}
+
+static int recv__config(struct recv *rv)
+{
+	struct kvm_config cfg = { .irqchip = true, .dirty_backend = DIRTY_DEFAULT };
+	const uint8_t *p;
+	uint32_t type, len;
+	int r;
+
+	if ((r = stream_get(rv->s, 64 * 1024, &type, &p, &len)) != 0)
+		return recv__fail(rv, r, "reading the VM config: %s", km_strerror(r));
+	if (type != REC_VM_CONFIG)
+		return recv__fail(rv, KM_ERR_CORRUPT, "expected the VM config, got record type %u",
+				  type);
+	if ((r = state__parse_config(p, len, &cfg)) != 0 ||
+	    (r = recv__name(p, len, rv->in->name, sizeof(rv->in->name))) != 0)
+		return recv__fail(rv, r, "VM config: %s", km_strerror(r));
+	if (cfg.mem_size > RECV_MAX_MEM)
+		return recv__fail(rv, KM_ERR_TOO_LARGE, "VM config: %llu bytes of memory is too much",
+				  (unsigned long long)cfg.mem_size);
+	if (rv->in->name_taken && rv->in->name_taken(rv->in->name, rv->in->ctx))
+		return recv__fail(rv, KM_ERR_STATE, "a VM named %s already runs here", rv->in->name);
+	cfg.name = rv->in->name;
+	cfg.console_path = rv->in->console_path;
+	if ((r = kvm__create(&cfg, &rv->kvm)) != 0)
+		return recv__fail(rv, r, "cannot create the VM here: %s", km_strerror(r));
+	if ((r = bitmap_init(&rv->written, rv->kvm->dirty.nr_pages)) != 0)
+		return recv__fail(rv, r, "out of memory");
+	log_info("incoming VM %s from %s: %llu MiB, %u vCPU%s", rv->in->name, rv->in->peer,
+		 (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
+		 cfg.nr_vcpus > 1 ? "s" : "");
+	return 0;
+}
+
+static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
+{
+	struct kvm *kvm = rv->kvm;
+	struct buf *f = buf_view(p, len);
+	enum page_kind kind;
+	const uint8_t *data;
+	uint32_t dlen;
+	uint64_t gpa, n;
+	uint8_t *dst;
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	while ((r = pages_get(f, &gpa, &kind, &data, &dlen)) == 0) {
+		n = dirty__page_of(&kvm->dirty, gpa);
+		dst = memory__hva(&kvm->mem, gpa, KM_PAGE_SIZE);
+		if (n == UINT64_MAX || !dst) {
+			r = recv__fail(rv, KM_ERR_CORRUPT, "page at 0x%llx is outside guest memory",
+				       (unsigned long long)gpa);
+			break;
+		}
+		rv->pages++;
+		/* Never written here: it reads as zero already, and stays unallocated. */
+		if (kind == PAGE_ZERO && !bitmap_test(&rv->written, n))
+			continue;
+		if ((r = pages_expand(kind, data, dlen, dst)) != 0) {
+			recv__fail(rv, r, "page at 0x%llx does not decode", (unsigned long long)gpa);
+			break;
+		}
+		bitmap_set(&rv->written, n);
+	}
+	buf_free(f);
+	if (r == KM_ERR_END)
+		return 0;
+	if (!rv->why[0])
+		recv__fail(rv, r, "page batch: %s", km_strerror(r));
+	return r;
+}
+
+static int recv__end(struct recv *rv, const uint8_t *p, uint32_t len)
+{
+	struct buf *f = buf_view(p, len);
+	const uint8_t *d;
+	uint32_t tag, flen;
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	while ((r = rec_get_field(f, &tag, &d, &flen)) == 0)
+		if (tag == 1 && (r = rec_field_u64(d, flen, &rv->pause_realtime_ns)) != 0)
+			break;
+	buf_free(f);
+	return r == KM_ERR_END ? 0 : recv__fail(rv, KM_ERR_CORRUPT, "corrupt end record");
+}
+
+/* Pages and state until REC_END. */
+static int recv__stream(struct recv *rv)
+{
+	const uint8_t *p;
+	uint32_t type, len;
+	int r;
+
+	for (;;) {
+		if ((r = stream_get(rv->s, REC_MAX_PAYLOAD, &type, &p, &len)) != 0)
+			return recv__fail(rv, r, "stream: %s", km_strerror(r));
+		switch (type) {
+		case REC_PAGES:
+			if ((r = recv__pages(rv, p, len)) != 0)
+				return r;
+			break;
+		case REC_ROUND_END:
+			rv->rounds++;
+			break;
+		case REC_VM_CONFIG:
+		case REC_VM_STATE:
+		case REC_VCPU_STATE:
+			/* Applied together at the end, in state__load_all's order. */
+			if ((r = rec_put(rv->state, type, p, len)) != 0)
+				return recv__fail(rv, r, "state: %s", km_strerror(r));
+			break;
+		case REC_END:
+			return recv__end(rv, p, len);
+		case REC_ERROR:
+			return recv__fail(rv, KM_ERR_CANCELED, "the source gave up");
+		default:
+			return recv__fail(rv, KM_ERR_CORRUPT, "unexpected record type %u", type);
+		}
+	}
+}
+
+static uint64_t recv__realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* READY, wait for GO, resume, RUNNING. */
+static int recv__switchover(struct recv *rv)
+{
+	const uint8_t *p;
+	uint32_t type, len;
+	uint64_t now;
+	int r;
+
+	if ((r = stream_put(rv->s, REC_READY, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
+		return recv__fail(rv, r, "sending ready: %s", km_strerror(r));
+	/*
+	 * Fault injection for the tests (docs/protocol.md): die as a crash
+	 * would, right after ready, leaving the source to settle the outcome.
+	 */
+	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "exit-after-ready")) {
+		log_warn("KVM_MIGRATE_FAULT=exit-after-ready: exiting as a crash would");
+		_exit(9);
+	}
+	if ((r = stream_get(rv->s, 4096, &type, &p, &len)) != 0)
+		return recv__fail(rv, r, "waiting for go: %s", km_strerror(r));
+	if (type == REC_ERROR)
+		return recv__fail(rv, KM_ERR_CANCELED, "the source cancelled before go");
+	if (type != REC_GO)
+		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
+	/* The guest's clock shows the downtime (clocks of both hosts agree, NTP). */
+	now = recv__realtime_ns();
+	if (rv->pause_realtime_ns && now > rv->pause_realtime_ns &&
+	    now - rv->pause_realtime_ns < 60ULL * 1000000000ULL)
+		state__advance_tsc(rv->kvm, now - rv->pause_realtime_ns);
+	if ((r = kvm__start(rv->kvm)) != 0)
+		return recv__fail(rv, r, "cannot start the vCPUs: %s", km_strerror(r));
+	/* The VM runs: from here on it is the only copy that may run, whatever the link does. */
+	if ((r = stream_put(rv->s, REC_RUNNING, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
+		log_warn("VM %s runs here, but the source was not told (%s); it stays paused "
+			 "there until asked", rv->in->name, km_strerror(r));
+	return 0;
+}
+
+int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out)
+{
+	struct recv rv = { .s = s, .in = in };
+	int r;
+
+	*out = NULL;
+	if (!(rv.state = buf_new(REC_MAX_PAYLOAD))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = recv__config(&rv)) != 0)
+		goto out;
+	if ((r = stream_put(s, REC_ACCEPT, NULL, 0)) != 0 || (r = stream_flush(s)) != 0) {
+		recv__fail(&rv, r, "sending accept: %s", km_strerror(r));
+		goto out;
+	}
+	if ((r = recv__stream(&rv)) != 0)
+		goto out;
+	if ((r = state__load_all(rv.kvm, buf_ptr(rv.state), buf_len(rv.state))) != 0) {
+		recv__fail(&rv, r, "loading the VM state: %s", km_strerror(r));
+		goto out;
+	}
+	if ((r = recv__switchover(&rv)) != 0)
+		goto out;
+	log_info("VM %s from %s runs here: %llu pages in %llu rounds", in->name, in->peer,
+		 (unsigned long long)rv.pages, (unsigned long long)rv.rounds);
+	*out = rv.kvm;
+	rv.kvm = NULL;
+out:
+	if (r != 0) {
+		log_error("incoming VM %s from %s refused: %s", in->name[0] ? in->name : "?",
+			  in->peer, rv.why[0] ? rv.why : km_strerror(r));
+		if (r != KM_ERR_CANCELED)
+			migrate__send_error(s, r, rv.why[0] ? rv.why : km_strerror(r));
+	}
+	kvm__destroy(rv.kvm);
+	bitmap_free(&rv.written);
+	buf_free(rv.state);
+	return r;
+}

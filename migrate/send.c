@@ -1,0 +1,278 @@
+/*
+ * The sending side of a pre-copy migration: one thread in the VM's process
+ * (migrate.h, docs/protocol.md).
+ *
+ * Timeline:
+ *   setup    connect (+TLS), REC_HEADER + REC_VM_CONFIG, wait REC_ACCEPT
+ *   bulk     subscribe to dirty pages (every page dirty), send every page
+ *            ever written (holes of the memfd were never touched: skipped)
+ *   rounds   read the pages dirtied since the last read, send them, until
+ *            the expected downtime fits the limit (policy.c)
+ *   stop     pause, read the last dirty pages, send them, the state, END
+ *   switch   wait REC_READY, send REC_GO, wait REC_RUNNING, stop this VM
+ * Reading a subscriber re-protects the pages before it returns them, so a
+ * page the guest writes while it is being sent is dirty again in the next
+ * round: a torn copy is always followed by a whole one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "pages.h"
+#include "record.h"
+#include "stream.h"
+#include "kvm/kvm.h"
+#include "kvm/state.h"
+#include "migrate/migrate.h"
+#include "migrate/mig.h"
+
+#define BATCH_PAYLOAD	(1U << 20)	/* a REC_PAGES payload: ~256 raw pages */
+
+static int send__batch(struct mig *m, struct buf *payload)
+{
+	int r;
+
+	if (buf_len(payload) == 0)
+		return 0;
+	r = stream_put(m->s, REC_PAGES, buf_ptr(payload), (uint32_t)buf_len(payload));
+	buf_reset(payload);
+	if (r)
+		return r;
+	return mig__pace(m);
+}
+
+/* Sends page n; flushes the batch when it is full. */
+static int send__page(struct mig *m, struct buf *payload, uint64_t n)
+{
+	struct kvm *kvm = m->kvm;
+	const uint8_t *page = kvm->mem.base + n * KM_PAGE_SIZE;
+	struct pages_stats st = { 0 };
+	int r;
+
+	r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, m->p.compress, &st);
+	if (r == KM_ERR_NO_SPACE) {
+		if ((r = send__batch(m, payload)) != 0)
+			return r;
+		r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, m->p.compress, &st);
+	}
+	if (r)
+		return r;
+	mig__account(m, &st);
+	return 0;
+}
+
+/*
+ * Sends the pages of set. In the bulk round only the memfd's data ranges
+ * are looked at: the rest was never written, reads as zero on both sides,
+ * and reading it here would allocate it.
+ */
+static int send__set(struct mig *m, struct bitmap *set, bool bulk)
+{
+	struct kvm *kvm = m->kvm;
+	struct buf *payload = buf_new(BATCH_PAYLOAD);
+	uint64_t n, start, end, off = 0, sent = 0;
+	int r = 0;
+
+	if (!payload)
+		return -ENOMEM;
+	if (!bulk) {
+		for (n = bitmap_next_set(set, 0); n < set->nbits; n = bitmap_next_set(set, n + 1)) {
+			if ((r = send__page(m, payload, n)) != 0)
+				goto out;
+			if (++sent % 256 == 0 && (r = mig__check_cancel(m)) != 0)
+				goto out;
+		}
+	} else {
+		while ((r = memory__next_data(&kvm->mem, off, &start, &end)) == 0) {
+			for (n = start / KM_PAGE_SIZE; n < (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE; n++) {
+				if (!bitmap_test(set, n))
+					continue;
+				if ((r = send__page(m, payload, n)) != 0)
+					goto out;
+				if (++sent % 256 == 0 && (r = mig__check_cancel(m)) != 0)
+					goto out;
+			}
+			off = end;
+		}
+		if (r != KM_ERR_END)
+			goto out;
+		r = 0;
+		mig__lock(m);
+		m->st.skipped_pages = bitmap_count(set) - sent;
+		mig__unlock(m);
+	}
+	r = send__batch(m, payload);
+out:
+	buf_free(payload);
+	return r;
+}
+
+static int send__round_end(struct mig *m, unsigned int round)
+{
+	struct buf *p = buf_new(64);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	if ((r = rec_put_field_u64(p, 1, round)) == 0)
+		r = stream_put(m->s, REC_ROUND_END, buf_ptr(p), (uint32_t)buf_len(p));
+	buf_free(p);
+	return r;
+}
+
+/* Waits for one record of type want; a REC_ERROR is the peer's refusal. */
+static int send__expect(struct mig *m, uint32_t want, const char *what)
+{
+	const uint8_t *p;
+	uint32_t type, len;
+	int r;
+
+	if ((r = stream_get(m->s, 64 * 1024, &type, &p, &len)) != 0) {
+		mig__fail(m, "waiting for %s: %s", what, km_strerror(r));
+		return r;
+	}
+	if (type == REC_ERROR) {
+		char text[200];
+
+		mig__error_text(p, len, text, sizeof(text));
+		mig__fail(m, "the destination refused: %s", text);
+		return KM_ERR_REFUSED;
+	}
+	if (type != want) {
+		mig__fail(m, "waiting for %s: got record type %u", what, type);
+		return KM_ERR_PEER;
+	}
+	return 0;
+}
+
+static int send__setup(struct mig *m)
+{
+	struct buf *cfg = buf_new(64 * 1024);
+	int r;
+
+	if (!cfg)
+		return -ENOMEM;
+	if ((r = mig__connect(m)) != 0)
+		goto out;
+	if ((r = stream_put_header(m->s, STREAM_MIGRATE, m->p.compress ? STREAM_CAP_LZ4 : 0)) ||
+	    (r = state__save_config(m->kvm, cfg)) ||
+	    (r = stream_put(m->s, REC_VM_CONFIG, buf_ptr(cfg), (uint32_t)buf_len(cfg))) ||
+	    (r = stream_flush(m->s))) {
+		mig__fail(m, "sending the VM config: %s", km_strerror(r));
+		goto out;
+	}
+	r = send__expect(m, REC_ACCEPT, "the destination to accept the VM");
+out:
+	buf_free(cfg);
+	return r;
+}
+
+/* Pre-copy rounds until the policy says stop-and-copy (0) or give up. */
+static int send__rounds(struct mig *m, struct bitmap *dirty)
+{
+	struct kvm *kvm = m->kvm;
+	uint64_t t0, bytes0, pages0, n;
+	int64_t got;
+	int r, verdict;
+
+	for (;;) {
+		got = dirty__read(&kvm->dirty, m->sub, dirty);
+		if (got < 0)
+			return (int)got;
+		n = (uint64_t)got;
+		verdict = mig__policy(m, n);
+		if (verdict != MIG_CONTINUE) {
+			/* These pages are read: they go out in the stop-and-copy. */
+			m->carry = dirty;
+			return verdict == MIG_STOP_AND_COPY ? 0 : KM_ERR_TIMEOUT;
+		}
+		mig__begin_round(m, n, &t0, &bytes0, &pages0);
+		if ((r = send__set(m, dirty, m->st.rounds == 0)) != 0)
+			return r;
+		if ((r = send__round_end(m, m->st.rounds)) != 0 || (r = stream_flush(m->s)) != 0)
+			return r;
+		mig__end_round(m, t0, bytes0, pages0);
+		if ((r = mig__check_cancel(m)) != 0)
+			return r;
+	}
+}
+
+/* Paused: the last dirty pages, the state, END; then the handshake. */
+static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
+{
+	struct kvm *kvm = m->kvm;
+	struct bitmap last;
+	struct buf *state = NULL;
+	uint64_t i;
+	int64_t got;
+	int r;
+
+	if ((r = bitmap_init(&last, kvm->dirty.nr_pages)) != 0)
+		return r;
+	if ((r = mig__pause(m)) != 0)
+		goto out;
+	if ((got = dirty__read(&kvm->dirty, m->sub, &last)) < 0) {
+		r = (int)got;
+		goto out;
+	}
+	/* What the last round read but did not send, plus what came since. */
+	for (i = 0; i < BITMAP_WORDS(last.nbits); i++)
+		last.words[i] |= dirty->words[i];
+	mig__set_status(m, MIGRATE_DEVICE);
+	if ((r = send__set(m, &last, m->st.rounds == 0)) != 0)
+		goto out;
+	if (!(state = buf_new(REC_MAX_PAYLOAD))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = state__save_all(kvm, state)) != 0) {
+		mig__fail(m, "capturing the VM state: %s", km_strerror(r));
+		goto out;
+	}
+	if ((r = stream_put_framed(m->s, buf_ptr(state), buf_len(state))) != 0 ||
+	    (r = mig__put_end(m)) != 0 || (r = stream_flush(m->s)) != 0)
+		goto out;
+	if ((r = send__expect(m, REC_READY, "the destination to load the VM")) != 0)
+		goto out;
+	/* From here on the destination may run the VM: never resume this one blindly. */
+	if ((r = mig__go(m)) != 0)
+		goto out;
+out:
+	buf_free(state);
+	bitmap_free(&last);
+	return r;
+}
+
+void *mig__thread(void *arg)
+{
+	struct mig *m = arg;
+	struct bitmap dirty = { 0 };
+	int r;
+
+	pthread_setname_np(pthread_self(), "migrate");
+	if ((r = send__setup(m)) != 0)
+		goto out;
+	mig__setup_done(m);
+	if ((r = bitmap_init(&dirty, m->kvm->dirty.nr_pages)) != 0)
+		goto out;
+	m->sub = dirty__subscribe(&m->kvm->dirty, "migration", true);
+	if (m->sub < 0) {
+		r = m->sub;
+		goto out;
+	}
+	r = send__rounds(m, &dirty);
+	if (r == KM_ERR_TIMEOUT && m->p.on_limit == MIGRATE_LIMIT_FORCE)
+		r = 0;
+	if (r == 0)
+		r = send__stop_and_copy(m, &dirty);
+out:
+	mig__finish(m, r);
+	bitmap_free(&dirty);
+	if (m->st.status == MIGRATE_COMPLETED)
+		mig__linger_and_stop(m);
+	return NULL;
+}

@@ -1,0 +1,222 @@
+#!/bin/bash
+# Live migration on this machine, as users run it: real kvm-run VMs, real
+# kvm-migrated daemons (loopback TLS with certificates made by
+# scripts/make-certs, and unix sockets), the kvm-migrate client. Every
+# migration is followed by the verify guest's own check of every page it
+# wrote; every fault is followed by "the source still runs and is correct".
+. "$(dirname "$0")/lib.sh"
+require_kvm
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	exec 2>/dev/null	# no "Killed" notices for what is killed on purpose
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	pkill -KILL -f "$tmp/" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+tap_plan 43
+
+"$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
+	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
+	{ echo "Bail out! scripts/make-certs failed"; exit 1; }
+
+q() { "$QMP_SEND" "$@"; }
+# start_daemon NAME RUNDIR [ARGS...]: a kvm-migrated on 127.0.0.1, port chosen
+# by the kernel; sets port_NAME and pid_NAME.
+start_daemon() {
+	local name="$1" rundir="$2" log="$tmp/daemon-$1.log"
+	shift 2
+	"$KVM_MIGRATED" --listen 127.0.0.1:0 --tls-dir "$tmp/x509" --rundir "$rundir" "$@" \
+		>"$log" 2>&1 &
+	pids+=($!)
+	eval "pid_$name=$!"
+	wait_for "daemon $name" 10 grep -q "listening on" "$log" || return 1
+	eval "port_$name=$(sed -n 's/.*, port \([0-9]*\),.*/\1/p' "$log")"
+}
+# start_vm NAME RUNDIR [kvm-run ARGS...]: a verify VM, waits until the guest
+# has reported progress.
+start_vm() {
+	local name="$1" rundir="$2"
+	shift 2
+	"$KVM_RUN" --name "$name" --rundir "$rundir" --guest verify "$@" \
+		>"$tmp/vm-$name.log" 2>&1 &
+	pids+=($!)
+	vm_pid=$!
+	wait_for "VM $name" 20 progress_above "$rundir/$name.sock" 0
+}
+# The sum of the vCPUs' progress counters.
+progress() {
+	q "$1" '{"execute": "query-stats"}' 2>/dev/null |
+		grep -o '"progress": *[0-9]*' | grep -o '[0-9]*$' | awk '{s += $1} END {print s + 0}'
+}
+progress_above() { [ "$(progress "$1")" -gt "$2" ]; }
+running() { q "$1" '{"execute": "query-status"}' 2>/dev/null | grep -q '"running": *true'; }
+checked_ok() { q "$1" '{"execute": "check"}' 2>/dev/null | grep -Eq '"bad": *0[,}]'; }
+# ok_if DESC CMD...: one TAP line for a condition.
+ok_if() {
+	local desc="$1"
+	shift
+	if "$@"; then tap_ok "$desc"; else tap_fail "$desc" "failed: $*"; fi
+}
+# The source after a failed migration: running, every page correct.
+source_intact() {
+	ok_if "$1: the source VM still runs" running "$2"
+	ok_if "$1: the source guest's pages all check" checked_ok "$2"
+}
+migrate() {	# migrate OUT SRC DST [ARGS...]: kvm-migrate, output in OUT, returns its status
+	local out="$1"
+	shift
+	timeout 120 "$KVM_MIGRATE" --tls-dir "$tmp/x509" "$@" >"$out" 2>&1
+}
+
+A=$tmp/a B=$tmp/b C=$tmp/c
+start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
+start_daemon a "$A" || echo "# daemon a did not start"
+
+# 1-7. TLS over loopback, the verify guest writing while it moves.
+start_vm vm1 "$A" --mem 512M --vcpus 2 --guest-arg rate=10000,wss=64M
+src_pid=$vm_pid
+wait_for "the guest to write a while" 20 progress_above "$A/vm1.sock" 5000
+if migrate "$tmp/m1.out" --rundir "$A" vm1 "127.0.0.1:$port_b"; then
+	tap_ok "TLS loopback migration of a writing verify guest: exit 0"
+else
+	tap_fail "TLS migration exit $?" "$(cat "$tmp/m1.out")" "$(tail -5 "$tmp/daemon-b.log")"
+fi
+ok_if "the report says completed, with downtime and pages" \
+	grep -Eq "migration completed" "$tmp/m1.out"
+ok_if "the VM answers at the destination's run directory" running "$B/vm1.sock"
+ok_if "after migration: the guest's check finds every page correct" checked_ok "$B/vm1.sock"
+wait "$src_pid" && st=0 || st=$?
+ok_if "the source kvm-run exited 0 after the switchover" [ "$st" = 0 ]
+# The source's last word: its exit statistics list each vCPU's progress.
+before=$(awk '/^  vcpu /{f=1; next} f && NF >= 5 {s += $2} END {print s + 0}' "$tmp/vm-vm1.log")
+ok_if "the guest's progress continues past its value at the source's end ($before)" \
+	wait_for "progress" 20 progress_above "$B/vm1.sock" "$before"
+ok_if "the daemon logged the peer's certificate name" grep -q "from CN=" "$tmp/daemon-b.log"
+
+# 8-9. And back again: B -> A.
+if migrate "$tmp/m2.out" --rundir "$B" vm1 "127.0.0.1:$port_a"; then tap_ok "migrated back B -> A"
+else tap_fail "migrate back" "$(cat "$tmp/m2.out")"; fi
+ok_if "back at A: every page correct" checked_ok "$A/vm1.sock"
+
+# 10-11. A unix-socket transport.
+"$KVM_MIGRATED" --listen "unix:$tmp/c.sock" --rundir "$C" >"$tmp/daemon-c.log" 2>&1 &
+pids+=($!)
+wait_for "daemon c" 10 test -S "$tmp/c.sock"
+if migrate "$tmp/m3.out" --rundir "$A" vm1 "unix:$tmp/c.sock"; then tap_ok "unix socket migration"
+else tap_fail "unix migration" "$(cat "$tmp/m3.out")"; fi
+ok_if "over unix: every page correct" checked_ok "$C/vm1.sock"
+q "$C/vm1.sock" '{"execute": "quit"}' >/dev/null
+
+# 12-17. Every dirty-tracking backend, 1 and 2 vCPUs.
+for be in bitmap clear ring; do
+	for v in 1 2; do
+		start_vm "be-$be-$v" "$A" --mem 256M --vcpus "$v" --dirty-log "$be" \
+			--guest-arg rate=5000,wss=32M
+		if migrate "$tmp/be.out" --rundir "$A" "be-$be-$v" "127.0.0.1:$port_b" &&
+		   checked_ok "$B/be-$be-$v.sock"; then
+			tap_ok "--dirty-log $be, $v vCPU(s): migrated, every page correct"
+		else
+			tap_fail "--dirty-log $be, $v vCPU(s)" "$(cat "$tmp/be.out")"
+		fi
+		q "$B/be-$be-$v.sock" '{"execute": "quit"}' >/dev/null 2>&1
+	done
+done
+
+# A slow migration to break: 4 MiB/s against 64 MiB of written pages.
+slow_start() {	# slow_start NAME DST [ARGS]: kvm-migrate in the background
+	local name="$1" dst="$2"
+	shift 2
+	start_vm "$name" "$A" --mem 256M --guest-arg rate=2000,wss=64M
+	"$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" --bandwidth 4M "$@" "$name" "$dst" \
+		>"$tmp/$name.out" 2>&1 &
+	mig_pid=$!
+	wait_for "the bulk round to be under way" 20 migrating "$A/$name.sock"
+}
+migrating() {
+	q "$1" '{"execute": "query-migrate"}' 2>/dev/null |
+		grep -Eq '"status": *"active".*"transferred": *[1-9][0-9]{6}'
+}
+
+# 18-21. Cancel mid-round.
+slow_start cancel1 "127.0.0.1:$port_b"
+q "$A/cancel1.sock" '{"execute": "migrate-cancel"}' >/dev/null
+wait "$mig_pid" && st=0 || st=$?
+ok_if "migrate-cancel mid-round: kvm-migrate exits 1" [ "$st" = 1 ]
+source_intact "cancel" "$A/cancel1.sock"
+ok_if "cancel: the destination threw the partial VM away" \
+	wait_for "the destination to give up" 20 grep -q "VM cancel1 .*refused: the source gave up" \
+	"$tmp/daemon-b.log"
+
+# 22-24. The destination's receiving process killed (SIGKILL) mid-stream.
+slow_start kill1 "127.0.0.1:$port_b"
+child=$(pgrep -P "$pid_b" | head -1)
+kill -KILL "$child"
+wait "$mig_pid" && st=0 || st=$?
+ok_if "destination killed mid-stream: kvm-migrate exits 1" [ "$st" = 1 ]
+source_intact "destination killed" "$A/kill1.sock"
+
+# 25-28. The destination crashes right after saying ready (before go):
+# the source must not resume blindly; kvm-migrate asks the daemon and settles.
+D=$tmp/d
+KVM_MIGRATE_FAULT=exit-after-ready start_daemon d "$D"
+start_vm crash1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+migrate "$tmp/crash1.out" --rundir "$A" crash1 "127.0.0.1:$port_d" && st=0 || st=$?
+ok_if "destination dies after ready: kvm-migrate exits 1" [ "$st" = 1 ]
+ok_if "it asked the destination and resumed the source" \
+	grep -q "resumed at the source" "$tmp/crash1.out"
+source_intact "destination died after ready" "$A/crash1.sock"
+
+# 29-32. A flipped byte in the stream (a unix proxy in front of daemon c):
+# the record checksum catches it (TLS would too, but this checks our own).
+start_vm flip1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+"$top_builddir/tests/lib/flip-proxy" "$tmp/proxy.sock" "$tmp/c.sock" 200000 2>"$tmp/proxy.log" &
+pids+=($!)
+wait_for "the proxy" 10 test -S "$tmp/proxy.sock"
+migrate "$tmp/flip1.out" --rundir "$A" flip1 "unix:$tmp/proxy.sock" && st=0 || st=$?
+ok_if "a flipped byte in the stream: kvm-migrate exits 1" \
+	[ "$st" = 1 -a -n "$(grep flipped "$tmp/proxy.log")" ]
+source_intact "flipped byte" "$A/flip1.sock"
+ok_if "the destination refused the corrupt stream" grep -Eq "refused: .*(corrupt|checksum)" \
+	"$tmp/daemon-c.log"
+
+# 33-40. Certificates: the daemon refuses, then serves the next good client.
+start_vm cert1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+n_before=$(grep -c "refused a connection" "$tmp/daemon-b.log")
+refused() {	# refused DESC PATTERN ARGS...
+	local desc="$1" pat="$2" st
+	shift 2
+	timeout 60 "$KVM_MIGRATE" --rundir "$A" "$@" cert1 "127.0.0.1:$port_b" \
+		>"$tmp/cert.out" 2>&1 && st=0 || st=$?
+	wait_for "the daemon's log line" 10 grep -Eq "refused a connection: .*$pat" \
+		"$tmp/daemon-b.log"
+	if [ "$st" = 1 ] && grep -Eq "refused a connection: .*$pat" "$tmp/daemon-b.log"; then
+		tap_ok "$desc: refused, and the daemon says why"
+	else
+		tap_fail "$desc" "kvm-migrate exit $st: $(cat "$tmp/cert.out")" \
+			"$(tail -3 "$tmp/daemon-b.log")"
+	fi
+	ok_if "$desc: the source VM still runs" running "$A/cert1.sock"
+}
+refused "client certificate from another CA" "(unknown ca|certificate verify|unable to get)" \
+	--tls-dir "$tmp/other-ca"
+refused "expired client certificate" "expired" --tls-dir "$tmp/expired"
+refused "plain TCP client" "(not a TLS|wrong version|packet length|record)" --insecure
+if migrate "$tmp/cert-ok.out" --rundir "$A" cert1 "127.0.0.1:$port_b" &&
+   checked_ok "$B/cert1.sock"; then
+	tap_ok "after those, the same daemon takes a good client's VM"
+else
+	tap_fail "good client after bad ones" "$(cat "$tmp/cert-ok.out")"
+fi
+ok_if "the daemon still runs" kill -0 "$pid_b"
+
+# 41-43. The daemon shuts down cleanly on SIGTERM; received VMs live on.
+kill -TERM "$pid_b"
+wait "$pid_b" && st=0 || st=$?
+ok_if "kvm-migrated exits 0 on SIGTERM" [ "$st" = 0 ]
+ok_if "the VM it received still runs" running "$B/cert1.sock"
+ok_if "and is still correct" checked_ok "$B/cert1.sock"
+q "$B/cert1.sock" '{"execute": "quit"}' >/dev/null 2>&1
