@@ -1,0 +1,101 @@
+#!/bin/bash
+# Two hosts on one machine: network namespaces A and B joined by a veth
+# pair, addresses this test assigns inside them, a kvm-migrated in each,
+# mutual TLS. A VM goes A -> B -> A ten times and every page is checked
+# each time; then the link is cut mid-stream.
+. "$(dirname "$0")/lib.sh"
+require_kvm
+[ "$(id -u)" = 0 ] || tap_skip_all "network namespaces need root"
+command -v ip >/dev/null || tap_skip_all "ip (iproute2) is not installed"
+
+tmp=$(mktemp -d)
+nsa=kmtest-a-$$ nsb=kmtest-b-$$ va=kma$$ vb=kmb$$
+ipa=10.213.0.1 ipb=10.213.0.2
+pids=()
+cleanup() {
+	exec 2>/dev/null	# no "Killed" notices for what is killed on purpose
+	for p in "${pids[@]}"; do kill -KILL "$p"; done
+	pkill -KILL -f "$tmp/"
+	ip netns del "$nsa"
+	ip netns del "$nsb"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if ! { ip netns add "$nsa" && ip netns add "$nsb" &&
+       ip link add "$va" type veth peer name "$vb" &&
+       ip link set "$va" netns "$nsa" && ip link set "$vb" netns "$nsb" &&
+       ip -n "$nsa" addr add "$ipa/24" dev "$va" && ip -n "$nsb" addr add "$ipb/24" dev "$vb" &&
+       ip -n "$nsa" link set lo up && ip -n "$nsb" link set lo up &&
+       ip -n "$nsa" link set "$va" up && ip -n "$nsb" link set "$vb" up; } 2>"$tmp/ip.err"; then
+	tap_skip_all "cannot make network namespaces here: $(head -1 "$tmp/ip.err")"
+fi
+
+tap_plan 17
+
+"$MAKE_CERTS" --san "IP:$ipa,IP:$ipb" "$tmp/x509" ||
+	{ echo "Bail out! scripts/make-certs failed"; exit 1; }
+
+in_a() { ip netns exec "$nsa" "$@"; }
+in_b() { ip netns exec "$nsb" "$@"; }
+q() { "$QMP_SEND" "$@"; }
+running() { q "$1" '{"execute": "query-status"}' 2>/dev/null | grep -q '"running": *true'; }
+checked_ok() { q "$1" '{"execute": "check"}' 2>/dev/null | grep -Eq '"bad": *0[,}]'; }
+ok_if() {
+	local desc="$1"
+	shift
+	if "$@"; then tap_ok "$desc"; else tap_fail "$desc" "failed: $*"; fi
+}
+migrated() { q "$1" '{"execute": "query-migrate"}' 2>/dev/null; }
+
+A=$tmp/a B=$tmp/b
+in_a "$KVM_MIGRATED" --listen "$ipa" --tls-dir "$tmp/x509" --rundir "$A" >"$tmp/daemon-a.log" 2>&1 &
+pids+=($!)
+in_b "$KVM_MIGRATED" --listen "$ipb" --tls-dir "$tmp/x509" --rundir "$B" >"$tmp/daemon-b.log" 2>&1 &
+pids+=($!)
+wait_for "daemon A" 10 grep -q listening "$tmp/daemon-a.log"
+wait_for "daemon B" 10 grep -q listening "$tmp/daemon-b.log"
+
+# 1. Host A reaches host B's address through the veth pair, and only there.
+ok_if "host A routes to host B over the veth pair" \
+	sh -c "ip -n '$nsa' route get '$ipb' | grep -q 'dev $va'"
+
+in_a "$KVM_RUN" --name vm1 --rundir "$A" --mem 256M --vcpus 2 --guest verify \
+	--guest-arg rate=5000,wss=32M >"$tmp/vm1.log" 2>&1 &
+pids+=($!)
+wait_for "vm1" 20 running "$A/vm1.sock"
+
+# 2-11. Ten round trips with mutual TLS on the daemons' default port.
+for i in $(seq 1 10); do
+	if timeout 120 ip netns exec "$nsa" "$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" vm1 "$ipb" \
+		>"$tmp/ab.out" 2>&1 && checked_ok "$B/vm1.sock" &&
+	   timeout 120 ip netns exec "$nsb" "$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$B" vm1 "$ipa" \
+		>"$tmp/ba.out" 2>&1 && checked_ok "$A/vm1.sock"; then
+		tap_ok "round trip $i: A -> B -> A, every page correct at each end"
+	else
+		tap_fail "round trip $i" "$(cat "$tmp/ab.out" "$tmp/ba.out" 2>/dev/null | tail -15)" \
+			"$(tail -n 5 "$tmp/daemon-a.log" "$tmp/daemon-b.log")"
+	fi
+done
+ok_if "after ten round trips the VM runs at A" running "$A/vm1.sock"
+
+# 13-17. The link goes down mid-stream: the source notices (I/O timeout),
+# keeps running, stays correct; with the link back, the migration works.
+in_a "$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" --bandwidth 4M --io-timeout 3 \
+	vm1 "$ipb" >"$tmp/drop.out" 2>&1 &
+mig=$!
+wait_for "the bulk round" 20 sh -c "'$QMP_SEND' '$A/vm1.sock' '{\"execute\": \"query-migrate\"}' |
+	grep -Eq '\"status\": *\"active\".*\"transferred\": *[1-9][0-9]{6}'"
+ip -n "$nsa" link set "$va" down
+wait "$mig" && st=0 || st=$?
+ok_if "link down mid-stream: kvm-migrate exits 1" [ "$st" = 1 ]
+ok_if "link down: the source VM still runs" running "$A/vm1.sock"
+ok_if "link down: every page of the source guest correct" checked_ok "$A/vm1.sock"
+ip -n "$nsa" link set "$va" up
+back() {
+	timeout 120 ip netns exec "$nsa" "$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" \
+		vm1 "$ipb" >"$tmp/back.out" 2>&1
+}
+ok_if "the link back up: the migration succeeds" back
+ok_if "and every page is correct at B" checked_ok "$B/vm1.sock"
+q "$B/vm1.sock" '{"execute": "quit"}' >/dev/null 2>&1
