@@ -38,6 +38,7 @@ enum rec_type {
 	REC_ERROR = 12,		/* either way: fields ERR_CODE, ERR_TEXT; the peer gives up */
 	REC_QUERY = 13,		/* client -> daemon: fields Q_NAME */
 	REC_QUERY_REPLY = 14,	/* daemon -> client: fields Q_NAME, Q_STATE */
+	REC_GUEST_REPORT = 15,	/* after RUNNING: what the guest measured (field 1: stall ns) */
 	REC_TYPE_MAX
 };
 

@@ -20,7 +20,7 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 		       (double)st->raw_bytes / (double)st->wire_bytes : 0.0;
 
 	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
-			 " s:I, s:I, s:I, s:I, s:f, s:i}",
+			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f}",
 			 "status", migrate__status_name(st->status),
 			 "error", st->error,
 			 "total-time", (double)st->total_ns / 1e6,
@@ -39,7 +39,8 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 			 "skipped", (json_int_t)st->skipped_pages,
 			 "raw-bytes", (json_int_t)st->raw_bytes,
 			 "compression-ratio", ratio,
-			 "throttle-percentage", (int)st->throttle_pct);
+			 "throttle-percentage", (int)st->throttle_pct,
+			 "guest-stall", (double)st->guest_stall_ns / 1e6);
 }
 
 static char *cmd_migrate(void *ctx, const struct qmp_request *req)
@@ -98,9 +99,17 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 static char *cmd_query_migrate(void *ctx, const struct qmp_request *req)
 {
 	struct migrate_stats st;
+	int trace = 0;
+	json_t *o;
 
+	if (json_unpack(req->arguments, "{s?b !}", "trace", &trace) != 0)
+		return qmp_reply_error("GenericError", "arguments: {\"trace\": bool} (optional)",
+				       req->id);
 	migrate__get_stats(ctx, &st);
-	return qmp_reply_return(migrate__stats_json(&st), req->id);
+	o = migrate__stats_json(&st);
+	if (o && trace)
+		json_object_set_new(o, "trace", migrate__trace_json(ctx));
+	return qmp_reply_return(o, req->id);
 }
 
 static char *cmd_migrate_cancel(void *ctx, const struct qmp_request *req)

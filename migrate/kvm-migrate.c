@@ -237,6 +237,31 @@ static void report(json_t *st, FILE *f)
 		num(st, "skipped"), num(st, "compression-ratio"), num(st, "throttle-percentage"));
 }
 
+/* The source's per-round trace as CSV (--trace). */
+static void write_trace(struct qmpc *q, FILE *f)
+{
+	json_t *st = NULL, *t, *row;
+	char err[256];
+	size_t i;
+
+	fprintf(f, "round,start_ms,duration_ms,dirty_pages,pages_sent,bytes,mbps,throttle_pct\n");
+	if (qmpc_call(q, "query-migrate", json_pack("{s:b}", "trace", 1), 10000, &st, err,
+		      sizeof(err)) != 0) {
+		fprintf(stderr, "kvm-migrate: --trace: %s\n", err);
+		return;
+	}
+	t = json_object_get(st, "trace");
+	json_array_foreach(t, i, row) {
+		double ms = num(row, "duration-ms");
+
+		fprintf(f, "%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f\n", num(row, "round"),
+			num(row, "start-ms"), ms, num(row, "dirty-pages"), num(row, "pages-sent"),
+			num(row, "bytes"), ms > 0 ? num(row, "bytes") * 8 / 1e3 / ms : 0.0,
+			num(row, "throttle-percentage"));
+	}
+	json_decref(st);
+}
+
 /* Asks the destination daemon whether VM name runs there: 1 yes, 0 no, <0 cannot tell. */
 static int ask_destination(const struct options *o, const char *name)
 {
@@ -338,7 +363,6 @@ int main(int argc, char **argv)
 	json_t *ret = NULL, *st = NULL, *status_ret = NULL;
 	char path[4096], err[256] = "", name[64] = "";
 	FILE *trace = NULL;
-	double last_round = -1;
 	int r, status = EXIT_SOURCE, tty = isatty(2);
 	const char *s;
 
@@ -360,9 +384,6 @@ int main(int argc, char **argv)
 		status = EXIT_USAGE;
 		goto out;
 	}
-	if (trace)
-		fprintf(trace, "round,elapsed_ms,transferred_bytes,remaining_bytes,dirty_pages_rate,"
-			"mbps,expected_downtime_ms,throttle_pct,pages,zero,compressed,normal\n");
 	r = qmpc_call(q, "migrate", json_incref(o.args), 10000, &ret, err, sizeof(err));
 	json_decref(ret);
 	if (r != 0) {
@@ -388,15 +409,6 @@ int main(int argc, char **argv)
 				km_strerror(r));
 			goto out;
 		}
-		if (trace && num(st, "rounds") != last_round) {
-			last_round = num(st, "rounds");
-			fprintf(trace, "%.0f,%.1f,%.0f,%.0f,%.0f,%.1f,%.2f,%.0f,%.0f,%.0f,%.0f,%.0f\n",
-				last_round, num(st, "total-time"), num(st, "transferred"),
-				num(st, "remaining"), num(st, "dirty-pages-rate"), num(st, "mbps"),
-				num(st, "expected-downtime"), num(st, "throttle-percentage"),
-				num(st, "pages"), num(st, "zero"), num(st, "compressed"),
-				num(st, "normal"));
-		}
 		s = str(st, "status");
 		if (strcmp(s, "setup") && strcmp(s, "active") && strcmp(s, "device"))
 			break;
@@ -415,6 +427,8 @@ int main(int argc, char **argv)
 	} else {
 		status = !strcmp(s, "completed") ? 0 : EXIT_FAILED;
 	}
+	if (trace)
+		write_trace(q, trace);
 	if (o.json) {
 		char *txt = json_dumps(st, JSON_COMPACT);
 

@@ -23,7 +23,7 @@ static struct mig g_mig = {
 	.sub = -1,
 };
 
-static uint64_t mig__realtime_ns(void)
+uint64_t mig__realtime_ns(void)
 {
 	struct timespec ts;
 
@@ -230,7 +230,26 @@ void mig__begin_round(struct mig *m, uint64_t n, uint64_t *t0, uint64_t *bytes0,
 	mig__lock(m);
 	*pages0 = m->st.pages;
 	m->st.remaining_pages = n;
+	m->round_dirty = n;
 	mig__unlock(m);
+}
+
+void mig__trace_round(struct mig *m, uint64_t dirty, uint64_t t0, uint64_t dt,
+		      uint64_t pages, uint64_t bytes)
+{
+	struct mig_round *t;
+
+	if (!m->trace || m->nr_trace >= MIG_TRACE_MAX)
+		return;
+	t = &m->trace[m->nr_trace];
+	t->round = m->nr_trace;
+	t->throttle_pct = atomic_load(&m->throttle_pct);
+	t->start_ns = t0 - m->st.start_ns;
+	t->duration_ns = dt;
+	t->dirty = dirty;
+	t->pages = pages;
+	t->bytes = bytes;
+	m->nr_trace++;
 }
 
 void mig__end_round(struct mig *m, uint64_t t0, uint64_t bytes0, uint64_t pages0)
@@ -240,6 +259,8 @@ void mig__end_round(struct mig *m, uint64_t t0, uint64_t bytes0, uint64_t pages0
 	if (dt == 0)
 		dt = 1;
 	mig__lock(m);
+	mig__trace_round(m, m->round_dirty, t0, dt, m->st.pages - pages0,
+			 stream_bytes_out(m->s) - bytes0);
 	m->round_ns = dt;
 	/* A round of a few pages says little about the rate: keep the last good one. */
 	if (m->st.pages - pages0 >= 64 || !m->round_pps)
@@ -264,7 +285,6 @@ int mig__pause(struct mig *m)
 	}
 	m->paused_by_us = true;
 	m->pause_ns = kvm__now_ns();
-	m->pause_realtime_ns = mig__realtime_ns();
 	return 0;
 }
 
@@ -275,11 +295,33 @@ int mig__put_end(struct mig *m)
 
 	if (!p)
 		return -ENOMEM;
-	/* When the source paused (wall clock): the destination advances the TSC by the gap. */
-	if ((r = rec_put_field_u64(p, 1, m->pause_realtime_ns)) == 0)
+	/*
+	 * When the vCPU state was read (wall clock): the destination moves
+	 * the guest's TSC on by the time until it loads it, so the guest's
+	 * clock shows the downtime it really had.
+	 */
+	if ((r = rec_put_field_u64(p, 1, m->capture_realtime_ns)) == 0)
 		r = stream_put(m->s, REC_END, buf_ptr(p), (uint32_t)buf_len(p));
 	buf_free(p);
 	return r;
+}
+
+static void mig__guest_report(struct mig *m, const uint8_t *p, uint32_t len)
+{
+	struct buf *f = buf_view(p, len);
+	const uint8_t *d;
+	uint32_t tag, flen;
+	uint64_t v;
+
+	if (!f)
+		return;
+	while (rec_get_field(f, &tag, &d, &flen) == 0)
+		if (tag == 1 && rec_field_u64(d, flen, &v) == 0) {
+			mig__lock(m);
+			m->st.guest_stall_ns = v;
+			mig__unlock(m);
+		}
+	buf_free(f);
 }
 
 int mig__go(struct mig *m)
@@ -314,8 +356,16 @@ int mig__go(struct mig *m)
 	mig__lock(m);
 	m->st.downtime_ns = kvm__now_ns() - m->pause_ns;
 	m->st.remaining_pages = 0;
-	m->st.status = MIGRATE_COMPLETED;
 	mig__unlock(m);
+	/*
+	 * The destination follows up with what the guest itself measured
+	 * (its longest stall), once every vCPU reported after resuming.
+	 * Optional: an older or slower destination just closes.
+	 */
+	chan_set_timeout(m->c, 2000);
+	if (stream_get(m->s, 4096, &type, &p, &len) == 0 && type == REC_GUEST_REPORT)
+		mig__guest_report(m, p, len);
+	mig__set_status(m, MIGRATE_COMPLETED);
 	return 0;
 }
 
@@ -430,6 +480,11 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->carry = NULL;
 	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = false;
 	m->round_pps = m->round_ns = 0;
+	m->nr_trace = 0;
+	if (!m->trace && !(m->trace = calloc(MIG_TRACE_MAX, sizeof(*m->trace)))) {
+		mig__unlock(m);
+		return -ENOMEM;
+	}
 	r = pthread_create(&m->thread, NULL, mig__thread, m);
 	if (r) {
 		m->st.status = MIGRATE_FAILED;
@@ -439,6 +494,26 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->thread_started = true;
 	mig__unlock(m);
 	return 0;
+}
+
+json_t *migrate__trace_json(struct kvm *kvm)
+{
+	struct mig *m = &g_mig;
+	json_t *a = json_array();
+	unsigned int i;
+
+	mig__lock(m);
+	for (i = 0; a && i < m->nr_trace; i++) {
+		const struct mig_round *t = &m->trace[i];
+
+		json_array_append_new(a, json_pack("{s:i, s:f, s:f, s:I, s:I, s:I, s:i}",
+			"round", (int)t->round, "start-ms", (double)t->start_ns / 1e6,
+			"duration-ms", (double)t->duration_ns / 1e6, "dirty-pages", (json_int_t)t->dirty,
+			"pages-sent", (json_int_t)t->pages, "bytes", (json_int_t)t->bytes,
+			"throttle-percentage", (int)t->throttle_pct));
+	}
+	mig__unlock(m);
+	return a;
 }
 
 void migrate__get_stats(struct kvm *kvm, struct migrate_stats *out)

@@ -34,15 +34,32 @@ struct mig {
 	struct bitmap *carry;		/* read in the last round, not yet sent */
 
 	bool paused_by_us, was_paused, go_sent;
-	uint64_t pause_ns, pause_realtime_ns;
+	uint64_t pause_ns;
+	uint64_t capture_realtime_ns;	/* when the vCPU state (TSC) was read */
 	uint64_t pace_t0, pace_bytes0;	/* bandwidth cap: since when, from what */
 	uint64_t round_pps;		/* pages/s sent in the last round */
 	uint64_t round_ns;		/* duration of the last round */
+	uint64_t round_dirty;		/* pages the current round sends */
+
+	struct mig_round *trace;	/* MIG_TRACE_MAX rows */
+	unsigned int nr_trace;
 
 	pthread_t throttle_thread;
 	bool throttle_started;
 	atomic_int throttle_stop;
 	atomic_uint throttle_pct;
+};
+
+#define MIG_TRACE_MAX	4096
+
+struct mig_round {
+	unsigned int round;
+	unsigned int throttle_pct;
+	uint64_t start_ns;	/* since the migration started */
+	uint64_t duration_ns;
+	uint64_t dirty;		/* pages to send this round (read at its start) */
+	uint64_t pages;		/* pages sent */
+	uint64_t bytes;		/* wire bytes */
 };
 
 enum mig_verdict { MIG_CONTINUE, MIG_STOP_AND_COPY, MIG_LIMIT };
@@ -52,6 +69,10 @@ void *mig__thread(void *arg);
 void mig__lock(struct mig *m);
 void mig__unlock(struct mig *m);
 void mig__set_status(struct mig *m, enum migrate_status s);
+uint64_t mig__realtime_ns(void);
+/* Appends one row to the per-round trace (query-migrate {"trace": true}). */
+void mig__trace_round(struct mig *m, uint64_t dirty, uint64_t t0, uint64_t dt,
+		      uint64_t pages, uint64_t bytes);
 /* Records the first failure reason (also logged). */
 void mig__fail(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The text of a REC_ERROR payload, made printable. */

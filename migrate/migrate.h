@@ -72,6 +72,7 @@ struct migrate_stats {
 	unsigned int rounds;
 	unsigned int throttle_pct;
 	uint64_t skipped_pages;		/* never touched: not sent at all */
+	uint64_t guest_stall_ns;	/* longest stall the guest measured (0: not reported) */
 };
 
 /* Defaults for every field (the uri is empty). */
@@ -95,6 +96,8 @@ int migrate__settle(struct kvm *kvm, bool running_there);
 void migrate__shutdown(struct kvm *kvm);
 
 const char *migrate__status_name(enum migrate_status s);
+/* One object per round: start, duration, dirty pages, pages and bytes sent, throttle. */
+json_t *migrate__trace_json(struct kvm *kvm);
 json_t *migrate__stats_json(const struct migrate_stats *st);
 
 /*

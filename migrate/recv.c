@@ -47,6 +47,14 @@ void migrate__send_error(struct stream *s, int code, const char *text)
 	buf_free(e);
 }
 
+static uint64_t recv__realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
@@ -204,12 +212,56 @@ static int recv__stream(struct recv *rv)
 	}
 }
 
-static uint64_t recv__realtime_ns(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+/*
+ * The guest's TSC was read at the source and stood still until it was
+ * loaded here (from then on KVM lets it tick): move it on by that gap so
+ * the guest sees the time it really lost. Across hosts this relies on
+ * their wall clocks agreeing (NTP), as kvmclock migration does; a gap
+ * that is negative or absurd is ignored.
+ */
+static void recv__advance_tsc(struct recv *rv)
+{
+	uint64_t now = recv__realtime_ns();
+
+	if (rv->pause_realtime_ns && now > rv->pause_realtime_ns &&
+	    now - rv->pause_realtime_ns < 60ULL * 1000000000ULL)
+		state__advance_tsc(rv->kvm, now - rv->pause_realtime_ns);
+}
+
+/*
+ * After RUNNING: once every vCPU reported progress (at most a second:
+ * guests report every 100 ms), tell the source the longest stall the
+ * guest measured, which includes the downtime it felt.
+ */
+static void recv__guest_report(struct recv *rv)
+{
+	struct kvm *kvm = rv->kvm;
+	struct progress_vcpu pv;
+	uint64_t deadline = kvm__now_ns() + 1000000000ULL, max_tsc = 0;
+	struct buf *p;
+	unsigned int i, reported;
+
+	for (;;) {
+		for (i = reported = 0; i < kvm->nr_cpus; i++) {
+			progress__get(&kvm->progress, i, &pv);
+			if (pv.reports > 0) {
+				reported++;
+				if (pv.max_guest_gap_tsc > max_tsc)
+					max_tsc = pv.max_guest_gap_tsc;
+			}
+		}
+		if (reported == kvm->nr_cpus || kvm__now_ns() > deadline ||
+		    kvm->state == KVM_STATE_STOPPED)
+			break;
+		kvm__wait_stopped(kvm, kvm__now_ns() + 10000000ULL);	/* a 10 ms poll */
+	}
+	if (reported == 0 || !kvm->tsc_khz || !(p = buf_new(64)))
+		return;
+	if (rec_put_field_u64(p, 1, (uint64_t)((double)max_tsc * 1e6 / (double)kvm->tsc_khz)) == 0 &&
+	    stream_put(rv->s, REC_GUEST_REPORT, buf_ptr(p), (uint32_t)buf_len(p)) == 0)
+		stream_flush(rv->s);
+	buf_free(p);
 }
 
 /* READY, wait for GO, resume, RUNNING. */
@@ -217,7 +269,6 @@ static int recv__switchover(struct recv *rv)
 {
 	const uint8_t *p;
 	uint32_t type, len;
-	uint64_t now;
 	int r;
 
 	if ((r = stream_put(rv->s, REC_READY, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
@@ -236,17 +287,14 @@ static int recv__switchover(struct recv *rv)
 		return recv__fail(rv, KM_ERR_CANCELED, "the source cancelled before go");
 	if (type != REC_GO)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
-	/* The guest's clock shows the downtime (clocks of both hosts agree, NTP). */
-	now = recv__realtime_ns();
-	if (rv->pause_realtime_ns && now > rv->pause_realtime_ns &&
-	    now - rv->pause_realtime_ns < 60ULL * 1000000000ULL)
-		state__advance_tsc(rv->kvm, now - rv->pause_realtime_ns);
 	if ((r = kvm__start(rv->kvm)) != 0)
 		return recv__fail(rv, r, "cannot start the vCPUs: %s", km_strerror(r));
 	/* The VM runs: from here on it is the only copy that may run, whatever the link does. */
 	if ((r = stream_put(rv->s, REC_RUNNING, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
 		log_warn("VM %s runs here, but the source was not told (%s); it stays paused "
 			 "there until asked", rv->in->name, km_strerror(r));
+	else
+		recv__guest_report(rv);
 	return 0;
 }
 
@@ -272,6 +320,7 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 		recv__fail(&rv, r, "loading the VM state: %s", km_strerror(r));
 		goto out;
 	}
+	recv__advance_tsc(&rv);
 	if ((r = recv__switchover(&rv)) != 0)
 		goto out;
 	log_info("VM %s from %s runs here: %llu pages in %llu rounds", in->name, in->peer,

@@ -207,7 +207,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	struct kvm *kvm = m->kvm;
 	struct bitmap last;
 	struct buf *state = NULL;
-	uint64_t i;
+	uint64_t i, t0, bytes0, pages0;
 	int64_t got;
 	int r;
 
@@ -223,6 +223,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	for (i = 0; i < BITMAP_WORDS(last.nbits); i++)
 		last.words[i] |= dirty->words[i];
 	mig__set_status(m, MIGRATE_DEVICE);
+	mig__begin_round(m, bitmap_count(&last), &t0, &bytes0, &pages0);
 	if ((r = send__set(m, &last, m->st.rounds == 0)) != 0)
 		goto out;
 	if (!(state = buf_new(REC_MAX_PAYLOAD))) {
@@ -233,9 +234,14 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 		mig__fail(m, "capturing the VM state: %s", km_strerror(r));
 		goto out;
 	}
+	m->capture_realtime_ns = mig__realtime_ns();
 	if ((r = stream_put_framed(m->s, buf_ptr(state), buf_len(state))) != 0 ||
 	    (r = mig__put_end(m)) != 0 || (r = stream_flush(m->s)) != 0)
 		goto out;
+	mig__lock(m);
+	mig__trace_round(m, bitmap_count(&last), t0, kvm__now_ns() - t0, m->st.pages - pages0,
+			 stream_bytes_out(m->s) - bytes0);
+	mig__unlock(m);
 	if ((r = send__expect(m, REC_READY, "the destination to load the VM")) != 0)
 		goto out;
 	/* From here on the destination may run the VM: never resume this one blindly. */
