@@ -13,3 +13,4 @@ migrate_kvm_migrated_LDADD = $(MIGRATE_LIBS)
 migrate_kvm_migrate_SOURCES = migrate/kvm-migrate.c migrate/qmpc.c migrate/qmpc.h
 migrate_kvm_migrate_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 migrate_kvm_migrate_LDADD = $(MIGRATE_LIBS)
+dist_man_MANS += docs/kvm-migrate.1 docs/kvm-migrated.8
