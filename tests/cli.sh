@@ -3,7 +3,7 @@
 # before touching KVM (so this runs everywhere).
 . "$(dirname "$0")/lib.sh"
 
-tap_plan 19
+tap_plan 29
 check "--help exits 0"               0 "Usage: kvm-run"            "$KVM_RUN" --help
 check "--version exits 0"            0 "kvm-run \(kvm-migrate"     "$KVM_RUN" --version
 check "--mem too small"              2 "--mem '3M'"                "$KVM_RUN" --mem 3M
@@ -23,3 +23,20 @@ check "unknown guest"                3 "guest 'nosuch' not found"  "$KVM_RUN" --
 check "--dirty-log unknown backend"  2 "use bitmap, clear or ring" "$KVM_RUN" --dirty-log pml
 check "--dirty-ring-size not 2^n"    2 "power of two"              "$KVM_RUN" --dirty-ring-size 5000
 check "--dirty-ring-size too small"  2 "power of two"              "$KVM_RUN" --dirty-ring-size 1K
+
+# kvm-migrate and kvm-migrated: bad command lines and unreachable things.
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+check "kvm-migrate --help exits 0"    0 "Usage: kvm-migrate"        "$KVM_MIGRATE" --help
+check "kvm-migrate needs SRC and DST" 2 "need SRC and DST"          "$KVM_MIGRATE" vm1
+check "kvm-migrate --downtime-ms 0"   2 "--downtime-ms '0'"         "$KVM_MIGRATE" --downtime-ms 0 a b
+check "kvm-migrate --bandwidth junk"  2 "--bandwidth 'fast'"        "$KVM_MIGRATE" --bandwidth fast a b
+check "kvm-migrate: no such VM"       3 "cannot reach its control socket" \
+	"$KVM_MIGRATE" --rundir "$t" nosuchvm 127.0.0.1
+check "kvm-migrated --help exits 0"   0 "Usage: kvm-migrated"       "$KVM_MIGRATED" --help
+check "kvm-migrated unknown option"   2 "unrecognized option"       "$KVM_MIGRATED" --frobnicate
+check "kvm-migrated: no TLS material" 3 "TLS: cannot read .*ca-cert.pem" \
+	"$KVM_MIGRATED" --listen 127.0.0.1:0 --tls-dir "$t/none" --rundir "$t/run"
+check "kvm-migrated: bad address"     3 "bad address .127.0.0.1:99999" \
+	"$KVM_MIGRATED" --insecure --listen 127.0.0.1:99999 --rundir "$t/run"
+check "kvm-migrated --io-timeout 0"   2 "--io-timeout '0'"          "$KVM_MIGRATED" --io-timeout 0
