@@ -102,6 +102,16 @@ void buf_reset(struct buf *b)
 	b->off = b->len = 0;
 }
 
+void buf_discard(struct buf *b)
+{
+	if (buf_check(b) != 0)
+		return;
+	if (b->readonly)
+		b->off = b->len;
+	else
+		b->off = b->len = 0;
+}
+
 size_t buf_len(const struct buf *b)
 {
 	if (buf_check(b) != 0)

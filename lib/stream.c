@@ -55,7 +55,7 @@ int stream_flush(struct stream *s)
 	if ((r = chan_write(s->c, buf_ptr(s->out), len)) != 0)
 		return r;
 	s->bytes_out += len;
-	buf_reset(s->out);
+	buf_discard(s->out);
 	return 0;
 }
 

@@ -481,6 +481,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = false;
 	m->round_pps = m->round_ns = 0;
 	m->nr_trace = 0;
+	m->lz4_misses = m->lz4_probe = 0;
 	if (!m->trace && !(m->trace = calloc(MIG_TRACE_MAX, sizeof(*m->trace)))) {
 		mig__unlock(m);
 		return -ENOMEM;

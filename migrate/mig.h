@@ -40,6 +40,8 @@ struct mig {
 	uint64_t round_pps;		/* pages/s sent in the last round */
 	uint64_t round_ns;		/* duration of the last round */
 	uint64_t round_dirty;		/* pages the current round sends */
+	unsigned int lz4_misses;	/* pages in a row lz4 could not shrink */
+	unsigned int lz4_probe;
 
 	struct mig_round *trace;	/* MIG_TRACE_MAX rows */
 	unsigned int nr_trace;

@@ -31,6 +31,15 @@
 #include "migrate/mig.h"
 
 #define BATCH_PAYLOAD	(1U << 20)	/* a REC_PAGES payload: ~256 raw pages */
+/*
+ * Adaptive lz4: after this many pages in a row that lz4 could not shrink,
+ * only every LZ4_PROBE_EVERY-th page is tried until one compresses again.
+ * Guest data comes in runs (a heap of random data, a page cache of text),
+ * so this spends almost nothing on incompressible runs and loses little
+ * on compressible ones.
+ */
+#define LZ4_MISS_LIMIT	64
+#define LZ4_PROBE_EVERY	32
 
 static int send__batch(struct mig *m, struct buf *payload)
 {
@@ -39,7 +48,7 @@ static int send__batch(struct mig *m, struct buf *payload)
 	if (buf_len(payload) == 0)
 		return 0;
 	r = stream_put(m->s, REC_PAGES, buf_ptr(payload), (uint32_t)buf_len(payload));
-	buf_reset(payload);
+	buf_discard(payload);
 	if (r)
 		return r;
 	return mig__pace(m);
@@ -51,16 +60,22 @@ static int send__page(struct mig *m, struct buf *payload, uint64_t n)
 	struct kvm *kvm = m->kvm;
 	const uint8_t *page = kvm->mem.base + n * KM_PAGE_SIZE;
 	struct pages_stats st = { 0 };
+	bool lz4 = m->p.compress &&
+		   (m->lz4_misses < LZ4_MISS_LIMIT || ++m->lz4_probe % LZ4_PROBE_EVERY == 0);
 	int r;
 
-	r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, m->p.compress, &st);
+	r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
 	if (r == KM_ERR_NO_SPACE) {
 		if ((r = send__batch(m, payload)) != 0)
 			return r;
-		r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, m->p.compress, &st);
+		r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
 	}
 	if (r)
 		return r;
+	if (st.lz4)
+		m->lz4_misses = 0;
+	else if (lz4 && st.raw)
+		m->lz4_misses++;
 	mig__account(m, &st);
 	return 0;
 }
