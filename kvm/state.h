@@ -48,6 +48,7 @@ enum state_tag {
 	ST_CFG_IRQCHIP = 66,	/* u64 0/1 */
 	ST_CFG_SLOT = 67,	/* u64 gpa, u64 size, u64 memfd offset */
 	ST_CFG_NAME = 68,	/* the VM's name, 1..48 bytes of [A-Za-z0-9._-] */
+	ST_CFG_CPUID = 69,	/* kvm_cpuid_entry2[]: what the vCPUs were given */
 };
 
 /* Appends one vCPU's fields (a REC_VCPU_STATE payload) to payload. */
@@ -59,6 +60,12 @@ int state__save_vm(struct kvm *kvm, struct buf *payload);
 int state__load_vm(struct kvm *kvm, const uint8_t *payload, uint32_t len);
 
 /* REC_VM_CONFIG payload for kvm, and its parse (fills mem_size, nr_vcpus, irqchip). */
+/*
+ * Whether the configuration's CPUID (ST_CFG_CPUID, if present) can run on
+ * kvm's host: 0, or KM_ERR_UNSUPPORTED with the reason in why.
+ */
+int state__check_cpuid(struct kvm *kvm, const uint8_t *payload, uint32_t len, char *why,
+		       size_t whylen);
 int state__save_config(struct kvm *kvm, struct buf *payload);
 int state__parse_config(const uint8_t *payload, uint32_t len, struct kvm_config *cfg);
 

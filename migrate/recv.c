@@ -93,6 +93,7 @@ static int recv__name(const uint8_t *p, uint32_t len, char *name, size_t max)
 static int recv__config(struct recv *rv)
 {
 	struct kvm_config cfg = { .irqchip = true, .dirty_backend = DIRTY_DEFAULT };
+	char why[160] = "";
 	const uint8_t *p;
 	uint32_t type, len;
 	int r;
@@ -114,6 +115,9 @@ static int recv__config(struct recv *rv)
 	cfg.console_path = rv->in->console_path;
 	if ((r = kvm__create(&cfg, &rv->kvm)) != 0)
 		return recv__fail(rv, r, "cannot create the VM here: %s", km_strerror(r));
+	if ((r = state__check_cpuid(rv->kvm, p, len, why, sizeof(why))) != 0)
+		return recv__fail(rv, r, "this host cannot run the VM: %s",
+				  r == KM_ERR_UNSUPPORTED ? why : km_strerror(r));
 	if ((r = bitmap_init(&rv->written, rv->kvm->dirty.nr_pages)) != 0)
 		return recv__fail(rv, r, "out of memory");
 	log_info("incoming VM %s from %s: %llu MiB, %u vCPU%s", rv->in->name, rv->in->peer,

@@ -1,5 +1,6 @@
 /* CPUID for the guests: what KVM supports, with per-vCPU APIC ids. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -80,4 +81,67 @@ int x86__cpuid_for_vcpu(const struct kvm_cpuid2 *cpuid, unsigned int id,
 	}
 	*out = c;
 	return 0;
+}
+
+/*
+ * The feature words a guest may depend on once it has seen them: the
+ * destination must offer every bit the source's guest was given.
+ */
+static const struct {
+	uint32_t function, index;
+	uint8_t reg;	/* 0 eax, 1 ebx, 2 ecx, 3 edx */
+	const char *name;
+} cpuid_features[] = {
+	{ 0x1, 0, 2, "1.ecx" }, { 0x1, 0, 3, "1.edx" },
+	{ 0x7, 0, 1, "7.0.ebx" }, { 0x7, 0, 2, "7.0.ecx" }, { 0x7, 0, 3, "7.0.edx" },
+	{ 0xd, 0, 0, "0xd.0.eax (XCR0)" }, { 0xd, 1, 0, "0xd.1.eax" },
+	{ 0x80000001, 0, 2, "0x80000001.ecx" }, { 0x80000001, 0, 3, "0x80000001.edx" },
+};
+
+static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, uint8_t reg)
+{
+	switch (reg) {
+	case 0: return e->eax;
+	case 1: return e->ebx;
+	case 2: return e->ecx;
+	default: return e->edx;
+	}
+}
+
+int x86__cpuid_compatible(const struct kvm_cpuid_entry2 *src, uint32_t nent,
+			  const struct kvm_cpuid2 *dst, char *why, size_t len)
+{
+	struct kvm_cpuid2 *s;
+	const struct kvm_cpuid_entry2 *se, *de;
+	uint32_t missing;
+	unsigned int i;
+	int r = 0;
+
+	if (nent > CPUID_MAX_ENTRIES)
+		return KM_ERR_TOO_LARGE;
+	s = calloc(1, sizeof(*s) + nent * sizeof(s->entries[0]));
+	if (!s)
+		return -ENOMEM;
+	s->nent = nent;
+	memcpy(s->entries, src, nent * sizeof(s->entries[0]));
+	for (i = 0; i < sizeof(cpuid_features) / sizeof(cpuid_features[0]); i++) {
+		se = x86__cpuid_entry(s, cpuid_features[i].function, cpuid_features[i].index);
+		if (!se)
+			continue;
+		de = x86__cpuid_entry(dst, cpuid_features[i].function, cpuid_features[i].index);
+		missing = cpuid_reg(se, cpuid_features[i].reg) &
+			  ~(de ? cpuid_reg(de, cpuid_features[i].reg) : 0);
+		/* Leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4, not a host feature. */
+		if (cpuid_features[i].function == 1 && cpuid_features[i].reg == 2)
+			missing &= ~(1U << 27);
+		if (missing) {
+			if (why)
+				snprintf(why, len, "CPUID %s bits 0x%08x are not offered here",
+					 cpuid_features[i].name, missing);
+			r = KM_ERR_UNSUPPORTED;
+			break;
+		}
+	}
+	free(s);
+	return r;
 }

@@ -532,7 +532,33 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 		if ((r = rec_put_field(payload, ST_CFG_SLOT, v, sizeof(v))) != 0)
 			return r;
 	}
+	if ((r = rec_put_field(payload, ST_CFG_CPUID, kvm->cpuid->entries,
+			       kvm->cpuid->nent * (uint32_t)sizeof(kvm->cpuid->entries[0]))) != 0)
+		return r;
 	return rec_put_field(payload, ST_CFG_NAME, kvm->name, (uint32_t)strlen(kvm->name));
+}
+
+int state__check_cpuid(struct kvm *kvm, const uint8_t *payload, uint32_t len, char *why,
+		       size_t whylen)
+{
+	struct state_fields *f;
+	uint32_t n;
+	int r;
+
+	if ((r = state__index(payload, len, &f)) != 0)
+		return r;
+	r = 0;
+	if (f->data[ST_CFG_CPUID]) {
+		n = f->len[ST_CFG_CPUID];
+		if (n % sizeof(struct kvm_cpuid_entry2))
+			r = KM_ERR_CORRUPT;
+		else
+			r = x86__cpuid_compatible((const void *)f->data[ST_CFG_CPUID],
+						  n / (uint32_t)sizeof(struct kvm_cpuid_entry2),
+						  kvm->cpuid, why, whylen);
+	}
+	free(f);
+	return r;
 }
 
 int state__parse_config(const uint8_t *payload, uint32_t len, struct kvm_config *cfg)

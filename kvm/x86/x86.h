@@ -18,6 +18,15 @@ const struct kvm_cpuid_entry2 *x86__cpuid_entry(const struct kvm_cpuid2 *cpuid,
 						uint32_t function, uint32_t index);
 
 /*
+ * Whether a VM whose vCPUs were given the nent entries at src can run on a
+ * host offering dst (KVM_GET_SUPPORTED_CPUID): every feature bit of the
+ * leaves guests test (1, 7.0, 0xd.0/1, 0x80000001) must be offered here.
+ * 0, or KM_ERR_UNSUPPORTED with the first missing word named in why.
+ */
+int x86__cpuid_compatible(const struct kvm_cpuid_entry2 *src, uint32_t nent,
+			  const struct kvm_cpuid2 *dst, char *why, size_t len);
+
+/*
  * Writes the system area of guest memory for a fresh boot: identity page
  * tables (2 MiB pages, the first 2 MiB in 4 KiB pages so system pages are
  * protected), GDT and TSS, and the boot info page.
