@@ -12,14 +12,17 @@
 
 bool pages_is_zero(const uint8_t *page)
 {
-	const uint64_t *w = (const uint64_t *)page;
-	uint64_t acc = 0;
-	unsigned int i;
+	uint64_t w[8], acc = 0;
+	unsigned int i, j;
 
-	/* OR whole cache lines before branching: most pages fail early anyway. */
-	for (i = 0; i < PAGE_SIZE_4K / 8; i += 8) {
-		acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
-		       w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+	/*
+	 * OR whole cache lines before branching: most pages fail early
+	 * anyway. memcpy keeps unaligned pages defined; it compiles to loads.
+	 */
+	for (i = 0; i < PAGE_SIZE_4K; i += sizeof(w)) {
+		memcpy(w, page + i, sizeof(w));
+		for (j = 0; j < 8; j++)
+			acc |= w[j];
 		if (acc)
 			return false;
 	}
@@ -36,12 +39,15 @@ int pages_put(struct buf *payload, uint64_t gpa, const uint8_t *page, bool compr
 		return KM_ERR_INVALID;
 	if (buf_room(payload) < PAGES_ENTRY_MAX)
 		return KM_ERR_NO_SPACE;
-	st->pages++;
 	if (pages_is_zero(page)) {
+		if ((r = buf_put_u64(payload, gpa | PAGE_ZERO)) != 0)
+			return r;
+		st->pages++;
 		st->zero++;
 		st->bytes_out += 8;
-		return buf_put_u64(payload, gpa | PAGE_ZERO);
+		return 0;
 	}
+	st->pages++;
 	st->bytes_in += PAGE_SIZE_4K;
 	if (compress) {
 		if ((r = buf_reserve(payload, PAGES_ENTRY_MAX, &dst)) != 0)

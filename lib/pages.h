@@ -50,8 +50,9 @@ int pages_put(struct buf *payload, uint64_t gpa, const uint8_t *page, bool compr
 /*
  * Takes the next entry from a payload: its gpa, kind and encoded bytes
  * (data/len point into the payload; NULL/0 for ZERO). KM_ERR_END when the
- * payload is exhausted; KM_ERR_CORRUPT for an unaligned address, an unknown
- * kind or an LZ4 length out of 1..4095; KM_ERR_TRUNCATED if an entry runs
+ * payload is exhausted; KM_ERR_CORRUPT for an unknown kind or an LZ4
+ * length out of 1..4095 (the address is aligned by construction: its low
+ * bits are the kind); KM_ERR_TRUNCATED if an entry runs
  * past the end (nothing consumed).
  */
 int pages_get(struct buf *payload, uint64_t *gpa, enum page_kind *kind,

@@ -85,6 +85,27 @@ int rec_put(struct buf *out, uint32_t type, const void *payload, uint32_t len)
 	return 0;
 }
 
+int rec_header(uint32_t type, const void *payload, uint32_t len, uint8_t hdr[REC_HDR_SIZE])
+{
+	uint32_t v;
+	uint64_t sum;
+	int r;
+
+	if (payload == NULL && len > 0)
+		return KM_ERR_INVALID;
+	if (len > REC_MAX_PAYLOAD)
+		return KM_ERR_TOO_LARGE;
+	v = htole32(type);
+	memcpy(hdr, &v, 4);
+	v = htole32(len);
+	memcpy(hdr + 4, &v, 4);
+	if ((r = rec_checksum(hdr, payload, len, &sum)) != 0)
+		return r;
+	sum = htole64(sum);
+	memcpy(hdr + 8, &sum, 8);
+	return 0;
+}
+
 int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
 	    const uint8_t **payload, uint32_t *len)
 {

@@ -48,6 +48,12 @@ enum rec_type {
  * (KM_ERR_NO_SPACE, -ENOMEM).
  */
 int rec_put(struct buf *out, uint32_t type, const void *payload, uint32_t len);
+/*
+ * The 16-byte header of a record with this payload, for writers that send
+ * a large payload from where it lies instead of copying it (stream.c).
+ * KM_ERR_TOO_LARGE as rec_put.
+ */
+int rec_header(uint32_t type, const void *payload, uint32_t len, uint8_t hdr[REC_HDR_SIZE]);
 
 /*
  * Parses one record from the front of in. On success consumes it and points

@@ -59,10 +59,24 @@ int stream_flush(struct stream *s)
 	return 0;
 }
 
+/* Records at least this large go out from where they lie, not through out. */
+#define STREAM_DIRECT	(64U << 10)
+
 int stream_put(struct stream *s, uint32_t type, const void *payload, uint32_t len)
 {
+	uint8_t hdr[REC_HDR_SIZE];
 	int r;
 
+	if (len >= STREAM_DIRECT) {
+		/* A page batch: one copy fewer on the hot path. */
+		if ((r = rec_header(type, payload, len, hdr)) != 0 ||
+		    (r = buf_put(s->out, hdr, sizeof(hdr))) != 0 ||
+		    (r = stream_flush(s)) != 0 ||
+		    (r = chan_write(s->c, payload, len)) != 0)
+			return r;
+		s->bytes_out += len;
+		return 0;
+	}
 	if ((r = rec_put(s->out, type, payload, len)) != 0)
 		return r;
 	return buf_len(s->out) >= STREAM_OUT_FLUSH ? stream_flush(s) : 0;
@@ -157,8 +171,10 @@ int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpos
 			r = rec_field_u64(d, flen, caps);
 			break;
 		case HDR_PURPOSE:
+			/* Range-checked on the u64, before any narrowing. */
 			if ((r = rec_field_u64(d, flen, &v)) == 0)
-				*purpose = (enum stream_purpose)v;
+				*purpose = v >= STREAM_MIGRATE && v <= STREAM_SNAPSHOT ?
+					   (enum stream_purpose)v : 0;
 			break;
 		default:	/* unknown fields are skipped (docs/format.md s.3) */
 			break;
@@ -166,8 +182,12 @@ int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpos
 		if (r != 0)
 			goto out;
 	}
-	if (r != KM_ERR_END)
+	if (r != KM_ERR_END) {
+		/* A field running past a complete record: the record is corrupt. */
+		if (r == KM_ERR_TRUNCATED)
+			r = KM_ERR_CORRUPT;
 		goto out;
+	}
 	if (major != REC_VERSION)
 		r = KM_ERR_VERSION;
 	else if (*caps & ~STREAM_CAPS_KNOWN)

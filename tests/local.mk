@@ -50,3 +50,4 @@ tests_kvm_test_dirty_CFLAGS = $(KVM_TEST_CFLAGS)
 tests_kvm_test_dirty_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_dirty_LDADD = $(KVM_TEST_LIBS)
 TESTS += tests/kvm/test-dirty
+include tests/fuzz/local.mk

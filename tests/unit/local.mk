@@ -2,7 +2,7 @@
 # comes from AM_TESTS_ENVIRONMENT in Makefile.am).
 KM_UNIT_TESTS = tests/unit/test-buf tests/unit/test-record \
 	tests/unit/test-parse tests/unit/test-qmp tests/unit/test-log \
-	tests/unit/test-chan
+	tests/unit/test-chan tests/unit/test-pages
 check_PROGRAMS += $(KM_UNIT_TESTS)
 TESTS += $(KM_UNIT_TESTS)
 EXTRA_DIST += tests/unit/unit.h
@@ -34,3 +34,14 @@ tests_unit_test_chan_SOURCES = tests/unit/test-chan.c
 # make-certs is found through $top_srcdir (set by make check), else here.
 tests_unit_test_chan_CFLAGS = $(KM_UNIT_CFLAGS) -DKM_SRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_chan_LDADD = $(KM_UNIT_LDADD)
+
+tests_unit_test_pages_SOURCES = tests/unit/test-pages.c
+tests_unit_test_pages_CFLAGS = $(KM_UNIT_CFLAGS) $(LZ4_CFLAGS)
+tests_unit_test_pages_LDADD = $(KM_UNIT_LDADD) $(LZ4_LIBS)
+
+# The CPUID compatibility check of an arriving VM: kvm/x86/cpuid.c alone.
+check_PROGRAMS += tests/unit/test-cpuid
+TESTS += tests/unit/test-cpuid
+tests_unit_test_cpuid_SOURCES = tests/unit/test-cpuid.c kvm/x86/cpuid.c
+tests_unit_test_cpuid_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_cpuid_LDADD = $(KM_UNIT_LDADD)

@@ -1,0 +1,464 @@
+/*
+ * libFuzzer target for the stream reader: the input is a migration stream
+ * as the receiver reads it (migrate/recv.c), cut into records by rec_get
+ * and each payload handed to its parser:
+ *	REC_HEADER	stream_parse_header
+ *	REC_VM_CONFIG	state__parse_config (fields only if built with
+ *			-DFUZZ_NO_KVM_STATE, when kvm/x86/state.c cannot be linked)
+ *	REC_PAGES	pages_get loop, pages_expand into a scratch page
+ *	anything else	rec_get_field loop (REC_ERROR, REC_END, state records)
+ *
+ * Random bytes almost never carry a right XXH3 checksum, so the mutator's
+ * work would stop at rec_get. Each input is therefore read twice: as it is
+ * (the framing and checksum paths), and reframed with every record's
+ * checksum made right (the payload parsers).
+ *
+ * Beyond "no crash, no leak, no out-of-bounds access" (ASan, UBSan), the
+ * target checks what the parsers promise: a page entry's address is
+ * aligned, its bytes lie inside the payload, and a page that decodes
+ * encodes and decodes again to itself; an accepted header has a known
+ * purpose and known caps; an accepted config is in range.
+ *
+ * Built by scripts/fuzz (clang -fsanitize=fuzzer), not by automake. With
+ * -DFUZZ_MAKE_SEEDS it is instead a program that writes a seed corpus of
+ * valid streams into the directory given, and checks each parses clean.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "pages.h"
+#include "record.h"
+#include "stream.h"
+#include "kvm/state.h"
+#ifndef FUZZ_NO_KVM_STATE
+#include "kvm/kvm.h"
+#endif
+
+/* A broken promise is a finding: abort so libFuzzer saves the input. */
+#define FUZZ_CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "%s:%d: check failed: %s\n",		\
+			__FILE__, __LINE__, #cond);			\
+		abort();						\
+	}								\
+} while (0)
+
+/* The transport is not fuzzed here: stream.c's reads and writes never run. */
+int chan_write(struct chan *c, const void *data, size_t len)
+{
+	return KM_ERR_STATE;
+}
+
+int64_t chan_read(struct chan *c, void *data, size_t len)
+{
+	return KM_ERR_STATE;
+}
+
+/* How far a stream got, for the seed self-check. */
+struct fuzz_result {
+	unsigned int records;	/* records rec_get handed out */
+	unsigned int refused;	/* payloads a parser refused */
+	bool end;		/* REC_END was read */
+};
+
+static bool fuzz_inside(const uint8_t *p, uint32_t len, const uint8_t *base, uint32_t size)
+{
+	return p >= base && len <= size && (size_t)(p - base) <= size - len;
+}
+
+/* Encodes a decoded page again: it must decode to the same bytes. */
+static void fuzz_reencode(uint64_t gpa, const uint8_t *page)
+{
+	static uint8_t again[PAGE_SIZE_4K] __attribute__((aligned(64)));
+	struct pages_stats st = { 0 };
+	struct buf *b = buf_new(PAGES_ENTRY_MAX);
+	enum page_kind kind;
+	const uint8_t *data;
+	uint64_t gpa2;
+	uint32_t len;
+
+	FUZZ_CHECK(b != NULL);
+	FUZZ_CHECK(pages_put(b, gpa, page, true, &st) == 0);
+	FUZZ_CHECK(pages_get(b, &gpa2, &kind, &data, &len) == 0);
+	FUZZ_CHECK(gpa2 == gpa);
+	FUZZ_CHECK(pages_expand(kind, data, len, again) == 0);
+	FUZZ_CHECK(memcmp(again, page, PAGE_SIZE_4K) == 0);
+	FUZZ_CHECK(pages_get(b, &gpa2, &kind, &data, &len) == KM_ERR_END);
+	buf_free(b);
+}
+
+static int fuzz_pages(const uint8_t *p, uint32_t size)
+{
+	/* Aligned as guest memory is (pages_is_zero reads it in words). */
+	static uint8_t page[PAGE_SIZE_4K] __attribute__((aligned(64)));
+	struct buf *f = buf_view(p, size);
+	enum page_kind kind;
+	const uint8_t *data;
+	uint64_t gpa;
+	uint32_t len;
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	while ((r = pages_get(f, &gpa, &kind, &data, &len)) == 0) {
+		FUZZ_CHECK((gpa & (PAGE_SIZE_4K - 1)) == 0);
+		switch (kind) {
+		case PAGE_ZERO:
+			FUZZ_CHECK(data == NULL && len == 0);
+			break;
+		case PAGE_RAW:
+			FUZZ_CHECK(len == PAGE_SIZE_4K);
+			break;
+		case PAGE_LZ4:
+			FUZZ_CHECK(len >= 1 && len < PAGE_SIZE_4K);
+			break;
+		default:
+			FUZZ_CHECK(!"pages_get gave an unknown kind");
+		}
+		if (len)
+			FUZZ_CHECK(fuzz_inside(data, len, p, size));
+		if ((r = pages_expand(kind, data, len, page)) != 0) {
+			FUZZ_CHECK(r == KM_ERR_CORRUPT && kind == PAGE_LZ4);
+			break;
+		}
+		fuzz_reencode(gpa, page);
+	}
+	buf_free(f);
+	if (r != KM_ERR_END)
+		FUZZ_CHECK(r == KM_ERR_CORRUPT || r == KM_ERR_TRUNCATED);
+	return r == KM_ERR_END ? 0 : r;
+}
+
+static int fuzz_fields(const uint8_t *p, uint32_t size)
+{
+	struct buf *f = buf_view(p, size);
+	const uint8_t *data;
+	uint32_t tag, len;
+	uint64_t v;
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	while ((r = rec_get_field(f, &tag, &data, &len)) == 0) {
+		FUZZ_CHECK(fuzz_inside(data, len, p, size));
+		/* As readers do for u64 fields: only a length of 8 is taken. */
+		if (rec_field_u64(data, len, &v) == 0)
+			FUZZ_CHECK(len == 8);
+	}
+	buf_free(f);
+	FUZZ_CHECK(r == KM_ERR_END || r == KM_ERR_TRUNCATED);
+	return r == KM_ERR_END ? 0 : r;
+}
+
+static int fuzz_header(const uint8_t *p, uint32_t size)
+{
+	enum stream_purpose purpose;
+	uint64_t caps;
+	int r;
+
+	if ((r = stream_parse_header(p, size, &purpose, &caps)) == 0) {
+		FUZZ_CHECK(purpose >= STREAM_MIGRATE && purpose <= STREAM_SNAPSHOT);
+		FUZZ_CHECK((caps & ~STREAM_CAPS_KNOWN) == 0);
+	}
+	return r;
+}
+
+static int fuzz_config(const uint8_t *p, uint32_t size)
+{
+#ifdef FUZZ_NO_KVM_STATE
+	return fuzz_fields(p, size);
+#else
+	struct kvm_config cfg = { 0 };
+	int r;
+
+	if ((r = state__parse_config(p, size, &cfg)) == 0) {
+		FUZZ_CHECK(cfg.nr_vcpus >= 1);
+		FUZZ_CHECK(cfg.mem_size > 0 && cfg.mem_size % (2ULL << 20) == 0);
+	}
+	/* The receiver also walks the fields for the name (recv__name). */
+	fuzz_fields(p, size);
+	return r;
+#endif
+}
+
+/* The receiver's loop over a whole input. */
+static void fuzz_read(const uint8_t *data, size_t size, struct fuzz_result *res)
+{
+	struct buf *in = buf_view(data, size);
+	const uint8_t *p;
+	uint32_t type, len;
+	size_t before;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if (!in)
+		return;
+	for (;;) {
+		before = buf_len(in);
+		r = rec_get(in, REC_MAX_PAYLOAD, &type, &p, &len);
+		if (r != 0) {
+			FUZZ_CHECK(r == KM_ERR_TRUNCATED || r == KM_ERR_CORRUPT ||
+				   r == KM_ERR_TOO_LARGE);
+			/* A refused record is not consumed. */
+			FUZZ_CHECK(buf_len(in) == before);
+			break;
+		}
+		FUZZ_CHECK(buf_len(in) == before - REC_HDR_SIZE - len);
+		FUZZ_CHECK(len == 0 || fuzz_inside(p, len, data, (uint32_t)size));
+		res->records++;
+		switch (type) {
+		case REC_HEADER:
+			r = fuzz_header(p, len);
+			break;
+		case REC_VM_CONFIG:
+			r = fuzz_config(p, len);
+			break;
+		case REC_PAGES:
+			r = fuzz_pages(p, len);
+			break;
+		default:	/* REC_ERROR, REC_END, state records: fields */
+			r = fuzz_fields(p, len);
+			break;
+		}
+		res->refused += r != 0;
+		if (type == REC_END)
+			res->end = true;
+	}
+	buf_free(in);
+}
+
+/*
+ * The input with each record's checksum made right: records are taken as
+ * (type, length, 8 bytes ignored, payload), a length past the input's end
+ * is cut to what is there, and a tail shorter than a header is kept as it
+ * is. Never longer than the input.
+ */
+static struct buf *fuzz_reframe(const uint8_t *data, size_t size)
+{
+	struct buf *out = buf_new(size);
+	size_t off = 0;
+	uint32_t type, len;
+
+	if (!out)
+		return NULL;
+	while (size - off >= REC_HDR_SIZE) {
+		memcpy(&type, data + off, 4);
+		memcpy(&len, data + off + 4, 4);
+		if (len > size - off - REC_HDR_SIZE)
+			len = (uint32_t)(size - off - REC_HDR_SIZE);
+		if (rec_put(out, type, data + off + REC_HDR_SIZE, len) != 0)
+			break;
+		off += REC_HDR_SIZE + (size_t)len;
+	}
+	if (off < size && buf_put(out, data + off, size - off) != 0) {
+		buf_free(out);
+		return NULL;
+	}
+	return out;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_result res;
+	struct buf *again;
+	uint8_t *copy;
+	size_t n;
+
+	/* A record never exceeds REC_MAX_PAYLOAD, so neither does a useful input. */
+	if (size > REC_HDR_SIZE + (size_t)REC_MAX_PAYLOAD)
+		return 0;
+	fuzz_read(data, size, &res);
+	if ((again = fuzz_reframe(data, size)) == NULL)
+		return 0;
+	/* Exactly its size on the heap, as libFuzzer's input is: ASan sees past the end. */
+	n = buf_len(again);
+	if (n > 0 && (copy = malloc(n)) != NULL) {
+		memcpy(copy, buf_ptr(again), n);
+		fuzz_read(copy, n, &res);
+		free(copy);
+	}
+	buf_free(again);
+	return 0;
+}
+
+#ifdef FUZZ_MAKE_SEEDS
+/* The seed corpus: valid streams as senders write them. */
+
+static void fill_text(uint8_t *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)"the quick brown fox jumps over the lazy dog\n"[(i + seed) % 44];
+}
+
+static void fill_random(uint8_t *p, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)(x >> 32);
+	}
+}
+
+#define SEED_CHECK(expr) do {						\
+	int r_ = (expr);						\
+	if (r_ != 0) {							\
+		fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__,	\
+			#expr, km_strerror(r_));			\
+		exit(1);						\
+	}								\
+} while (0)
+
+/* Appends the record whose payload p holds, and empties p. */
+static void seed_record(struct buf *s, uint32_t type, struct buf *p)
+{
+	SEED_CHECK(rec_put(s, type, buf_ptr(p), (uint32_t)buf_len(p)));
+	buf_reset(p);
+}
+
+static void seed_header(struct buf *s, struct buf *p, enum stream_purpose purpose,
+			uint64_t caps, bool extra)
+{
+	SEED_CHECK(buf_put(p, REC_MAGIC, 8));
+	SEED_CHECK(rec_put_field_u64(p, HDR_VERSION_MAJOR, REC_VERSION));
+	SEED_CHECK(rec_put_field_u64(p, HDR_VERSION_MINOR, 0));
+	SEED_CHECK(rec_put_field_u64(p, HDR_CAPS, caps));
+	if (extra)
+		SEED_CHECK(rec_put_field(p, 77, "unknown to this reader", 22));
+	SEED_CHECK(rec_put_field_u64(p, HDR_PURPOSE, purpose));
+	seed_record(s, REC_HEADER, p);
+}
+
+static void seed_config(struct buf *s, struct buf *p, uint64_t mem, unsigned int nr)
+{
+	uint64_t slot[3] = { 0, mem, 0 };
+
+	SEED_CHECK(rec_put_field_u64(p, ST_CFG_MEM_SIZE, mem));
+	SEED_CHECK(rec_put_field_u64(p, ST_CFG_NR_VCPUS, nr));
+	SEED_CHECK(rec_put_field_u64(p, ST_CFG_IRQCHIP, 1));
+	SEED_CHECK(rec_put_field(p, ST_CFG_SLOT, slot, sizeof(slot)));
+	SEED_CHECK(rec_put_field(p, ST_CFG_NAME, "seed-vm", 7));
+	seed_record(s, REC_VM_CONFIG, p);
+}
+
+/* One REC_PAGES record: zero, raw, lz4 pages in the order of kinds[]. */
+static void seed_pages(struct buf *s, struct buf *p, const char *kinds, bool compress,
+		       unsigned int seed)
+{
+	static uint8_t page[PAGE_SIZE_4K] __attribute__((aligned(64)));
+	struct pages_stats st = { 0 };
+	unsigned int i;
+
+	for (i = 0; kinds[i]; i++) {
+		if (kinds[i] == 'z')
+			memset(page, 0, sizeof(page));
+		else if (kinds[i] == 'r')
+			fill_random(page, sizeof(page), seed + i);
+		else
+			fill_text(page, sizeof(page), seed + i);
+		SEED_CHECK(pages_put(p, (uint64_t)(seed * 16 + i) << 12, page, compress, &st));
+	}
+	seed_record(s, REC_PAGES, p);
+}
+
+static void seed_end(struct buf *s, struct buf *p)
+{
+	SEED_CHECK(rec_put_field_u64(p, 1, 1700000000000000000ULL));
+	seed_record(s, REC_END, p);
+}
+
+static int seed_write(const char *dir, const char *name, struct buf *s)
+{
+	struct fuzz_result res;
+	char path[4096];
+	FILE *f;
+
+	/* A seed that does not parse clean to REC_END would teach nothing. */
+	fuzz_read(buf_ptr(s), buf_len(s), &res);
+	if (res.refused || !res.end) {
+		fprintf(stderr, "seed %s: %u of %u records refused, end %s\n", name,
+			res.refused, res.records, res.end ? "read" : "missing");
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!(f = fopen(path, "wb")) || fwrite(buf_ptr(s), 1, buf_len(s), f) != buf_len(s) ||
+	    fclose(f) != 0) {
+		perror(path);
+		return 1;
+	}
+	buf_reset(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct buf *s = buf_new(1 << 20), *p = buf_new(1 << 20);
+	int bad = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+		return 2;
+	}
+	if (!s || !p)
+		return 1;
+
+	/* A migration: header, config, pages of every kind over two rounds, state, end. */
+	seed_header(s, p, STREAM_MIGRATE, STREAM_CAP_LZ4, false);
+	seed_config(s, p, 64ULL << 20, 2);
+	seed_pages(s, p, "zrlz", true, 1);
+	SEED_CHECK(rec_put(s, REC_ROUND_END, NULL, 0));
+	seed_pages(s, p, "llz", true, 2);
+	SEED_CHECK(rec_put(s, REC_ROUND_END, NULL, 0));
+	SEED_CHECK(rec_put_field(p, ST_VM_CLOCK, "0123456789abcdef", 16));
+	seed_record(s, REC_VM_STATE, p);
+	SEED_CHECK(rec_put_field_u64(p, ST_VCPU_ID, 0));
+	SEED_CHECK(rec_put_field(p, ST_REGS, "regs", 4));
+	seed_record(s, REC_VCPU_STATE, p);
+	seed_end(s, p);
+	bad |= seed_write(argv[1], "migrate", s);
+
+	/* A snapshot without compression: raw and zero pages only. */
+	seed_header(s, p, STREAM_SNAPSHOT, 0, false);
+	seed_config(s, p, 128ULL << 20, 1);
+	seed_pages(s, p, "rzr", false, 3);
+	seed_end(s, p);
+	bad |= seed_write(argv[1], "snapshot", s);
+
+	/* Small ones: a header with a field from the future; one lz4 page. */
+	seed_header(s, p, STREAM_MIGRATE, STREAM_CAP_LZ4, true);
+	seed_pages(s, p, "l", true, 4);
+	seed_end(s, p);
+	bad |= seed_write(argv[1], "lz4-page", s);
+
+	/* The peer gives up: REC_ERROR with a code and a text. */
+	seed_header(s, p, STREAM_MIGRATE, 0, false);
+	SEED_CHECK(rec_put_field_u64(p, 1, 5002));
+	SEED_CHECK(rec_put_field(p, 2, "VM config: corrupt", 18));
+	seed_record(s, REC_ERROR, p);
+	seed_end(s, p);
+	bad |= seed_write(argv[1], "error", s);
+
+	/* A query to the daemon. */
+	seed_header(s, p, STREAM_QUERY, 0, false);
+	SEED_CHECK(rec_put_field(p, 1, "seed-vm", 7));
+	seed_record(s, REC_QUERY, p);
+	seed_end(s, p);
+	bad |= seed_write(argv[1], "query", s);
+
+	buf_free(s);
+	buf_free(p);
+	return bad;
+}
+#endif
