@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,9 @@ struct control {
 	int listen_fd;
 	int wake_fd;		/* eventfd: control__stop */
 	char path[108];
+	dev_t dev;		/* the socket file we made: only that one is removed */
+	ino_t ino;
+	bool published;
 	pthread_t thread;
 	const struct control_cmd *extra;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
@@ -353,6 +357,7 @@ static void *control__thread(void *arg)
 static int control__bind(struct control *c)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, r;
 
 	memcpy(sun.sun_path, c->path, strlen(c->path) + 1);
@@ -369,13 +374,17 @@ static int control__bind(struct control *c)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return km_errno();
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 8) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 8) < 0 ||
+	    stat(c->path, &st) < 0) {
 		r = km_errno();
 		log_error("%s: %s", c->path, km_strerror(r));
 		close(fd);
 		return r;
 	}
 	c->listen_fd = fd;
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	c->published = true;
 	return 0;
 }
 
@@ -413,6 +422,7 @@ int control__start_ext(struct kvm *kvm, const char *path, const struct control_c
 		r = -r;
 		goto out_listen;
 	}
+	kvm->control = c;
 	*out = c;
 	return 0;
 
@@ -424,6 +434,18 @@ out_wake:
 out_free:
 	free(c);
 	return r;
+}
+
+void control__unpublish(struct control *c)
+{
+	struct stat st;
+
+	if (!c || !c->published)
+		return;
+	/* A VM of the same name may have taken the path since: leave its socket alone. */
+	if (stat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
+		unlink(c->path);
+	c->published = false;
 }
 
 void control__stop(struct control *c)
@@ -440,7 +462,9 @@ void control__stop(struct control *c)
 		if (c->clients[i].fd >= 0)
 			control__drop(&c->clients[i]);
 	close(c->listen_fd);
-	unlink(c->path);
+	control__unpublish(c);
 	close(c->wake_fd);
+	if (c->kvm->control == c)
+		c->kvm->control = NULL;
 	free(c);
 }

@@ -31,6 +31,12 @@ int control__start(struct kvm *kvm, const char *path, struct control **out);
 /* The same, also serving the commands of extra (NULL: none), which must outlive c. */
 int control__start_ext(struct kvm *kvm, const char *path, const struct control_cmd *extra,
 		       struct control **out);
+/*
+ * Removes the socket file (if it is still the one this VM made) while the
+ * connections already open keep working: after a migration the name
+ * belongs to the destination, even while this process lingers. NULL-safe.
+ */
+void control__unpublish(struct control *c);
 /* Stops the thread, closes every connection and removes the socket. NULL-safe. */
 void control__stop(struct control *c);
 

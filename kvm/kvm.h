@@ -17,6 +17,7 @@
 #include "kvm/progress.h"
 
 struct kvm_cpu;
+struct control;
 
 /* How a VM is made: what kvm-run's command line or a test asks for. */
 struct kvm_config {
@@ -117,6 +118,7 @@ struct kvm {
 
 	int console_fd;
 	bool console_owned;
+	struct control *control;	/* the control socket, if any (control.c sets it) */
 };
 
 /*

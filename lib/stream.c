@@ -7,18 +7,11 @@
 
 #include "err.h"
 #include "record.h"
-#include "stream.h"
+#include "stream-int.h"
 
 /* Input holds at most one maximal record and a read's worth beyond it. */
 #define STREAM_IN_MAX	(REC_HDR_SIZE + REC_MAX_PAYLOAD + (256U << 10))
 #define STREAM_READ	(256U << 10)
-
-struct stream {
-	struct chan *c;
-	struct buf *in;
-	struct buf *out;
-	uint64_t bytes_out, bytes_in;
-};
 
 struct stream *stream_new(struct chan *c)
 {
@@ -40,6 +33,7 @@ void stream_free(struct stream *s)
 {
 	if (!s)
 		return;
+	stream_async_stop(s);
 	buf_free(s->in);
 	buf_free(s->out);
 	free(s);
@@ -50,6 +44,8 @@ int stream_flush(struct stream *s)
 	size_t len = buf_len(s->out);
 	int r;
 
+	if (s->w)
+		return stream_async_flush(s);
 	if (len == 0)
 		return 0;
 	if ((r = chan_write(s->c, buf_ptr(s->out), len)) != 0)
@@ -57,6 +53,46 @@ int stream_flush(struct stream *s)
 	s->bytes_out += len;
 	buf_discard(s->out);
 	return 0;
+}
+
+/* Async: hands the gathered records to the writer and starts a new buffer. */
+static int stream_hand_over(struct stream *s)
+{
+	struct buf *b = s->out;
+	int r;
+
+	if (buf_len(b) == 0)
+		return 0;
+	if (!(s->out = stream_async_buf(s, true))) {
+		s->out = b;
+		return -ENOMEM;
+	}
+	s->bytes_out += buf_len(b);
+	r = stream_async_enqueue(s, b, 0, true);
+	return r;
+}
+
+int stream_put_owned(struct stream *s, uint32_t type, struct buf **payload)
+{
+	struct buf *b = *payload;
+	int r;
+
+	if (!s->w) {
+		r = stream_put(s, type, buf_ptr(b), (uint32_t)buf_len(b));
+		buf_discard(b);
+		return r;
+	}
+	if (buf_len(b) > REC_MAX_PAYLOAD)
+		return KM_ERR_TOO_LARGE;
+	/* Order: what was gathered before this record goes first. */
+	if ((r = stream_hand_over(s)) != 0)
+		return r;
+	if (!(*payload = stream_async_buf(s, false))) {
+		*payload = b;
+		return -ENOMEM;
+	}
+	s->bytes_out += REC_HDR_SIZE + buf_len(b);
+	return stream_async_enqueue(s, b, type, false);
 }
 
 /* Records at least this large go out from where they lie, not through out. */
@@ -67,6 +103,11 @@ int stream_put(struct stream *s, uint32_t type, const void *payload, uint32_t le
 	uint8_t hdr[REC_HDR_SIZE];
 	int r;
 
+	if (s->w) {
+		if ((r = rec_put(s->out, type, payload, len)) != 0)
+			return r;
+		return buf_len(s->out) >= STREAM_OUT_FLUSH ? stream_hand_over(s) : 0;
+	}
 	if (len >= STREAM_DIRECT) {
 		/* A page batch: one copy fewer on the hot path. */
 		if ((r = rec_header(type, payload, len, hdr)) != 0 ||
@@ -101,6 +142,9 @@ int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
 	int64_t n;
 	int r;
 
+	/* One thread on the channel at a time: reads wait for queued writes. */
+	if (s->w && (r = stream_async_flush(s)) != 0)
+		return r;
 	for (;;) {
 		r = rec_get(s->in, max_payload, type, payload, len);
 		if (r != KM_ERR_TRUNCATED)

@@ -24,6 +24,24 @@ void stream_free(struct stream *s);
 
 /* Appends one record; sends what is gathered once it passes STREAM_OUT_FLUSH. */
 int stream_put(struct stream *s, uint32_t type, const void *payload, uint32_t len);
+/*
+ * Sends one record whose payload is the whole of *payload, taking the
+ * buffer: in async mode it is queued as it is (no copy) and *payload is
+ * replaced by an empty buffer of the same cap; otherwise it is written
+ * and emptied. The caller refills *payload either way.
+ */
+int stream_put_owned(struct stream *s, uint32_t type, struct buf **payload);
+/*
+ * Async mode: from now on writes are done by a thread of the stream's
+ * own, so that producing records (compressing, copying, checksumming)
+ * overlaps encrypting and sending them. stream_put and stream_put_owned
+ * return once the record is queued (at most STREAM_QUEUE batches wait);
+ * a write error shows at a later put or at stream_flush, which waits
+ * until everything queued was written. stream_get flushes first, so the
+ * channel is never used by two threads at once. payload_cap: the cap of
+ * the buffers stream_put_owned hands back.
+ */
+int stream_start_writer(struct stream *s, size_t payload_cap);
 /* Appends records already framed (e.g. state__save_all's output). */
 int stream_put_framed(struct stream *s, const void *records, size_t len);
 /* Sends everything gathered. */

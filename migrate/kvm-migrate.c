@@ -366,8 +366,10 @@ int main(int argc, char **argv)
 	int r, status = EXIT_SOURCE, tty = isatty(2);
 	const char *s;
 
-	if (parse_options(argc, argv, &o) < 0)
+	if (parse_options(argc, argv, &o) < 0) {
+		json_decref(o.args);
 		return EXIT_USAGE;
+	}
 	log_init("kvm-migrate", LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_sigint);

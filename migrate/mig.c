@@ -14,6 +14,7 @@
 #include "err.h"
 #include "log.h"
 #include "record.h"
+#include "kvm/control.h"
 #include "kvm/kvm.h"
 #include "migrate/mig.h"
 
@@ -410,6 +411,8 @@ void mig__finish(struct mig *m, int r)
 		log_info("migration of %s completed: %.1f ms total, %.2f ms downtime, %u rounds",
 			 kvm->name, (double)m->st.total_ns / 1e6, (double)m->st.downtime_ns / 1e6,
 			 m->st.rounds);
+		/* The name now lives at the destination; open connections still work. */
+		control__unpublish(kvm->control);
 	}
 	mig__lock(m);
 	stream_free(m->s);
@@ -566,6 +569,7 @@ int migrate__settle(struct kvm *kvm, bool running_there)
 	if (running_there) {
 		log_info("migration of %s: the destination runs the VM; this copy stops",
 			 kvm->name);
+		control__unpublish(kvm->control);
 		kvm__request_stop(kvm, KVM_STOP_MIGRATED, "migrated to %s (settled)", m->p.uri);
 	} else {
 		log_warn("migration of %s: the destination does not run the VM; resuming here",

@@ -41,21 +41,20 @@
 #define LZ4_MISS_LIMIT	64
 #define LZ4_PROBE_EVERY	32
 
-static int send__batch(struct mig *m, struct buf *payload)
+/* Hands the batch to the stream's writer thread; *payload comes back empty. */
+static int send__batch(struct mig *m, struct buf **payload)
 {
 	int r;
 
-	if (buf_len(payload) == 0)
+	if (buf_len(*payload) == 0)
 		return 0;
-	r = stream_put(m->s, REC_PAGES, buf_ptr(payload), (uint32_t)buf_len(payload));
-	buf_discard(payload);
-	if (r)
+	if ((r = stream_put_owned(m->s, REC_PAGES, payload)) != 0)
 		return r;
 	return mig__pace(m);
 }
 
 /* Sends page n; flushes the batch when it is full. */
-static int send__page(struct mig *m, struct buf *payload, uint64_t n)
+static int send__page(struct mig *m, struct buf **payload, uint64_t n)
 {
 	struct kvm *kvm = m->kvm;
 	const uint8_t *page = kvm->mem.base + n * KM_PAGE_SIZE;
@@ -64,11 +63,11 @@ static int send__page(struct mig *m, struct buf *payload, uint64_t n)
 		   (m->lz4_misses < LZ4_MISS_LIMIT || ++m->lz4_probe % LZ4_PROBE_EVERY == 0);
 	int r;
 
-	r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
+	r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
 	if (r == KM_ERR_NO_SPACE) {
 		if ((r = send__batch(m, payload)) != 0)
 			return r;
-		r = pages_put(payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
+		r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
 	}
 	if (r)
 		return r;
@@ -96,7 +95,7 @@ static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 		return -ENOMEM;
 	if (!bulk) {
 		for (n = bitmap_next_set(set, 0); n < set->nbits; n = bitmap_next_set(set, n + 1)) {
-			if ((r = send__page(m, payload, n)) != 0)
+			if ((r = send__page(m, &payload, n)) != 0)
 				goto out;
 			if (++sent % 256 == 0 && (r = mig__check_cancel(m)) != 0)
 				goto out;
@@ -106,7 +105,7 @@ static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 			for (n = start / KM_PAGE_SIZE; n < (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE; n++) {
 				if (!bitmap_test(set, n))
 					continue;
-				if ((r = send__page(m, payload, n)) != 0)
+				if ((r = send__page(m, &payload, n)) != 0)
 					goto out;
 				if (++sent % 256 == 0 && (r = mig__check_cancel(m)) != 0)
 					goto out;
@@ -120,7 +119,7 @@ static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 		m->st.skipped_pages = bitmap_count(set) - sent;
 		mig__unlock(m);
 	}
-	r = send__batch(m, payload);
+	r = send__batch(m, &payload);
 out:
 	buf_free(payload);
 	return r;
@@ -278,6 +277,9 @@ void *mig__thread(void *arg)
 	if ((r = send__setup(m)) != 0)
 		goto out;
 	mig__setup_done(m);
+	/* From here on, encrypting and sending overlap preparing the next batch. */
+	if ((r = stream_start_writer(m->s, BATCH_PAYLOAD)) != 0)
+		goto out;
 	if ((r = bitmap_init(&dirty, m->kvm->dirty.nr_pages)) != 0)
 		goto out;
 	m->sub = dirty__subscribe(&m->kvm->dirty, "migration", true);

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 43
+tap_plan 45
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -101,8 +101,17 @@ ok_if "the daemon logged the peer's certificate name" grep -q "from CN=" "$tmp/d
 if migrate "$tmp/m2.out" --rundir "$B" vm1 "127.0.0.1:$port_a"; then tap_ok "migrated back B -> A"
 else tap_fail "migrate back" "$(cat "$tmp/m2.out")"; fi
 ok_if "back at A: every page correct" checked_ok "$A/vm1.sock"
+# 10-11. At once to B again: the copy that just left B may still be exiting
+# there, but the name is no longer its own.
+if migrate "$tmp/m2b.out" --rundir "$A" vm1 "127.0.0.1:$port_b" && checked_ok "$B/vm1.sock" &&
+   migrate "$tmp/m2c.out" --rundir "$B" vm1 "127.0.0.1:$port_a"; then
+	tap_ok "A -> B -> A again at once: the departing copy does not hold the name"
+else
+	tap_fail "at once again" "$(cat "$tmp/m2b.out" "$tmp/m2c.out" 2>/dev/null)"
+fi
+ok_if "and every page correct at A" checked_ok "$A/vm1.sock"
 
-# 10-11. A unix-socket transport.
+# 12-13. A unix-socket transport.
 "$KVM_MIGRATED" --listen "unix:$tmp/c.sock" --rundir "$C" >"$tmp/daemon-c.log" 2>&1 &
 pids+=($!)
 wait_for "daemon c" 10 test -S "$tmp/c.sock"
