@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 45
+tap_plan 49
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -134,6 +134,23 @@ for be in bitmap clear ring; do
 		q "$B/be-$be-$v.sock" '{"execute": "quit"}' >/dev/null 2>&1
 	done
 done
+
+# 20-23. A guest that dirties faster than the link (a 64 MiB/s cap, raw
+# pages, the verify guest writing as fast as it can over 32 MiB).
+start_vm hot1 "$A" --mem 256M --guest-arg rate=0,wss=32M
+migrate "$tmp/hot1.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds 6 \
+	hot1 "127.0.0.1:$port_b" && st=0 || st=$?
+ok_if "dirtying faster than the link, no auto-converge: gives up at the round limit (exit 1)" \
+	sh -c "[ $st = 1 ] && grep -q 'did not converge in 6 rounds' '$tmp/hot1.out'"
+source_intact "not converged" "$A/hot1.sock"
+if migrate "$tmp/hot2.out" --rundir "$A" --bandwidth 64M --no-compress --auto-converge \
+	hot1 "127.0.0.1:$port_b" && grep -Eq "throttle +[1-9][0-9]* %" "$tmp/hot2.out" &&
+   checked_ok "$B/hot1.sock"; then
+	tap_ok "with --auto-converge the throttle rises and it converges; every page correct"
+else
+	tap_fail "auto-converge" "$(cat "$tmp/hot2.out")"
+fi
+q "$B/hot1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
 # A slow migration to break: 4 MiB/s against 64 MiB of written pages.
 slow_start() {	# slow_start NAME DST [ARGS]: kvm-migrate in the background
