@@ -1,28 +1,42 @@
 /*
  * Auto-converge: slows the guest down so that a migration whose dirty
- * rate outruns the link can finish. A thread pauses every vCPU for pct% of
- * each THROTTLE_PERIOD and lets them run the rest (QEMU sleeps inside each
- * vCPU thread instead; pausing from outside keeps the vCPU loop untouched
- * and costs one kick per period, which is nothing at this period).
- * The throttle is released before the stop-and-copy pause and when the
- * migration ends.
+ * rate outruns the link can finish. As QEMU's CPU throttle: the vCPUs run
+ * for a slice of THROTTLE_SLICE_NS, then are paused for pct / (100 - pct)
+ * slices (20 %: 2.5 ms, 99 %: 990 ms). QEMU sleeps inside each vCPU
+ * thread; here a thread pauses all vCPUs from outside (kvm__pause), which
+ * keeps the vCPU loop untouched. A long slice keeps the cost of pausing
+ * (a kick per vCPU) small against the time the guest runs, so 99 % really
+ * leaves the guest about 1 % of its time.
+ * The throttle is lifted (and its thread woken at once) before the
+ * stop-and-copy pause and when the migration ends.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <time.h>
 
 #include "log.h"
 #include "kvm/kvm.h"
 #include "migrate/mig.h"
 
-#define THROTTLE_PERIOD_NS	20000000ULL	/* 20 ms */
+#define THROTTLE_SLICE_NS	10000000ULL	/* 10 ms of running */
 
-static void throttle__sleep(uint64_t ns)
+static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t throttle_cond = PTHREAD_COND_INITIALIZER;
+
+/* Waits ns, or less if the throttle is being stopped. */
+static void throttle__wait(struct mig *m, uint64_t ns)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL),
-			       .tv_nsec = (long)(ns % 1000000000ULL) };
+	struct timespec ts;
 
-	while (nanosleep(&ts, &ts) != 0)
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000ULL);
+	ts.tv_nsec = (long)(ns % 1000000000ULL);
+	pthread_mutex_lock(&throttle_lock);
+	while (!atomic_load(&m->throttle_stop) &&
+	       pthread_cond_timedwait(&throttle_cond, &throttle_lock, &ts) != ETIMEDOUT)
 		;
+	pthread_mutex_unlock(&throttle_lock);
 }
 
 static void *throttle__thread(void *arg)
@@ -34,18 +48,20 @@ static void *throttle__thread(void *arg)
 	while (!atomic_load(&m->throttle_stop)) {
 		pct = atomic_load(&m->throttle_pct);
 		if (pct == 0 || kvm__pause(m->kvm) != 0) {
-			throttle__sleep(THROTTLE_PERIOD_NS);
+			throttle__wait(m, THROTTLE_SLICE_NS);
 			continue;
 		}
-		throttle__sleep(THROTTLE_PERIOD_NS * pct / 100);
+		throttle__wait(m, THROTTLE_SLICE_NS * pct / (100 - pct));
 		kvm__resume(m->kvm);
-		throttle__sleep(THROTTLE_PERIOD_NS * (100 - pct) / 100);
+		throttle__wait(m, THROTTLE_SLICE_NS);
 	}
 	return NULL;
 }
 
 void throttle__set(struct mig *m, unsigned int pct)
 {
+	if (pct > 99)
+		pct = 99;
 	atomic_store(&m->throttle_pct, pct);
 	if (m->throttle_started || pct == 0)
 		return;
@@ -61,7 +77,10 @@ void throttle__stop(struct mig *m)
 {
 	if (!m->throttle_started)
 		return;
+	pthread_mutex_lock(&throttle_lock);
 	atomic_store(&m->throttle_stop, 1);
+	pthread_cond_broadcast(&throttle_cond);
+	pthread_mutex_unlock(&throttle_lock);
 	pthread_join(m->throttle_thread, NULL);
 	m->throttle_started = false;
 }
