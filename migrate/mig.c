@@ -356,6 +356,8 @@ int mig__go(struct mig *m)
 	}
 	mig__lock(m);
 	m->st.downtime_ns = kvm__now_ns() - m->pause_ns;
+	/* The migration is done here; waiting for the guest's report is not part of it. */
+	m->st.total_ns = kvm__now_ns() - m->st.start_ns;
 	m->st.remaining_pages = 0;
 	mig__unlock(m);
 	/*
@@ -386,7 +388,8 @@ void mig__finish(struct mig *m, int r)
 		m->st.status = r == KM_ERR_CANCELED ? MIGRATE_CANCELLED : MIGRATE_FAILED;
 	if (r && !m->st.error[0])
 		snprintf(m->st.error, sizeof(m->st.error), "%s", km_strerror(r));
-	m->st.total_ns = kvm__now_ns() - m->st.start_ns;
+	if (!m->st.total_ns)
+		m->st.total_ns = kvm__now_ns() - m->st.start_ns;
 	m->st.wire_bytes = m->s ? stream_bytes_out(m->s) : 0;
 	s = m->st.status;
 	mig__unlock(m);
