@@ -33,6 +33,7 @@ void stream_free(struct stream *s)
 {
 	if (!s)
 		return;
+	stream_stop_reader(s);
 	stream_async_stop(s);
 	buf_free(s->in);
 	buf_free(s->out);
@@ -44,6 +45,8 @@ int stream_flush(struct stream *s)
 	size_t len = buf_len(s->out);
 	int r;
 
+	/* One thread on the channel at a time: a write ends the read-ahead. */
+	stream_stop_reader(s);
 	if (s->w)
 		return stream_async_flush(s);
 	if (len == 0)
@@ -138,13 +141,28 @@ int stream_put_framed(struct stream *s, const void *records, size_t len)
 int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
 	       const uint8_t **payload, uint32_t *len)
 {
+	int r;
+
+	if (s->rd) {
+		r = stream_reader_get(s, type, payload, len);
+		if (r != KM_ERR_STATE)
+			return r;
+		/* The reader is done and drained: read here again. */
+		stream_stop_reader(s);
+	}
+	/* One thread on the channel at a time: reads wait for queued writes. */
+	if (s->w && (r = stream_async_flush(s)) != 0)
+		return r;
+	return stream_get_direct(s, max_payload, type, payload, len);
+}
+
+int stream_get_direct(struct stream *s, uint32_t max_payload, uint32_t *type,
+		      const uint8_t **payload, uint32_t *len)
+{
 	uint8_t *dst;
 	int64_t n;
 	int r;
 
-	/* One thread on the channel at a time: reads wait for queued writes. */
-	if (s->w && (r = stream_async_flush(s)) != 0)
-		return r;
 	for (;;) {
 		r = rec_get(s->in, max_payload, type, payload, len);
 		if (r != KM_ERR_TRUNCATED)

@@ -42,6 +42,19 @@ int stream_put_owned(struct stream *s, uint32_t type, struct buf **payload);
  * the buffers stream_put_owned hands back.
  */
 int stream_start_writer(struct stream *s, size_t payload_cap);
+/*
+ * Read-ahead: from now on a thread of the stream's own reads records
+ * (and checks their checksums) while the caller works on the previous
+ * ones, until it has read a record whose type is in stop_types (bit t
+ * for type t < 32) or met an error, which stream_get then returns in
+ * order. At most STREAM_QUEUE records wait. A write (put, flush) first
+ * stops the reader, dropping what it read ahead, so that the channel is
+ * never used by two threads at once: start it only where the peer sends
+ * a run of records before expecting an answer.
+ */
+int stream_start_reader(struct stream *s, uint32_t max_payload, uint32_t stop_types);
+/* Stops the read-ahead (waits for its thread); NULL-safe, idempotent. */
+void stream_stop_reader(struct stream *s);
 /* Appends records already framed (e.g. state__save_all's output). */
 int stream_put_framed(struct stream *s, const void *records, size_t len);
 /* Sends everything gathered. */

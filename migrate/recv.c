@@ -318,6 +318,15 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 		recv__fail(&rv, r, "sending accept: %s", km_strerror(r));
 		goto out;
 	}
+	/*
+	 * The source now sends until REC_END without waiting for us: read
+	 * ahead on a thread (decrypt, checksums) while this one applies pages.
+	 */
+	if ((r = stream_start_reader(s, REC_MAX_PAYLOAD,
+				     (1U << REC_END) | (1U << REC_ERROR))) != 0) {
+		recv__fail(&rv, r, "starting the reader: %s", km_strerror(r));
+		goto out;
+	}
 	if ((r = recv__stream(&rv)) != 0)
 		goto out;
 	if ((r = state__load_all(rv.kvm, buf_ptr(rv.state), buf_len(rv.state))) != 0) {
