@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 49
+tap_plan 55
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -151,6 +151,46 @@ else
 	tap_fail "auto-converge" "$(cat "$tmp/hot2.out")"
 fi
 q "$B/hot1.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# 24-25. At the round limit, --force stops and copies anyway: correct too.
+start_vm hot3 "$A" --mem 256M --guest-arg rate=0,wss=32M
+if migrate "$tmp/hot3.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds 2 --force \
+	hot3 "127.0.0.1:$port_b" && checked_ok "$B/hot3.sock"; then
+	tap_ok "--force at the round limit: stops and copies, every page correct"
+else
+	tap_fail "--force" "$(cat "$tmp/hot3.out")"
+fi
+ok_if "--force: the report shows the downtime it cost" \
+	grep -Eq "downtime +[0-9.]+ ms" "$tmp/hot3.out"
+q "$B/hot3.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# 26-28. A 4 GiB guest that touched almost nothing: what it never touched is
+# neither read nor sent, and is not allocated at the destination.
+"$KVM_RUN" --name idle4 --rundir "$A" --mem 4G --guest idle >"$tmp/vm-idle4.log" 2>&1 &
+pids+=($!)
+wait_for "idle4" 20 running "$A/idle4.sock"
+migrate "$tmp/idle4.out" --rundir "$A" --json idle4 "127.0.0.1:$port_b" && st=0 || st=$?
+ok_if "idle 4 GiB guest migrates" [ "$st" = 0 ]
+wire=$(grep -o '"transferred": *[0-9]*' "$tmp/idle4.out" | grep -o '[0-9]*$')
+ok_if "idle 4 GiB: ${wire:-?} bytes on the wire (< 1 MiB)" [ "${wire:-9999999}" -lt 1048576 ]
+rss=$(q "$B/idle4.sock" '{"execute": "query-stats"}' | grep -o '"resident": *[0-9]*' | grep -o '[0-9]*$')
+ok_if "idle 4 GiB: ${rss:-?} bytes resident at the destination (< 16 MiB)" \
+	[ "${rss:-999999999}" -lt 16777216 ]
+q "$B/idle4.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# 29. Plain TCP when both sides say --insecure.
+"$KVM_MIGRATED" --listen 127.0.0.1:0 --insecure --rundir "$tmp/e" >"$tmp/daemon-e.log" 2>&1 &
+pids+=($!)
+wait_for "daemon e" 10 grep -q "listening on" "$tmp/daemon-e.log"
+port_e=$(sed -n 's/.*, port \([0-9]*\),.*/\1/p' "$tmp/daemon-e.log")
+start_vm plain1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+if migrate "$tmp/plain1.out" --rundir "$A" --insecure plain1 "127.0.0.1:$port_e" &&
+   checked_ok "$tmp/e/plain1.sock"; then
+	tap_ok "--insecure on both sides: plain TCP works, every page correct"
+else
+	tap_fail "--insecure" "$(cat "$tmp/plain1.out")"
+fi
+q "$tmp/e/plain1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
 # A slow migration to break: 4 MiB/s against 64 MiB of written pages.
 slow_start() {	# slow_start NAME DST [ARGS]: kvm-migrate in the background
