@@ -518,6 +518,7 @@ out:
 
 int state__save_config(struct kvm *kvm, struct buf *payload)
 {
+	struct kvm_cpuid2 *c;
 	unsigned int i;
 	int r;
 
@@ -532,8 +533,17 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 		if ((r = rec_put_field(payload, ST_CFG_SLOT, v, sizeof(v))) != 0)
 			return r;
 	}
-	if ((r = rec_put_field(payload, ST_CFG_CPUID, kvm->cpuid->entries,
-			       kvm->cpuid->nent * (uint32_t)sizeof(kvm->cpuid->entries[0]))) != 0)
+	/*
+	 * As given to vCPU 0: KVM_GET_SUPPORTED_CPUID reports the APIC id of
+	 * whichever host CPU ran the ioctl, which must not make two captures
+	 * of one VM differ.
+	 */
+	if ((r = x86__cpuid_for_vcpu(kvm->cpuid, 0, &c)) != 0)
+		return r;
+	r = rec_put_field(payload, ST_CFG_CPUID, c->entries,
+			  c->nent * (uint32_t)sizeof(c->entries[0]));
+	free(c);
+	if (r)
 		return r;
 	return rec_put_field(payload, ST_CFG_NAME, kvm->name, (uint32_t)strlen(kvm->name));
 }
