@@ -149,6 +149,14 @@ void mig__account(struct mig *m, const struct pages_stats *st)
 	m->st.wire_bytes = stream_bytes_out(m->s);
 	if (m->st.remaining_pages >= st->pages)
 		m->st.remaining_pages -= st->pages;
+	/* The live rate of the round under way (the progress line shows it). */
+	if (m->round_t0) {
+		uint64_t dt = kvm__now_ns() - m->round_t0;
+
+		if (dt > 10000000ULL)
+			m->st.mbps = (double)(m->st.wire_bytes - m->round_bytes0) * 8.0 /
+				     ((double)dt / 1e9) / 1e6;
+	}
 	mig__unlock(m);
 }
 
@@ -232,6 +240,8 @@ void mig__begin_round(struct mig *m, uint64_t n, uint64_t *t0, uint64_t *bytes0,
 	*pages0 = m->st.pages;
 	m->st.remaining_pages = n;
 	m->round_dirty = n;
+	m->round_t0 = *t0;
+	m->round_bytes0 = *bytes0;
 	mig__unlock(m);
 }
 
@@ -485,7 +495,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->sub = -1;
 	m->carry = NULL;
 	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = false;
-	m->round_pps = m->round_ns = 0;
+	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = 0;
 	m->nr_trace = 0;
 	m->lz4_misses = m->lz4_probe = 0;
 	if (!m->trace && !(m->trace = calloc(MIG_TRACE_MAX, sizeof(*m->trace)))) {

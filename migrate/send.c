@@ -101,6 +101,17 @@ static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 				goto out;
 		}
 	} else {
+		/* What the bulk round will really send: the pages ever written. */
+		uint64_t todo = 0;
+
+		while (memory__next_data(&kvm->mem, off, &start, &end) == 0) {
+			todo += (end - start + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE;
+			off = end;
+		}
+		off = 0;
+		mig__lock(m);
+		m->st.remaining_pages = todo;
+		mig__unlock(m);
 		while ((r = memory__next_data(&kvm->mem, off, &start, &end)) == 0) {
 			for (n = start / KM_PAGE_SIZE; n < (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE; n++) {
 				if (!bitmap_test(set, n))
