@@ -39,6 +39,7 @@ enum rec_type {
 	REC_QUERY = 13,		/* client -> daemon: fields Q_NAME */
 	REC_QUERY_REPLY = 14,	/* daemon -> client: fields Q_NAME, Q_STATE */
 	REC_GUEST_REPORT = 15,	/* after RUNNING: what the guest measured (field 1: stall ns) */
+	REC_ROUND_ACK = 16,	/* destination -> source: every page of that round is applied */
 	REC_TYPE_MAX
 };
 

@@ -181,6 +181,17 @@ static int recv__end(struct recv *rv, const uint8_t *p, uint32_t len)
 	return r == KM_ERR_END ? 0 : recv__fail(rv, KM_ERR_CORRUPT, "corrupt end record");
 }
 
+/*
+ * The source sends a round's records without waiting for us, then waits
+ * for REC_ROUND_ACK: read ahead on a thread (decrypt, checksums) while
+ * this one applies pages, up to the round's end.
+ */
+static int recv__read_ahead(struct recv *rv)
+{
+	return stream_start_reader(rv->s, REC_MAX_PAYLOAD, (1U << REC_END) | (1U << REC_ERROR) |
+				   (1U << REC_ROUND_END));
+}
+
 /* Pages and state until REC_END. */
 static int recv__stream(struct recv *rv)
 {
@@ -197,7 +208,13 @@ static int recv__stream(struct recv *rv)
 				return r;
 			break;
 		case REC_ROUND_END:
+			/* Every page before it is applied: say so (the read-ahead stopped here). */
 			rv->rounds++;
+			if ((r = stream_put(rv->s, REC_ROUND_ACK, NULL, 0)) != 0 ||
+			    (r = stream_flush(rv->s)) != 0 ||
+			    (r = recv__read_ahead(rv)) != 0)
+				return recv__fail(rv, r, "acknowledging round %llu: %s",
+						  (unsigned long long)rv->rounds, km_strerror(r));
 			break;
 		case REC_VM_CONFIG:
 		case REC_VM_STATE:
@@ -318,12 +335,7 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 		recv__fail(&rv, r, "sending accept: %s", km_strerror(r));
 		goto out;
 	}
-	/*
-	 * The source now sends until REC_END without waiting for us: read
-	 * ahead on a thread (decrypt, checksums) while this one applies pages.
-	 */
-	if ((r = stream_start_reader(s, REC_MAX_PAYLOAD,
-				     (1U << REC_END) | (1U << REC_ERROR))) != 0) {
+	if ((r = recv__read_ahead(&rv)) != 0) {
 		recv__fail(&rv, r, "starting the reader: %s", km_strerror(r));
 		goto out;
 	}

@@ -220,6 +220,14 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 			return r;
 		if ((r = send__round_end(m, m->st.rounds)) != 0 || (r = stream_flush(m->s)) != 0)
 			return r;
+		/*
+		 * The round ends when the destination has applied it: the rate
+		 * that predicts the downtime is the end-to-end one, not how
+		 * fast pages left here (well-compressed pages leave far faster
+		 * than the destination can fault them in).
+		 */
+		if ((r = send__expect(m, REC_ROUND_ACK, "the destination to apply the round")) != 0)
+			return r;
 		mig__end_round(m, t0, bytes0, pages0);
 		if ((r = mig__check_cancel(m)) != 0)
 			return r;
