@@ -179,18 +179,27 @@ static int child_query(struct daemon *d, struct stream *s)
 	return r;
 }
 
-/* The VM received: serve its control socket until it stops. Returns the exit status. */
-static int child_become_vm(struct daemon *d, struct kvm *kvm)
+/* The VM runs (the source is not told yet): its control socket goes up now. */
+static void child_on_running(struct kvm *kvm, void *ctx)
 {
-	struct control *control = NULL;
+	struct daemon *d = ctx;
+	struct control *control;
 	char sock[4096];
-	sigset_t set;
-	int sig, r;
+	int r;
 
 	if ((r = rundir_socket_path(d->rundir, kvm->name, sock, sizeof(sock))) != 0 ||
 	    (r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
 		log_error("VM %s: no control socket (%s); it runs without one", kvm->name,
 			  km_strerror(r));
+}
+
+/* The VM received: serve its control socket until it stops. Returns the exit status. */
+static int child_become_vm(struct daemon *d, struct kvm *kvm)
+{
+	struct control *control = kvm->control;	/* started by child_on_running */
+	sigset_t set;
+	int sig;
+
 	/* SIGTERM/SIGINT stop the VM, as for kvm-run. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -221,7 +230,8 @@ static int child_become_vm(struct daemon *d, struct kvm *kvm)
 
 static int child_main(struct daemon *d, int fd)
 {
-	struct migrate_incoming in = { .name_taken = name_taken, .ctx = d };
+	struct migrate_incoming in = { .name_taken = name_taken, .on_running = child_on_running,
+				       .ctx = d };
 	char err[CHAN_ERR_MAX] = "", console[4096];
 	enum stream_purpose purpose;
 	struct stream *s = NULL;
@@ -268,6 +278,8 @@ static int child_main(struct daemon *d, int fd)
 out:
 	stream_free(s);
 	chan_close(c);
+	if (kvm)
+		control__stop(kvm->control);
 	kvm__destroy(kvm);
 	return status;
 }

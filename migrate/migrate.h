@@ -120,6 +120,12 @@ struct migrate_incoming {
 	char peer[CHAN_ERR_MAX];	/* in: who sent it, for logs */
 	/* Refuses a name already running here (a live socket in the run dir). */
 	int (*name_taken)(const char *name, void *ctx);
+	/*
+	 * Called once the vCPUs run and before the source is told so, so
+	 * that the VM's control socket exists by the time the migration is
+	 * reported complete. Its failure is logged, not fatal. May be NULL.
+	 */
+	void (*on_running)(struct kvm *kvm, void *ctx);
 	void *ctx;
 };
 struct stream;

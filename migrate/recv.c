@@ -310,6 +310,8 @@ static int recv__switchover(struct recv *rv)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
 	if ((r = kvm__start(rv->kvm)) != 0)
 		return recv__fail(rv, r, "cannot start the vCPUs: %s", km_strerror(r));
+	if (rv->in->on_running)
+		rv->in->on_running(rv->kvm, rv->in->ctx);
 	/* The VM runs: from here on it is the only copy that may run, whatever the link does. */
 	if ((r = stream_put(rv->s, REC_RUNNING, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
 		log_warn("VM %s runs here, but the source was not told (%s); it stays paused "
