@@ -219,7 +219,7 @@ ok_if "cancel: the destination threw the partial VM away" \
 
 # 22-24. The destination's receiving process killed (SIGKILL) mid-stream.
 slow_start kill1 "127.0.0.1:$port_b"
-child=$(pgrep -P "$pid_b" | head -1)
+child=$(pgrep -n -P "$pid_b")	# the newest: the receiving one
 kill -KILL "$child"
 wait "$mig_pid" && st=0 || st=$?
 ok_if "destination killed mid-stream: kvm-migrate exits 1" [ "$st" = 1 ]
