@@ -29,6 +29,7 @@ struct buf {
 	size_t alloc;		/* bytes of storage */
 	size_t max;		/* cap on unread bytes */
 	int readonly;		/* a view of the caller's memory */
+	int bulk;		/* buf_set_bulk: nothing is scrubbed */
 };
 
 /*
@@ -81,7 +82,8 @@ void buf_free(struct buf *b)
 	if (b == NULL)
 		return;
 	if (!b->readonly && b->d != NULL) {
-		explicit_bzero(b->d, b->alloc);
+		if (!b->bulk)
+			explicit_bzero(b->d, b->alloc);
 		free(b->d);
 	}
 	explicit_bzero(b, sizeof(*b));
@@ -100,6 +102,12 @@ void buf_reset(struct buf *b)
 	if (b->d != NULL)
 		explicit_bzero(b->d, b->len);
 	b->off = b->len = 0;
+}
+
+void buf_set_bulk(struct buf *b)
+{
+	if (buf_check(b) == 0)
+		b->bulk = 1;
 }
 
 void buf_discard(struct buf *b)
@@ -149,7 +157,8 @@ static int buf_make_room(struct buf *b, size_t need)
 		return 0;
 	if (b->off > 0 && need <= b->alloc - used) {
 		memmove(b->d, b->d + b->off, used);
-		explicit_bzero(b->d + used, b->len - used);
+		if (!b->bulk)
+			explicit_bzero(b->d + used, b->len - used);
 		b->off = 0;
 		b->len = used;
 		return 0;
@@ -166,7 +175,8 @@ static int buf_make_room(struct buf *b, size_t need)
 	if (used > 0)
 		memcpy(nd, b->d + b->off, used);
 	if (b->d != NULL) {
-		explicit_bzero(b->d, b->alloc);
+		if (!b->bulk)
+			explicit_bzero(b->d, b->alloc);
 		free(b->d);
 	}
 	b->d = nd;

@@ -35,6 +35,11 @@ void buf_reset(struct buf *b);
  * every byte on the migration's hot path.
  */
 void buf_discard(struct buf *b);
+/*
+ * Marks b as holding bulk data of that kind for good: growing, compacting
+ * and freeing it no longer scrub (a stream's input, page batches).
+ */
+void buf_set_bulk(struct buf *b);
 
 size_t buf_len(const struct buf *b);		/* unread bytes */
 size_t buf_room(const struct buf *b);		/* bytes that may still be appended */

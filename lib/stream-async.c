@@ -113,7 +113,9 @@ struct buf *stream_async_buf(struct stream *s, bool gather)
 	if (w->npool[k] > 0)
 		b = w->pool[k][--w->npool[k]];
 	pthread_mutex_unlock(&w->lock);
-	return b ? b : buf_new(w->cap[k]);
+	if (!b && (b = buf_new(w->cap[k])) != NULL)
+		buf_set_bulk(b);
+	return b;
 }
 
 int stream_async_enqueue(struct stream *s, struct buf *b, uint32_t type, bool framed)

@@ -31,7 +31,9 @@ static struct buf *stream_reader_buf(struct stream_reader *rd)
 	if (rd->npool > 0)
 		b = rd->pool[--rd->npool];
 	pthread_mutex_unlock(&rd->lock);
-	return b ? b : buf_new(REC_MAX_PAYLOAD);
+	if (!b && (b = buf_new(REC_MAX_PAYLOAD)) != NULL)
+		buf_set_bulk(b);
+	return b;
 }
 
 /*

@@ -26,6 +26,9 @@ struct stream *stream_new(struct chan *c)
 		stream_free(s);
 		return NULL;
 	}
+	/* Page batches pass through both: not secrets (see buf_discard). */
+	buf_set_bulk(s->in);
+	buf_set_bulk(s->out);
 	return s;
 }
 

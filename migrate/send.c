@@ -93,6 +93,7 @@ static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 
 	if (!payload)
 		return -ENOMEM;
+	buf_set_bulk(payload);
 	if (!bulk) {
 		for (n = bitmap_next_set(set, 0); n < set->nbits; n = bitmap_next_set(set, n + 1)) {
 			if ((r = send__page(m, &payload, n)) != 0)
