@@ -31,7 +31,6 @@ struct mig {
 	struct chan *c;
 	struct stream *s;
 	int sub;			/* dirty subscriber, -1 if none */
-	struct bitmap *carry;		/* read in the last round, not yet sent */
 
 	bool paused_by_us, was_paused, go_sent;
 	uint64_t pause_ns;
@@ -65,6 +64,8 @@ struct mig_round {
 	uint64_t bytes;		/* wire bytes */
 };
 
+extern struct mig mig__g;
+
 enum mig_verdict { MIG_CONTINUE, MIG_STOP_AND_COPY, MIG_LIMIT };
 
 void *mig__thread(void *arg);
@@ -78,8 +79,6 @@ void mig__trace_round(struct mig *m, uint64_t dirty, uint64_t t0, uint64_t dt,
 		      uint64_t pages, uint64_t bytes);
 /* Records the first failure reason (also logged). */
 void mig__fail(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The text of a REC_ERROR payload, made printable. */
-void mig__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen);
 
 int mig__connect(struct mig *m);
 void mig__setup_done(struct mig *m);

@@ -131,6 +131,8 @@ struct migrate_incoming {
 struct stream;
 int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out);
 
+/* The text of a REC_ERROR payload (field 2), made printable. */
+void migrate__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen);
 /* Sends REC_ERROR (code, text) and flushes, best effort. */
 void migrate__send_error(struct stream *s, int code, const char *text);
 

@@ -225,8 +225,12 @@ static int recv__stream(struct recv *rv)
 			break;
 		case REC_END:
 			return recv__end(rv, p, len);
-		case REC_ERROR:
-			return recv__fail(rv, KM_ERR_CANCELED, "the source gave up");
+		case REC_ERROR: {
+			char text[200];
+
+			migrate__error_text(p, len, text, sizeof(text));
+			return recv__fail(rv, KM_ERR_CANCELED, "the source gave up: %s", text);
+		}
 		default:
 			return recv__fail(rv, KM_ERR_CORRUPT, "unexpected record type %u", type);
 		}
@@ -304,8 +308,12 @@ static int recv__switchover(struct recv *rv)
 	}
 	if ((r = stream_get(rv->s, 4096, &type, &p, &len)) != 0)
 		return recv__fail(rv, r, "waiting for go: %s", km_strerror(r));
-	if (type == REC_ERROR)
-		return recv__fail(rv, KM_ERR_CANCELED, "the source cancelled before go");
+	if (type == REC_ERROR) {
+		char text[200];
+
+		migrate__error_text(p, len, text, sizeof(text));
+		return recv__fail(rv, KM_ERR_CANCELED, "the source cancelled before go: %s", text);
+	}
 	if (type != REC_GO)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
 	if ((r = kvm__start(rv->kvm)) != 0)

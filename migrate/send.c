@@ -164,7 +164,7 @@ static int send__expect(struct mig *m, uint32_t want, const char *what)
 	if (type == REC_ERROR) {
 		char text[200];
 
-		mig__error_text(p, len, text, sizeof(text));
+		migrate__error_text(p, len, text, sizeof(text));
 		mig__fail(m, "the destination refused: %s", text);
 		return KM_ERR_REFUSED;
 	}
@@ -212,8 +212,7 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 		n = (uint64_t)got;
 		verdict = mig__policy(m, n);
 		if (verdict != MIG_CONTINUE) {
-			/* These pages are read: they go out in the stop-and-copy. */
-			m->carry = dirty;
+			/* These pages are read: the stop-and-copy sends them (dirty). */
 			return verdict == MIG_STOP_AND_COPY ? 0 : KM_ERR_TIMEOUT;
 		}
 		mig__begin_round(m, n, &t0, &bytes0, &pages0);
