@@ -59,27 +59,15 @@ static uint64_t rec_le64(const uint8_t *p)
 
 int rec_put(struct buf *out, uint32_t type, const void *payload, uint32_t len)
 {
-	uint8_t hdr[8], *p;
-	uint32_t v;
-	uint64_t sum;
+	uint8_t hdr[REC_HDR_SIZE], *p;
 	int r;
 
-	if (payload == NULL && len > 0)
-		return KM_ERR_INVALID;
-	if (len > REC_MAX_PAYLOAD)
-		return KM_ERR_TOO_LARGE;
-	v = htole32(type);
-	memcpy(hdr, &v, 4);
-	v = htole32(len);
-	memcpy(hdr + 4, &v, 4);
-	if ((r = rec_checksum(hdr, payload, len, &sum)) != 0)
+	if ((r = rec_header(type, payload, len, hdr)) != 0)
 		return r;
 	/* One reservation: either the whole record is appended or nothing. */
 	if ((r = buf_reserve(out, REC_HDR_SIZE + (size_t)len, &p)) != 0)
 		return r;
-	sum = htole64(sum);
-	memcpy(p, hdr, 8);
-	memcpy(p + 8, &sum, 8);
+	memcpy(p, hdr, REC_HDR_SIZE);
 	if (len > 0)
 		memcpy(p + REC_HDR_SIZE, payload, len);
 	return 0;
@@ -211,4 +199,26 @@ int rec_field_u64(const uint8_t *data, uint32_t len, uint64_t *v)
 		return KM_ERR_CORRUPT;
 	*v = rec_le64(data);
 	return 0;
+}
+
+int rec_find_u64(const uint8_t *payload, uint32_t len, uint32_t tag, uint64_t *v)
+{
+	struct buf *f = buf_view(payload, len);
+	const uint8_t *d;
+	uint32_t t, flen;
+	int r, found = KM_ERR_END;
+
+	if (!f)
+		return len ? -ENOMEM : KM_ERR_END;
+	while ((r = rec_get_field(f, &t, &d, &flen)) == 0) {
+		if (t != tag)
+			continue;
+		if ((r = rec_field_u64(d, flen, v)) != 0)
+			break;
+		found = 0;
+	}
+	buf_free(f);
+	if (r != KM_ERR_END)
+		return KM_ERR_CORRUPT;
+	return found;
 }

@@ -269,9 +269,9 @@ static int ask_destination(const struct options *o, const char *name)
 	struct chan_tls *tls = NULL;
 	struct chan *c = NULL;
 	struct stream *s = NULL;
-	struct buf *q = buf_new(256), *f = NULL;
-	const uint8_t *p, *d;
-	uint32_t type, len, tag, flen;
+	struct buf *q = buf_new(256);
+	const uint8_t *p;
+	uint32_t type, len;
 	uint64_t running = 0;
 	int r, insecure = json_is_true(json_object_get(o->args, "insecure"));
 
@@ -292,18 +292,14 @@ static int ask_destination(const struct options *o, const char *name)
 	    (r = stream_put(s, REC_QUERY, buf_ptr(q), (uint32_t)buf_len(q))) ||
 	    (r = stream_flush(s)) || (r = stream_get(s, 4096, &type, &p, &len)))
 		goto out;
-	if (type != REC_QUERY_REPLY || !(f = buf_view(p, len))) {
+	if (type != REC_QUERY_REPLY || rec_find_u64(p, len, 2, &running) != 0) {
 		r = KM_ERR_PEER;
 		goto out;
 	}
-	while (rec_get_field(f, &tag, &d, &flen) == 0)
-		if (tag == 2)
-			rec_field_u64(d, flen, &running);
 	r = running ? 1 : 0;
 out:
 	if (r < 0)
 		fprintf(stderr, "kvm-migrate: asking %s: %s\n", o->dst, err[0] ? err : km_strerror(r));
-	buf_free(f);
 	buf_free(q);
 	stream_free(s);
 	chan_close(c);

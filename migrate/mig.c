@@ -321,20 +321,13 @@ int mig__put_end(struct mig *m)
 
 static void mig__guest_report(struct mig *m, const uint8_t *p, uint32_t len)
 {
-	struct buf *f = buf_view(p, len);
-	const uint8_t *d;
-	uint32_t tag, flen;
 	uint64_t v;
 
-	if (!f)
-		return;
-	while (rec_get_field(f, &tag, &d, &flen) == 0)
-		if (tag == 1 && rec_field_u64(d, flen, &v) == 0) {
-			mig__lock(m);
-			m->st.guest_stall_ns = v;
-			mig__unlock(m);
-		}
-	buf_free(f);
+	if (rec_find_u64(p, len, 1, &v) == 0) {
+		mig__lock(m);
+		m->st.guest_stall_ns = v;
+		mig__unlock(m);
+	}
 }
 
 int mig__go(struct mig *m)

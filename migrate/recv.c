@@ -167,18 +167,10 @@ static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
 
 static int recv__end(struct recv *rv, const uint8_t *p, uint32_t len)
 {
-	struct buf *f = buf_view(p, len);
-	const uint8_t *d;
-	uint32_t tag, flen;
-	int r;
+	int r = rec_find_u64(p, len, 1, &rv->pause_realtime_ns);
 
-	if (!f)
-		return -ENOMEM;
-	while ((r = rec_get_field(f, &tag, &d, &flen)) == 0)
-		if (tag == 1 && (r = rec_field_u64(d, flen, &rv->pause_realtime_ns)) != 0)
-			break;
-	buf_free(f);
-	return r == KM_ERR_END ? 0 : recv__fail(rv, KM_ERR_CORRUPT, "corrupt end record");
+	/* The timestamp is optional (no TSC adjustment without it). */
+	return r == 0 || r == KM_ERR_END ? 0 : recv__fail(rv, KM_ERR_CORRUPT, "corrupt end record");
 }
 
 /*

@@ -367,6 +367,27 @@ static void test_field_past_end_is_refused(void **state)
 	buf_free(in);
 }
 
+/* rec_find_u64: found (the last if repeated), absent, malformed. */
+static void test_find_u64(void **state)
+{
+	struct buf *p = buf_new(1024);
+	uint64_t v = 0;
+
+	(void)state;
+	assert_ok(rec_put_field_u64(p, 1, 11));
+	assert_ok(rec_put_field(p, 2, "name", 4));
+	assert_ok(rec_put_field_u64(p, 1, 12));
+	assert_ok(rec_find_u64(buf_ptr(p), (uint32_t)buf_len(p), 1, &v));
+	assert_int_equal(v, 12);
+	assert_err(rec_find_u64(buf_ptr(p), (uint32_t)buf_len(p), 3, &v), KM_ERR_END);
+	/* A field of tag 2 is not 8 bytes: asking for it as a u64 is corrupt. */
+	assert_err(rec_find_u64(buf_ptr(p), (uint32_t)buf_len(p), 2, &v), KM_ERR_CORRUPT);
+	/* A payload cut inside a field. */
+	assert_err(rec_find_u64(buf_ptr(p), (uint32_t)buf_len(p) - 3, 1, &v), KM_ERR_CORRUPT);
+	assert_err(rec_find_u64(NULL, 0, 1, &v), KM_ERR_END);
+	buf_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_fields_round_trip),
 		cmocka_unit_test(test_unknown_fields_are_skippable),
 		cmocka_unit_test(test_field_past_end_is_refused),
+		cmocka_unit_test(test_find_u64),
 	};
 
 	/* Keep TAP lines (stdout) in order with failure messages (stderr). */
