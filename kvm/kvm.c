@@ -232,6 +232,17 @@ int kvm__start(struct kvm *kvm)
 	return r;
 }
 
+int kvm__start_paused(struct kvm *kvm)
+{
+	int r;
+
+	/* Set before any thread exists: each parks before its first KVM_RUN. */
+	atomic_store(&kvm->pause_req, 1);
+	if ((r = kvm__start(kvm)) != 0)
+		return r;
+	return kvm__pause(kvm);
+}
+
 static void kvm__kick_all(struct kvm *kvm)
 {
 	unsigned int i;

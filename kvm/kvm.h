@@ -141,6 +141,12 @@ int kvm__setup_boot(struct kvm *kvm, const char *guest, const char *args,
 
 /* Starts one thread per vCPU. The VM is RUNNING afterwards. */
 int kvm__start(struct kvm *kvm);
+/*
+ * Starts the vCPU threads parked: no guest instruction runs until
+ * kvm__resume. The VM is PAUSED afterwards (a migrated VM that was paused
+ * at its source arrives paused).
+ */
+int kvm__start_paused(struct kvm *kvm);
 
 /*
  * Parks every vCPU outside KVM_RUN with its state consistent (pending

@@ -313,7 +313,9 @@ int mig__put_end(struct mig *m)
 	 * the guest's TSC on by the time until it loads it, so the guest's
 	 * clock shows the downtime it really had.
 	 */
-	if ((r = rec_put_field_u64(p, 1, m->capture_realtime_ns)) == 0)
+	if ((r = rec_put_field_u64(p, 1, m->capture_realtime_ns)) == 0 &&
+	    /* A VM paused before its migration arrives paused. */
+	    (r = rec_put_field_u64(p, 2, m->was_paused)) == 0)
 		r = stream_put(m->s, REC_END, buf_ptr(p), (uint32_t)buf_len(p));
 	buf_free(p);
 	return r;

@@ -32,6 +32,7 @@ struct recv {
 	struct bitmap written;	/* pages that hold data here: a zero page must clear them */
 	struct buf *state;	/* the state records, applied at REC_END */
 	uint64_t pause_realtime_ns;
+	uint64_t paused;	/* the VM was paused at the source: it arrives paused */
 	uint64_t pages, rounds;
 	char why[256];
 };
@@ -167,10 +168,13 @@ static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
 
 static int recv__end(struct recv *rv, const uint8_t *p, uint32_t len)
 {
-	int r = rec_find_u64(p, len, 1, &rv->pause_realtime_ns);
+	int r = rec_find_u64(p, len, 1, &rv->pause_realtime_ns), r2;
 
-	/* The timestamp is optional (no TSC adjustment without it). */
-	return r == 0 || r == KM_ERR_END ? 0 : recv__fail(rv, KM_ERR_CORRUPT, "corrupt end record");
+	/* Both are optional: no TSC adjustment, running. */
+	r2 = rec_find_u64(p, len, 2, &rv->paused);
+	if ((r != 0 && r != KM_ERR_END) || (r2 != 0 && r2 != KM_ERR_END))
+		return recv__fail(rv, KM_ERR_CORRUPT, "corrupt end record");
+	return 0;
 }
 
 /*
@@ -308,7 +312,8 @@ static int recv__switchover(struct recv *rv)
 	}
 	if (type != REC_GO)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
-	if ((r = kvm__start(rv->kvm)) != 0)
+	r = rv->paused ? kvm__start_paused(rv->kvm) : kvm__start(rv->kvm);
+	if (r != 0)
 		return recv__fail(rv, r, "cannot start the vCPUs: %s", km_strerror(r));
 	if (rv->in->on_running)
 		rv->in->on_running(rv->kvm, rv->in->ctx);
@@ -316,7 +321,7 @@ static int recv__switchover(struct recv *rv)
 	if ((r = stream_put(rv->s, REC_RUNNING, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
 		log_warn("VM %s runs here, but the source was not told (%s); it stays paused "
 			 "there until asked", rv->in->name, km_strerror(r));
-	else
+	else if (!rv->paused)
 		recv__guest_report(rv);
 	return 0;
 }

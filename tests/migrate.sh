@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 55
+tap_plan 57
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -120,7 +120,21 @@ else tap_fail "unix migration" "$(cat "$tmp/m3.out")"; fi
 ok_if "over unix: every page correct" checked_ok "$C/vm1.sock"
 q "$C/vm1.sock" '{"execute": "quit"}' >/dev/null
 
-# 12-17. Every dirty-tracking backend, 1 and 2 vCPUs.
+# A VM paused before its migration arrives paused, and runs on after cont.
+start_vm paused1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+q "$A/paused1.sock" '{"execute": "stop"}' >/dev/null
+if migrate "$tmp/paused1.out" --rundir "$A" paused1 "127.0.0.1:$port_b" &&
+   q "$B/paused1.sock" '{"execute": "query-status"}' | grep -q '"status": *"paused"'; then
+	tap_ok "a paused VM migrates and arrives paused"
+else
+	tap_fail "paused VM" "$(cat "$tmp/paused1.out")" \
+		"$(q "$B/paused1.sock" '{"execute": "query-status"}' 2>&1)"
+fi
+q "$B/paused1.sock" '{"execute": "cont"}' >/dev/null 2>&1
+ok_if "after cont it runs, every page correct" checked_ok "$B/paused1.sock"
+q "$B/paused1.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# Every dirty-tracking backend, 1 and 2 vCPUs.
 for be in bitmap clear ring; do
 	for v in 1 2; do
 		start_vm "be-$be-$v" "$A" --mem 256M --vcpus "$v" --dirty-log "$be" \
