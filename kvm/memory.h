@@ -69,7 +69,7 @@ int memory__read(const struct kvm_memory *mem, uint64_t gpa, void *data, uint64_
 int memory__next_data(const struct kvm_memory *mem, uint64_t off, uint64_t *start,
 		      uint64_t *end);
 
-/* Guest RAM resident in this process, in bytes (from /proc/self/smaps of the mapping). */
+/* Guest RAM allocated, in bytes: the memfd's blocks, mapped or not. */
 int memory__resident(const struct kvm_memory *mem, uint64_t *bytes);
 
 #endif

@@ -22,6 +22,7 @@
 #include "kvm/kvm.h"
 #include "kvm/state.h"
 #include "migrate/migrate.h"
+#include "migrate/pagewrite.h"
 
 #define RECV_MAX_MEM	(256ULL << 30)
 
@@ -30,6 +31,7 @@ struct recv {
 	struct migrate_incoming *in;
 	struct kvm *kvm;
 	struct bitmap written;	/* pages that hold data here: a zero page must clear them */
+	struct pagewrite pw;
 	struct buf *state;	/* the state records, applied at REC_END */
 	uint64_t pause_realtime_ns;
 	uint64_t paused;	/* the VM was paused at the source: it arrives paused */
@@ -119,7 +121,8 @@ static int recv__config(struct recv *rv)
 	if ((r = state__check_cpuid(rv->kvm, p, len, why, sizeof(why))) != 0)
 		return recv__fail(rv, r, "this host cannot run the VM: %s",
 				  r == KM_ERR_UNSUPPORTED ? why : km_strerror(r));
-	if ((r = bitmap_init(&rv->written, rv->kvm->dirty.nr_pages)) != 0)
+	if ((r = bitmap_init(&rv->written, rv->kvm->dirty.nr_pages)) != 0 ||
+	    (r = pagewrite__init(&rv->pw, rv->kvm->mem.memfd)) != 0)
 		return recv__fail(rv, r, "out of memory");
 	log_info("incoming VM %s from %s: %llu MiB, %u vCPU%s", rv->in->name, rv->in->peer,
 		 (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
@@ -135,15 +138,13 @@ static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
 	const uint8_t *data;
 	uint32_t dlen;
 	uint64_t gpa, n;
-	uint8_t *dst;
 	int r;
 
 	if (!f)
 		return -ENOMEM;
 	while ((r = pages_get(f, &gpa, &kind, &data, &dlen)) == 0) {
 		n = dirty__page_of(&kvm->dirty, gpa);
-		dst = memory__hva(&kvm->mem, gpa, KM_PAGE_SIZE);
-		if (n == UINT64_MAX || !dst) {
+		if (n == UINT64_MAX || !memory__hva(&kvm->mem, gpa, KM_PAGE_SIZE)) {
 			r = recv__fail(rv, KM_ERR_CORRUPT, "page at 0x%llx is outside guest memory",
 				       (unsigned long long)gpa);
 			break;
@@ -152,13 +153,17 @@ static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
 		/* Never written here: it reads as zero already, and stays unallocated. */
 		if (kind == PAGE_ZERO && !bitmap_test(&rv->written, n))
 			continue;
-		if ((r = pages_expand(kind, data, dlen, dst)) != 0) {
-			recv__fail(rv, r, "page at 0x%llx does not decode", (unsigned long long)gpa);
+		if ((r = pagewrite__add(&rv->pw, n, kind, data, dlen)) != 0) {
+			recv__fail(rv, r, "page at 0x%llx: %s", (unsigned long long)gpa,
+				   km_strerror(r));
 			break;
 		}
 		bitmap_set(&rv->written, n);
 	}
 	buf_free(f);
+	/* The raw pages are referenced from the payload: out before it goes. */
+	if (r == KM_ERR_END && (r = pagewrite__flush(&rv->pw)) != 0)
+		recv__fail(rv, r, "writing pages to guest memory: %s", km_strerror(r));
 	if (r == KM_ERR_END)
 		return 0;
 	if (!rv->why[0])
@@ -368,6 +373,7 @@ out:
 	}
 	kvm__destroy(rv.kvm);
 	bitmap_free(&rv.written);
+	pagewrite__free(&rv.pw);
 	buf_free(rv.state);
 	return r;
 }
