@@ -66,6 +66,13 @@ struct stream {
 /* Reads one record from the channel on the caller's thread (stream.c). */
 int stream_get_direct(struct stream *s, uint32_t max_payload, uint32_t *type,
 		      const uint8_t **payload, uint32_t *len);
+/*
+ * Reads one record into the empty dst (its payload only): what is not yet
+ * buffered goes straight into dst, one copy fewer than stream_get_direct.
+ * The same bounds and checksum as rec_get; a failure leaves the stream
+ * unusable (a record may be half consumed).
+ */
+int stream_get_into(struct stream *s, uint32_t max_payload, uint32_t *type, struct buf *dst);
 /* The reader side of stream_get in async mode (stream-reader.c). */
 int stream_reader_get(struct stream *s, uint32_t *type, const uint8_t **payload,
 		      uint32_t *len);

@@ -65,17 +65,15 @@ static void *stream_reader_thread(void *arg)
 	struct stream *s = arg;
 	struct stream_reader *rd = s->rd;
 	struct stream_rec rec;
-	const uint8_t *p;
-	uint32_t type, len;
+	uint32_t type = 0;
 	bool last;
 	int r;
 
 	for (;;) {
 		memset(&rec, 0, sizeof(rec));
-		r = stream_get_direct(s, rd->max_payload, &type, &p, &len);
-		if (r == 0 && !(rec.b = stream_reader_buf(rd)))
+		if (!(rec.b = stream_reader_buf(rd))) {
 			r = -ENOMEM;
-		if (r == 0 && (r = buf_put(rec.b, p, len)) != 0) {
+		} else if ((r = stream_get_into(s, rd->max_payload, &type, rec.b)) != 0) {
 			pthread_mutex_lock(&rd->lock);
 			stream_reader_recycle(rd, rec.b);
 			pthread_mutex_unlock(&rd->lock);

@@ -1,6 +1,7 @@
 /* Record streams over a channel: see stream.h. */
 #include "config.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,28 +160,82 @@ int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
 	return stream_get_direct(s, max_payload, type, payload, len);
 }
 
-int stream_get_direct(struct stream *s, uint32_t max_payload, uint32_t *type,
-		      const uint8_t **payload, uint32_t *len)
+/* One read into the input buffer: 0, KM_ERR_END (orderly close), or an error. */
+static int stream_fill(struct stream *s)
 {
 	uint8_t *dst;
 	int64_t n;
+	int r;
+
+	/* Room for the rest of a record is guaranteed by STREAM_IN_MAX. */
+	if ((r = buf_reserve(s->in, STREAM_READ, &dst)) != 0)
+		return r;
+	n = chan_read(s->c, dst, STREAM_READ);
+	buf_unreserve(s->in, STREAM_READ - (n > 0 ? (size_t)n : 0));
+	if (n < 0)
+		return (int)n;
+	s->bytes_in += (uint64_t)n;
+	return 0;
+}
+
+int stream_get_direct(struct stream *s, uint32_t max_payload, uint32_t *type,
+		      const uint8_t **payload, uint32_t *len)
+{
 	int r;
 
 	for (;;) {
 		r = rec_get(s->in, max_payload, type, payload, len);
 		if (r != KM_ERR_TRUNCATED)
 			return r;
-		/* Room for the rest of this record is guaranteed by STREAM_IN_MAX. */
-		if ((r = buf_reserve(s->in, STREAM_READ, &dst)) != 0)
-			return r;
-		n = chan_read(s->c, dst, STREAM_READ);
-		buf_unreserve(s->in, STREAM_READ - (n > 0 ? (size_t)n : 0));
-		if (n == KM_ERR_END)
+		if ((r = stream_fill(s)) == KM_ERR_END)
 			return buf_len(s->in) ? KM_ERR_TRUNCATED : KM_ERR_END;
-		if (n < 0)
-			return (int)n;
-		s->bytes_in += (uint64_t)n;
+		if (r != 0)
+			return r;
 	}
+}
+
+int stream_get_into(struct stream *s, uint32_t max_payload, uint32_t *type, struct buf *dst)
+{
+	uint8_t hdr[REC_HDR_SIZE], want[REC_HDR_SIZE], *p;
+	uint32_t t, len;
+	size_t have;
+	int r;
+
+	if (buf_len(dst) != 0)
+		return KM_ERR_INVALID;
+	while (buf_len(s->in) < REC_HDR_SIZE) {
+		if ((r = stream_fill(s)) == KM_ERR_END)
+			return buf_len(s->in) ? KM_ERR_TRUNCATED : KM_ERR_END;
+		if (r != 0)
+			return r;
+	}
+	memcpy(hdr, buf_ptr(s->in), REC_HDR_SIZE);
+	memcpy(&t, hdr, 4);
+	memcpy(&len, hdr + 4, 4);
+	t = le32toh(t);
+	len = le32toh(len);
+	/* Bounded before anything is awaited or allocated, as rec_get does. */
+	if (len > max_payload || len > REC_MAX_PAYLOAD)
+		return KM_ERR_TOO_LARGE;
+	buf_consume(s->in, REC_HDR_SIZE);
+	have = buf_len(s->in) < len ? buf_len(s->in) : len;
+	if ((r = buf_put(dst, buf_ptr(s->in), have)) != 0)
+		return r;
+	buf_consume(s->in, have);
+	if (len > have) {
+		/* The rest goes straight where it is wanted, not through in. */
+		if ((r = buf_reserve(dst, len - have, &p)) != 0)
+			return r;
+		if ((r = chan_read_full(s->c, p, len - have)) != 0)
+			return r == KM_ERR_END ? KM_ERR_TRUNCATED : r;
+		s->bytes_in += len - have;
+	}
+	if ((r = rec_header(t, buf_ptr(dst), len, want)) != 0)
+		return r;
+	if (memcmp(want + 8, hdr + 8, 8) != 0)
+		return KM_ERR_CORRUPT;
+	*type = t;
+	return 0;
 }
 
 uint64_t stream_bytes_out(const struct stream *s)

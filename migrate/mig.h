@@ -40,6 +40,7 @@ struct mig {
 	uint64_t round_ns;		/* duration of the last round */
 	uint64_t round_dirty;		/* pages the current round sends */
 	uint64_t round_t0, round_bytes0;	/* when and where the current round began */
+	struct pages_stats acc;		/* pages of the batch being filled, not yet in st */
 	unsigned int lz4_misses;	/* pages in a row lz4 could not shrink */
 	unsigned int lz4_probe;
 

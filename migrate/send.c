@@ -50,6 +50,8 @@ static int send__batch(struct mig *m, struct buf **payload)
 		return 0;
 	if ((r = stream_put_owned(m->s, REC_PAGES, payload)) != 0)
 		return r;
+	mig__account(m, &m->acc);
+	memset(&m->acc, 0, sizeof(m->acc));
 	return mig__pace(m);
 }
 
@@ -75,7 +77,13 @@ static int send__page(struct mig *m, struct buf **payload, uint64_t n)
 		m->lz4_misses = 0;
 	else if (lz4 && st.raw)
 		m->lz4_misses++;
-	mig__account(m, &st);
+	/* Summed here, published per batch: no lock per page. */
+	m->acc.pages += st.pages;
+	m->acc.zero += st.zero;
+	m->acc.raw += st.raw;
+	m->acc.lz4 += st.lz4;
+	m->acc.bytes_in += st.bytes_in;
+	m->acc.bytes_out += st.bytes_out;
 	return 0;
 }
 
