@@ -120,6 +120,15 @@ void mig__setup_done(struct mig *m)
 	m->pace_bytes0 = stream_bytes_out(m->s);
 }
 
+void mig__set_waiting(struct mig *m, bool waiting)
+{
+	mig__lock(m);
+	m->waiting = waiting;
+	if (waiting && atomic_load(&m->cancel) && !m->go_sent && m->c)
+		chan_abort(m->c);
+	mig__unlock(m);
+}
+
 int mig__check_cancel(struct mig *m)
 {
 	uint64_t elapsed = kvm__now_ns() - m->st.start_ns;

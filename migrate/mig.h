@@ -33,6 +33,7 @@ struct mig {
 	int sub;			/* dirty subscriber, -1 if none */
 
 	bool paused_by_us, was_paused, go_sent;
+	bool waiting;			/* blocked on the peer (under lock) */
 	uint64_t pause_ns;
 	uint64_t capture_realtime_ns;	/* when the vCPU state (TSC) was read */
 	uint64_t pace_t0, pace_bytes0;	/* bandwidth cap: since when, from what */
@@ -84,6 +85,12 @@ void mig__fail(struct mig *m, const char *fmt, ...) __attribute__((format(printf
 int mig__connect(struct mig *m);
 void mig__setup_done(struct mig *m);
 int mig__check_cancel(struct mig *m);
+/*
+ * Around waits for the peer (its answer, or its draining of what we
+ * queued): a cancel meanwhile aborts the channel instead of waiting for a
+ * peer that may never answer.
+ */
+void mig__set_waiting(struct mig *m, bool waiting);
 void mig__account(struct mig *m, const struct pages_stats *st);
 /* Bandwidth cap: sleeps until the bytes sent so far fit the rate. */
 int mig__pace(struct mig *m);

@@ -57,7 +57,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	atomic_store(&m->cancel, 0);
 	atomic_store(&m->throttle_pct, 0);
 	m->sub = -1;
-	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = false;
+	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = m->waiting = false;
 	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = 0;
 	m->nr_trace = 0;
 	m->lz4_misses = m->lz4_probe = 0;
@@ -125,6 +125,14 @@ int migrate__cancel(struct kvm *kvm)
 	} else {
 		atomic_store(&m->cancel, 1);
 		snprintf(m->st.error, sizeof(m->st.error), "cancelled on request");
+		/*
+		 * Blocked on the peer (its acknowledgement, READY): do not wait
+		 * for it; the destination sees the link go and discards the VM.
+		 * Otherwise the thread sees the flag within one batch and says
+		 * why to the destination.
+		 */
+		if (m->waiting && m->c)
+			chan_abort(m->c);
 	}
 	mig__unlock(m);
 	return r;

@@ -293,17 +293,25 @@ static void recv__guest_report(struct recv *rv)
 /* READY, wait for GO, resume, RUNNING. */
 static int recv__switchover(struct recv *rv)
 {
+	const char *fault = getenv("KVM_MIGRATE_FAULT");
+
 	const uint8_t *p;
 	uint32_t type, len;
 	int r;
 
+	/* Fault injection for the tests (docs/protocol.md): a destination that hangs. */
+	if (fault && !strcmp(fault, "hang-before-ready")) {
+		log_warn("KVM_MIGRATE_FAULT=hang-before-ready: hanging as a stuck host would");
+		for (;;)
+			pause();
+	}
 	if ((r = stream_put(rv->s, REC_READY, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
 		return recv__fail(rv, r, "sending ready: %s", km_strerror(r));
 	/*
 	 * Fault injection for the tests (docs/protocol.md): die as a crash
 	 * would, right after ready, leaving the source to settle the outcome.
 	 */
-	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "exit-after-ready")) {
+	if (fault && !strcmp(fault, "exit-after-ready")) {
 		log_warn("KVM_MIGRATE_FAULT=exit-after-ready: exiting as a crash would");
 		_exit(9);
 	}

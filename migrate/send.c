@@ -165,7 +165,11 @@ static int send__expect(struct mig *m, uint32_t want, const char *what)
 	uint32_t type, len;
 	int r;
 
-	if ((r = stream_get(m->s, 64 * 1024, &type, &p, &len)) != 0) {
+	/* A cancel while we wait for the peer cuts the link (migrate__cancel). */
+	mig__set_waiting(m, true);
+	r = stream_get(m->s, 64 * 1024, &type, &p, &len);
+	mig__set_waiting(m, false);
+	if (r != 0) {
 		mig__fail(m, "waiting for %s: %s", what, km_strerror(r));
 		return r;
 	}

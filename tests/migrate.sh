@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 57
+tap_plan 60
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -250,7 +250,25 @@ ok_if "it asked the destination and resumed the source" \
 	grep -q "resumed at the source" "$tmp/crash1.out"
 source_intact "destination died after ready" "$A/crash1.sock"
 
-# 29-32. A flipped byte in the stream (a unix proxy in front of daemon c):
+# A destination that hangs before ready: cancel does not wait for it.
+KVM_MIGRATE_FAULT=hang-before-ready start_daemon h "$tmp/h"
+start_vm hang1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+"$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" hang1 "127.0.0.1:$port_h" \
+	>"$tmp/hang1.out" 2>&1 &
+mig_pid=$!
+waiting_ready() {
+	q "$1" '{"execute": "query-migrate"}' 2>/dev/null | grep -q '"status": *"device"'
+}
+wait_for "the source to wait for ready" 20 waiting_ready "$A/hang1.sock"
+q "$A/hang1.sock" '{"execute": "migrate-cancel"}' >/dev/null
+# Within 10 s: well under the 30 s I/O timeout a silent peer would otherwise cost.
+wait_for "kvm-migrate to finish" 10 sh -c "! kill -0 $mig_pid" && prompt=1 || prompt=0
+wait "$mig_pid" && st=0 || st=$?
+ok_if "a destination hangs before ready: migrate-cancel ends it within 10 s (exit 1)" \
+	[ "$prompt" = 1 -a "$st" = 1 ]
+source_intact "hung destination" "$A/hang1.sock"
+
+# A flipped byte in the stream (a unix proxy in front of daemon c):
 # the record checksum catches it (TLS would too, but this checks our own).
 start_vm flip1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
 "$top_builddir/tests/lib/flip-proxy" "$tmp/proxy.sock" "$tmp/c.sock" 200000 2>"$tmp/proxy.log" &
