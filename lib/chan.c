@@ -130,21 +130,22 @@ static int chan_wrap(int fd, struct ssl_st *ssl, struct chan **out)
 	return 0;
 }
 
-int chan_accept_fd(int fd, struct chan_tls *tls, int timeout_ms, struct chan **out,
-		   char *err, size_t errlen)
+/*
+ * The common end of accept and connect: socket options, the TLS handshake
+ * if tls, the channel. Owns fd: closed on failure.
+ */
+static int chan_open(int fd, struct chan_tls *tls, bool server, const char *host,
+		     int64_t deadline, struct chan **out, char *err, size_t errlen)
 {
 	struct ssl_st *ssl = NULL;
 	int r;
 
-	*out = NULL;
-	if (fd < 0)
-		return KM_ERR_INVALID;
 	if ((r = chan_sock_setup(fd)) != 0) {
 		chan__errf(err, errlen, "socket setup: %s", km_strerror(r));
 		goto out_close;
 	}
-	if (tls != NULL && (r = chan_tls_handshake(tls, true, fd, NULL, chan_deadline(timeout_ms),
-						   &ssl, err, errlen)) != 0)
+	if (tls != NULL && (r = chan_tls_handshake(tls, server, fd, host, deadline, &ssl,
+						   err, errlen)) != 0)
 		goto out_close;
 	if ((r = chan_wrap(fd, ssl, out)) == 0)
 		return 0;
@@ -155,32 +156,27 @@ out_close:
 	return r;
 }
 
+int chan_accept_fd(int fd, struct chan_tls *tls, int timeout_ms, struct chan **out,
+		   char *err, size_t errlen)
+{
+	*out = NULL;
+	if (fd < 0)
+		return KM_ERR_INVALID;
+	return chan_open(fd, tls, true, NULL, chan_deadline(timeout_ms), out, err, errlen);
+}
+
 int chan_connect(const char *addr, struct chan_tls *tls, int timeout_ms, struct chan **out,
 		 char *err, size_t errlen)
 {
 	int64_t deadline = chan_deadline(timeout_ms);
-	struct ssl_st *ssl = NULL;
 	char host[CHAN_HOST_MAX];
-	int fd, r;
+	int fd;
 
 	*out = NULL;
 	if ((fd = chan__dial(addr, deadline, host, sizeof(host), err, errlen)) < 0)
 		return fd;
-	if ((r = chan_sock_setup(fd)) != 0) {
-		chan__errf(err, errlen, "socket setup: %s", km_strerror(r));
-		goto out_close;
-	}
 	/* A unix socket has no name to check: its file's permissions guard it. */
-	if (tls != NULL && (r = chan_tls_handshake(tls, false, fd, host[0] ? host : NULL,
-						   deadline, &ssl, err, errlen)) != 0)
-		goto out_close;
-	if ((r = chan_wrap(fd, ssl, out)) == 0)
-		return 0;
-	chan__errf(err, errlen, "%s", km_strerror(r));
-	chan_tls_end(ssl, false);
-out_close:
-	close(fd);
-	return r;
+	return chan_open(fd, tls, false, host[0] ? host : NULL, deadline, out, err, errlen);
 }
 
 /* After chan_abort the socket's EOF or EPIPE is our own doing, not the peer's. */
