@@ -230,34 +230,28 @@ enum mig_verdict mig__policy(struct mig *m, uint64_t n)
 	    (double)n > 0.5 * (double)m->round_pps * (double)m->round_ns / 1e9) {
 		pct = atomic_load(&m->throttle_pct);
 		pct = pct == 0 ? 20 : pct + 10;
-		if (pct > 99)
-			pct = 99;
-		throttle__set(m, pct);
-		mig__lock(m);
-		m->st.throttle_pct = pct;
-		mig__unlock(m);
+		throttle__set(m, pct);	/* at most 99 % */
+		pct = atomic_load(&m->throttle_pct);
 		log_info("migration of %s: round %u, %llu pages dirty: throttle %u%%",
 			 m->kvm->name, m->st.rounds, (unsigned long long)n, pct);
 	}
 	return MIG_CONTINUE;
 }
 
-void mig__begin_round(struct mig *m, uint64_t n, uint64_t *t0, uint64_t *bytes0,
-		      uint64_t *pages0)
+void mig__begin_round(struct mig *m, uint64_t n)
 {
-	*t0 = kvm__now_ns();
-	*bytes0 = stream_bytes_out(m->s);
+	uint64_t t0 = kvm__now_ns(), bytes0 = stream_bytes_out(m->s);
+
 	mig__lock(m);
-	*pages0 = m->st.pages;
+	m->round_pages0 = m->st.pages;
 	m->st.remaining_pages = n;
 	m->round_dirty = n;
-	m->round_t0 = *t0;
-	m->round_bytes0 = *bytes0;
+	m->round_t0 = t0;
+	m->round_bytes0 = bytes0;
 	mig__unlock(m);
 }
 
-void mig__trace_round(struct mig *m, uint64_t dirty, uint64_t t0, uint64_t dt,
-		      uint64_t pages, uint64_t bytes)
+void mig__trace_round(struct mig *m, uint64_t dt)
 {
 	struct mig_round *t;
 
@@ -266,30 +260,31 @@ void mig__trace_round(struct mig *m, uint64_t dirty, uint64_t t0, uint64_t dt,
 	t = &m->trace[m->nr_trace];
 	t->round = m->nr_trace;
 	t->throttle_pct = atomic_load(&m->throttle_pct);
-	t->start_ns = t0 - m->st.start_ns;
+	t->start_ns = m->round_t0 - m->st.start_ns;
 	t->duration_ns = dt;
-	t->dirty = dirty;
-	t->pages = pages;
-	t->bytes = bytes;
+	t->dirty = m->round_dirty;
+	t->pages = m->st.pages - m->round_pages0;
+	t->bytes = stream_bytes_out(m->s) - m->round_bytes0;
 	m->nr_trace++;
 }
 
-void mig__end_round(struct mig *m, uint64_t t0, uint64_t bytes0, uint64_t pages0)
+void mig__end_round(struct mig *m)
 {
-	uint64_t dt = kvm__now_ns() - t0;
+	uint64_t dt = kvm__now_ns() - m->round_t0, pages;
 
 	if (dt == 0)
 		dt = 1;
 	mig__lock(m);
-	mig__trace_round(m, m->round_dirty, t0, dt, m->st.pages - pages0,
-			 stream_bytes_out(m->s) - bytes0);
+	mig__trace_round(m, dt);
+	pages = m->st.pages - m->round_pages0;
 	m->round_ns = dt;
 	/* A round of a few pages says little about the rate: keep the last good one. */
-	if (m->st.pages - pages0 >= 64 || !m->round_pps)
-		m->round_pps = (uint64_t)((double)(m->st.pages - pages0) * 1e9 / (double)dt);
+	if (pages >= 64 || !m->round_pps)
+		m->round_pps = (uint64_t)((double)pages * 1e9 / (double)dt);
 	if (!m->round_pps)
 		m->round_pps = 1;
-	m->st.mbps = (double)(stream_bytes_out(m->s) - bytes0) * 8.0 / ((double)dt / 1e9) / 1e6;
+	m->st.mbps = (double)(stream_bytes_out(m->s) - m->round_bytes0) * 8.0 /
+		     ((double)dt / 1e9) / 1e6;
 	m->st.wire_bytes = stream_bytes_out(m->s);
 	m->st.rounds++;
 	mig__unlock(m);

@@ -40,7 +40,7 @@ struct mig {
 	uint64_t round_pps;		/* pages/s sent in the last round */
 	uint64_t round_ns;		/* duration of the last round */
 	uint64_t round_dirty;		/* pages the current round sends */
-	uint64_t round_t0, round_bytes0;	/* when and where the current round began */
+	uint64_t round_t0, round_bytes0, round_pages0;	/* where the current round began */
 	struct pages_stats acc;		/* pages of the batch being filled, not yet in st */
 	unsigned int lz4_misses;	/* pages in a row lz4 could not shrink */
 	unsigned int lz4_probe;
@@ -77,8 +77,8 @@ void mig__unlock(struct mig *m);
 void mig__set_status(struct mig *m, enum migrate_status s);
 uint64_t mig__realtime_ns(void);
 /* Appends one row to the per-round trace (query-migrate {"trace": true}). */
-void mig__trace_round(struct mig *m, uint64_t dirty, uint64_t t0, uint64_t dt,
-		      uint64_t pages, uint64_t bytes);
+/* Under the lock: one trace row for the round begun last, dt long. */
+void mig__trace_round(struct mig *m, uint64_t dt);
 /* Records the first failure reason (also logged). */
 void mig__fail(struct mig *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -96,9 +96,9 @@ void mig__account(struct mig *m, const struct pages_stats *st);
 int mig__pace(struct mig *m);
 /* Decides after a read of n dirty pages (updates expected downtime, throttle). */
 enum mig_verdict mig__policy(struct mig *m, uint64_t n);
-void mig__begin_round(struct mig *m, uint64_t n, uint64_t *t0, uint64_t *bytes0,
-		      uint64_t *pages0);
-void mig__end_round(struct mig *m, uint64_t t0, uint64_t bytes0, uint64_t pages0);
+/* A round of n pages starts / ended (rate, trace row, round count). */
+void mig__begin_round(struct mig *m, uint64_t n);
+void mig__end_round(struct mig *m);
 int mig__pause(struct mig *m);
 int mig__put_end(struct mig *m);
 /* REC_GO, then REC_RUNNING: the switchover. */

@@ -58,7 +58,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	atomic_store(&m->throttle_pct, 0);
 	m->sub = -1;
 	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = m->waiting = false;
-	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = 0;
+	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = m->round_pages0 = 0;
 	m->nr_trace = 0;
 	m->lz4_misses = m->lz4_probe = 0;
 	memset(&m->acc, 0, sizeof(m->acc));

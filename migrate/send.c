@@ -60,30 +60,27 @@ static int send__page(struct mig *m, struct buf **payload, uint64_t n)
 {
 	struct kvm *kvm = m->kvm;
 	const uint8_t *page = kvm->mem.base + n * KM_PAGE_SIZE;
-	struct pages_stats st = { 0 };
+	uint64_t lz4_before, raw_before;
 	bool lz4 = m->p.compress &&
 		   (m->lz4_misses < LZ4_MISS_LIMIT || ++m->lz4_probe % LZ4_PROBE_EVERY == 0);
 	int r;
 
-	r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
+	/* Summed into acc, published per batch: no lock per page. */
+	lz4_before = m->acc.lz4;
+	raw_before = m->acc.raw;
+	r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &m->acc);
 	if (r == KM_ERR_NO_SPACE) {
 		if ((r = send__batch(m, payload)) != 0)
 			return r;
-		r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &st);
+		lz4_before = raw_before = 0;	/* acc was published and reset */
+		r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &m->acc);
 	}
 	if (r)
 		return r;
-	if (st.lz4)
+	if (m->acc.lz4 != lz4_before)
 		m->lz4_misses = 0;
-	else if (lz4 && st.raw)
+	else if (lz4 && m->acc.raw != raw_before)
 		m->lz4_misses++;
-	/* Summed here, published per batch: no lock per page. */
-	m->acc.pages += st.pages;
-	m->acc.zero += st.zero;
-	m->acc.raw += st.raw;
-	m->acc.lz4 += st.lz4;
-	m->acc.bytes_in += st.bytes_in;
-	m->acc.bytes_out += st.bytes_out;
 	return 0;
 }
 
@@ -110,16 +107,12 @@ static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 				goto out;
 		}
 	} else {
-		/* What the bulk round will really send: the pages ever written. */
+		/* What the bulk round will really send: the pages ever written (the memfd's). */
 		uint64_t todo = 0;
 
-		while (memory__next_data(&kvm->mem, off, &start, &end) == 0) {
-			todo += (end - start + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE;
-			off = end;
-		}
-		off = 0;
+		memory__resident(&kvm->mem, &todo);
 		mig__lock(m);
-		m->st.remaining_pages = todo;
+		m->st.remaining_pages = todo / KM_PAGE_SIZE;
 		mig__unlock(m);
 		while ((r = memory__next_data(&kvm->mem, off, &start, &end)) == 0) {
 			for (n = start / KM_PAGE_SIZE; n < (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE; n++) {
@@ -213,7 +206,7 @@ out:
 static int send__rounds(struct mig *m, struct bitmap *dirty)
 {
 	struct kvm *kvm = m->kvm;
-	uint64_t t0, bytes0, pages0, n;
+	uint64_t n;
 	int64_t got;
 	int r, verdict;
 
@@ -227,7 +220,7 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 			/* These pages are read: the stop-and-copy sends them (dirty). */
 			return verdict == MIG_STOP_AND_COPY ? 0 : KM_ERR_TIMEOUT;
 		}
-		mig__begin_round(m, n, &t0, &bytes0, &pages0);
+		mig__begin_round(m, n);
 		if ((r = send__set(m, dirty, m->st.rounds == 0)) != 0)
 			return r;
 		if ((r = send__round_end(m, m->st.rounds)) != 0 || (r = stream_flush(m->s)) != 0)
@@ -240,7 +233,7 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 		 */
 		if ((r = send__expect(m, REC_ROUND_ACK, "the destination to apply the round")) != 0)
 			return r;
-		mig__end_round(m, t0, bytes0, pages0);
+		mig__end_round(m);
 		if ((r = mig__check_cancel(m)) != 0)
 			return r;
 	}
@@ -252,7 +245,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	struct kvm *kvm = m->kvm;
 	struct bitmap last;
 	struct buf *state = NULL;
-	uint64_t i, t0, bytes0, pages0;
+	uint64_t i;
 	int64_t got;
 	int r;
 
@@ -268,7 +261,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	for (i = 0; i < BITMAP_WORDS(last.nbits); i++)
 		last.words[i] |= dirty->words[i];
 	mig__set_status(m, MIGRATE_DEVICE);
-	mig__begin_round(m, bitmap_count(&last), &t0, &bytes0, &pages0);
+	mig__begin_round(m, bitmap_count(&last));
 	if ((r = send__set(m, &last, m->st.rounds == 0)) != 0)
 		goto out;
 	if (!(state = buf_new(REC_MAX_PAYLOAD))) {
@@ -284,8 +277,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	    (r = mig__put_end(m)) != 0 || (r = stream_flush(m->s)) != 0)
 		goto out;
 	mig__lock(m);
-	mig__trace_round(m, bitmap_count(&last), t0, kvm__now_ns() - t0, m->st.pages - pages0,
-			 stream_bytes_out(m->s) - bytes0);
+	mig__trace_round(m, kvm__now_ns() - m->round_t0);
 	mig__unlock(m);
 	if ((r = send__expect(m, REC_READY, "the destination to load the VM")) != 0)
 		goto out;
