@@ -32,19 +32,6 @@ static int stream_async_write(struct stream *s, const struct stream_item *it)
 	return chan_write(s->c, buf_ptr(it->b), buf_len(it->b));
 }
 
-/* Under the lock: back to its pool, or freed if the pool is full. */
-static void stream_async_recycle(struct stream_writer *w, struct buf *b, bool gather)
-{
-	unsigned int k = gather ? 0 : 1;
-
-	if (w->npool[k] < STREAM_QUEUE + 2) {
-		buf_discard(b);
-		w->pool[k][w->npool[k]++] = b;
-	} else {
-		buf_free(b);
-	}
-}
-
 static void *stream_async_thread(void *arg)
 {
 	struct stream *s = arg;
@@ -69,7 +56,7 @@ static void *stream_async_thread(void *arg)
 		pthread_mutex_lock(&w->lock);
 		if (r && !w->err)
 			w->err = r;
-		stream_async_recycle(w, it.b, it.framed);
+		stream_pool_put(&w->pool[it.framed ? 0 : 1], it.b);
 		w->busy = false;
 		pthread_cond_broadcast(&w->cond);
 	}
@@ -90,32 +77,19 @@ int stream_start_writer(struct stream *s, size_t payload_cap)
 		return -ENOMEM;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	w->cap[0] = STREAM_OUT_FLUSH + REC_HDR_SIZE + REC_MAX_PAYLOAD;
-	w->cap[1] = payload_cap;
+	stream_pool_init(&w->pool[0], STREAM_OUT_FLUSH + REC_HDR_SIZE + REC_MAX_PAYLOAD);
+	stream_pool_init(&w->pool[1], payload_cap);
 	s->w = w;
 	if ((r = pthread_create(&w->thread, NULL, stream_async_thread, s)) != 0) {
 		s->w = NULL;
+		stream_pool_destroy(&w->pool[0]);
+		stream_pool_destroy(&w->pool[1]);
 		pthread_cond_destroy(&w->cond);
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 		return -r;
 	}
 	return 0;
-}
-
-struct buf *stream_async_buf(struct stream *s, bool gather)
-{
-	struct stream_writer *w = s->w;
-	unsigned int k = gather ? 0 : 1;
-	struct buf *b = NULL;
-
-	pthread_mutex_lock(&w->lock);
-	if (w->npool[k] > 0)
-		b = w->pool[k][--w->npool[k]];
-	pthread_mutex_unlock(&w->lock);
-	if (!b && (b = buf_new(w->cap[k])) != NULL)
-		buf_set_bulk(b);
-	return b;
 }
 
 int stream_async_enqueue(struct stream *s, struct buf *b, uint32_t type, bool framed)
@@ -127,7 +101,7 @@ int stream_async_enqueue(struct stream *s, struct buf *b, uint32_t type, bool fr
 	while (w->n == STREAM_QUEUE && !w->err)
 		pthread_cond_wait(&w->cond, &w->lock);
 	if ((r = w->err) != 0) {
-		stream_async_recycle(w, b, framed);
+		stream_pool_put(&w->pool[framed ? 0 : 1], b);
 	} else {
 		w->q[(w->head + w->n) % STREAM_QUEUE] = (struct stream_item){
 			.b = b, .type = type, .framed = framed };
@@ -177,8 +151,7 @@ void stream_async_stop(struct stream *s)
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
 	for (k = 0; k < 2; k++)
-		while (w->npool[k] > 0)
-			buf_free(w->pool[k][--w->npool[k]]);
+		stream_pool_destroy(&w->pool[k]);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);

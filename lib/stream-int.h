@@ -10,6 +10,25 @@
 
 #define STREAM_QUEUE	4	/* batches in flight between producer and writer */
 
+/*
+ * Emptied bulk buffers kept for reuse between the stream's threads, so
+ * that megabyte batches are not allocated (and faulted in) over and over.
+ * It has its own lock, taken last.
+ */
+struct stream_pool {
+	pthread_mutex_t lock;
+	struct buf *b[STREAM_QUEUE + 2];
+	unsigned int n;
+	size_t cap;		/* of the buffers it makes */
+};
+
+void stream_pool_init(struct stream_pool *p, size_t cap);
+/* A recycled buffer, or a new bulk one of the pool's cap; NULL if out of memory. */
+struct buf *stream_pool_get(struct stream_pool *p);
+/* Takes b back (emptied without scrubbing), or frees it if the pool is full. NULL-safe. */
+void stream_pool_put(struct stream_pool *p, struct buf *b);
+void stream_pool_destroy(struct stream_pool *p);
+
 /* One unit of work for the writer thread. */
 struct stream_item {
 	struct buf *b;
@@ -26,10 +45,7 @@ struct stream_writer {
 	bool busy;		/* the thread is writing an item */
 	bool stop;
 	int err;		/* the first write error; later puts fail with it */
-	/* Empty buffers to reuse: [0] gather buffers, [1] owned payloads. */
-	struct buf *pool[2][STREAM_QUEUE + 2];
-	unsigned int npool[2];
-	size_t cap[2];
+	struct stream_pool pool[2];	/* [0] gather buffers, [1] owned payloads */
 };
 
 /* A record the reader thread took off the channel, or the error it met. */
@@ -50,8 +66,7 @@ struct stream_reader {
 	uint32_t max_payload;
 	uint32_t stop_types;	/* bit t: stop after a record of type t (< 32) */
 	struct buf *cur;	/* the payload handed out by the last stream_get */
-	struct buf *pool[STREAM_QUEUE + 2];	/* emptied payload buffers to reuse */
-	unsigned int npool;
+	struct stream_pool pool;	/* payload buffers */
 };
 
 struct stream {
@@ -82,6 +97,9 @@ int stream_async_enqueue(struct stream *s, struct buf *b, uint32_t type, bool fr
 int stream_async_flush(struct stream *s);
 void stream_async_stop(struct stream *s);
 /* A fresh empty buffer: a gather buffer (for s->out) or a payload buffer. */
-struct buf *stream_async_buf(struct stream *s, bool gather);
+static inline struct buf *stream_async_buf(struct stream *s, bool gather)
+{
+	return stream_pool_get(&s->w->pool[gather ? 0 : 1]);
+}
 
 #endif

@@ -22,36 +22,6 @@
 #include "record.h"
 #include "stream-int.h"
 
-/* A payload buffer: a recycled one, or a new one. */
-static struct buf *stream_reader_buf(struct stream_reader *rd)
-{
-	struct buf *b = NULL;
-
-	pthread_mutex_lock(&rd->lock);
-	if (rd->npool > 0)
-		b = rd->pool[--rd->npool];
-	pthread_mutex_unlock(&rd->lock);
-	if (!b && (b = buf_new(REC_MAX_PAYLOAD)) != NULL)
-		buf_set_bulk(b);
-	return b;
-}
-
-/*
- * Under the lock: keeps b for reuse (emptied without scrubbing: it held
- * guest pages, which guest memory holds anyway), or frees it.
- */
-static void stream_reader_recycle(struct stream_reader *rd, struct buf *b)
-{
-	if (!b)
-		return;
-	if (rd->npool < STREAM_QUEUE + 2) {
-		buf_discard(b);
-		rd->pool[rd->npool++] = b;
-	} else {
-		buf_free(b);
-	}
-}
-
 /* Under the lock: waits for room; false if asked to stop meanwhile. */
 static bool stream_reader_room(struct stream_reader *rd)
 {
@@ -71,13 +41,10 @@ static void *stream_reader_thread(void *arg)
 
 	for (;;) {
 		memset(&rec, 0, sizeof(rec));
-		if (!(rec.b = stream_reader_buf(rd))) {
+		if (!(rec.b = stream_pool_get(&rd->pool)))
 			r = -ENOMEM;
-		} else if ((r = stream_get_into(s, rd->max_payload, &type, rec.b)) != 0) {
-			pthread_mutex_lock(&rd->lock);
-			stream_reader_recycle(rd, rec.b);
-			pthread_mutex_unlock(&rd->lock);
-		}
+		else if ((r = stream_get_into(s, rd->max_payload, &type, rec.b)) != 0)
+			stream_pool_put(&rd->pool, rec.b);
 		if (r != 0)
 			rec.b = NULL;
 		rec.type = type;
@@ -118,10 +85,12 @@ int stream_start_reader(struct stream *s, uint32_t max_payload, uint32_t stop_ty
 	pthread_mutex_init(&rd->lock, NULL);
 	pthread_cond_init(&rd->cond, NULL);
 	rd->max_payload = max_payload;
+	stream_pool_init(&rd->pool, REC_MAX_PAYLOAD);
 	rd->stop_types = stop_types;
 	s->rd = rd;
 	if ((r = pthread_create(&rd->thread, NULL, stream_reader_thread, s)) != 0) {
 		s->rd = NULL;
+		stream_pool_destroy(&rd->pool);
 		pthread_cond_destroy(&rd->cond);
 		pthread_mutex_destroy(&rd->lock);
 		free(rd);
@@ -136,9 +105,9 @@ int stream_reader_get(struct stream *s, uint32_t *type, const uint8_t **payload,
 	struct stream_reader *rd = s->rd;
 	struct stream_rec rec;
 
-	pthread_mutex_lock(&rd->lock);
-	stream_reader_recycle(rd, rd->cur);
+	stream_pool_put(&rd->pool, rd->cur);
 	rd->cur = NULL;
+	pthread_mutex_lock(&rd->lock);
 	while (rd->n == 0 && !rd->done)
 		pthread_cond_wait(&rd->cond, &rd->lock);
 	if (rd->n == 0) {
@@ -176,8 +145,7 @@ void stream_stop_reader(struct stream *s)
 		rd->n--;
 	}
 	buf_free(rd->cur);
-	while (rd->npool > 0)
-		buf_free(rd->pool[--rd->npool]);
+	stream_pool_destroy(&rd->pool);
 	pthread_cond_destroy(&rd->cond);
 	pthread_mutex_destroy(&rd->lock);
 	free(rd);

@@ -14,6 +14,47 @@
 #define STREAM_IN_MAX	(REC_HDR_SIZE + REC_MAX_PAYLOAD + (256U << 10))
 #define STREAM_READ	(256U << 10)
 
+void stream_pool_init(struct stream_pool *p, size_t cap)
+{
+	pthread_mutex_init(&p->lock, NULL);
+	p->n = 0;
+	p->cap = cap;
+}
+
+struct buf *stream_pool_get(struct stream_pool *p)
+{
+	struct buf *b = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->n > 0)
+		b = p->b[--p->n];
+	pthread_mutex_unlock(&p->lock);
+	if (!b && (b = buf_new(p->cap)) != NULL)
+		buf_set_bulk(b);
+	return b;
+}
+
+void stream_pool_put(struct stream_pool *p, struct buf *b)
+{
+	if (!b)
+		return;
+	buf_discard(b);
+	pthread_mutex_lock(&p->lock);
+	if (p->n < sizeof(p->b) / sizeof(p->b[0])) {
+		p->b[p->n++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	buf_free(b);
+}
+
+void stream_pool_destroy(struct stream_pool *p)
+{
+	while (p->n > 0)
+		buf_free(p->b[--p->n]);
+	pthread_mutex_destroy(&p->lock);
+}
+
 struct stream *stream_new(struct chan *c)
 {
 	struct stream *s = calloc(1, sizeof(*s));
