@@ -59,3 +59,16 @@ wait_for() {
 		sleep 0.02
 	done
 }
+
+# ok_if DESC CMD...: one TAP line for a condition.
+ok_if() {
+	local desc="$1"
+	shift
+	if "$@"; then tap_ok "$desc"; else tap_fail "$desc" "failed: $*"; fi
+}
+
+# A VM's control socket, as the migration tests ask it.
+q() { "$QMP_SEND" "$@"; }
+running() { q "$1" '{"execute": "query-status"}' 2>/dev/null | grep -q '"running": *true'; }
+# The verify guest checked every page it wrote and found none bad.
+checked_ok() { q "$1" '{"execute": "check"}' 2>/dev/null | grep -Eq '"bad": *0[,}]'; }

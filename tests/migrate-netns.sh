@@ -38,14 +38,6 @@ tap_plan 17
 
 in_a() { ip netns exec "$nsa" "$@"; }
 in_b() { ip netns exec "$nsb" "$@"; }
-q() { "$QMP_SEND" "$@"; }
-running() { q "$1" '{"execute": "query-status"}' 2>/dev/null | grep -q '"running": *true'; }
-checked_ok() { q "$1" '{"execute": "check"}' 2>/dev/null | grep -Eq '"bad": *0[,}]'; }
-ok_if() {
-	local desc="$1"
-	shift
-	if "$@"; then tap_ok "$desc"; else tap_fail "$desc" "failed: $*"; fi
-}
 migrated() { q "$1" '{"execute": "query-migrate"}' 2>/dev/null; }
 
 A=$tmp/a B=$tmp/b

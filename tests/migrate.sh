@@ -23,7 +23,6 @@ tap_plan 60
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
 	{ echo "Bail out! scripts/make-certs failed"; exit 1; }
 
-q() { "$QMP_SEND" "$@"; }
 # start_daemon NAME RUNDIR [ARGS...]: a kvm-migrated on 127.0.0.1, port chosen
 # by the kernel; sets port_NAME and pid_NAME.
 start_daemon() {
@@ -53,14 +52,6 @@ progress() {
 		grep -o '"progress": *[0-9]*' | grep -o '[0-9]*$' | awk '{s += $1} END {print s + 0}'
 }
 progress_above() { [ "$(progress "$1")" -gt "$2" ]; }
-running() { q "$1" '{"execute": "query-status"}' 2>/dev/null | grep -q '"running": *true'; }
-checked_ok() { q "$1" '{"execute": "check"}' 2>/dev/null | grep -Eq '"bad": *0[,}]'; }
-# ok_if DESC CMD...: one TAP line for a condition.
-ok_if() {
-	local desc="$1"
-	shift
-	if "$@"; then tap_ok "$desc"; else tap_fail "$desc" "failed: $*"; fi
-}
 # The source after a failed migration: running, every page correct.
 source_intact() {
 	ok_if "$1: the source VM still runs" running "$2"
