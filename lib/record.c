@@ -201,7 +201,8 @@ int rec_field_u64(const uint8_t *data, uint32_t len, uint64_t *v)
 	return 0;
 }
 
-int rec_find_u64(const uint8_t *payload, uint32_t len, uint32_t tag, uint64_t *v)
+int rec_find_field(const uint8_t *payload, uint32_t len, uint32_t tag, const uint8_t **data,
+		   uint32_t *dlen)
 {
 	struct buf *f = buf_view(payload, len);
 	const uint8_t *d;
@@ -211,14 +212,23 @@ int rec_find_u64(const uint8_t *payload, uint32_t len, uint32_t tag, uint64_t *v
 	if (!f)
 		return len ? -ENOMEM : KM_ERR_END;
 	while ((r = rec_get_field(f, &t, &d, &flen)) == 0) {
-		if (t != tag)
-			continue;
-		if ((r = rec_field_u64(d, flen, v)) != 0)
-			break;
-		found = 0;
+		if (t == tag) {
+			*data = d;
+			*dlen = flen;
+			found = 0;
+		}
 	}
 	buf_free(f);
-	if (r != KM_ERR_END)
-		return KM_ERR_CORRUPT;
-	return found;
+	return r == KM_ERR_END ? found : KM_ERR_CORRUPT;
+}
+
+int rec_find_u64(const uint8_t *payload, uint32_t len, uint32_t tag, uint64_t *v)
+{
+	const uint8_t *d;
+	uint32_t flen;
+	int r;
+
+	if ((r = rec_find_field(payload, len, tag, &d, &flen)) != 0)
+		return r;
+	return rec_field_u64(d, flen, v);
 }

@@ -82,6 +82,13 @@ int rec_get_field(struct buf *payload, uint32_t *tag, const uint8_t **data,
 /* A u64 field's value; KM_ERR_CORRUPT if len is not 8. */
 int rec_field_u64(const uint8_t *data, uint32_t len, uint64_t *v);
 /*
+ * The field tag of a field-list payload (the last one if repeated): 0 and
+ * its bytes (pointing into payload), KM_ERR_END if absent, KM_ERR_CORRUPT
+ * if the payload is malformed.
+ */
+int rec_find_field(const uint8_t *payload, uint32_t len, uint32_t tag, const uint8_t **data,
+		   uint32_t *dlen);
+/*
  * The u64 field tag of a field-list payload (the last one if repeated):
  * 0, KM_ERR_END if absent, KM_ERR_CORRUPT if the payload or the field is
  * malformed.

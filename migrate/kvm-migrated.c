@@ -149,23 +149,15 @@ static int name_taken(const char *name, void *ctx)
 /* REC_QUERY {name}: is that VM running here? */
 static int child_query(struct daemon *d, struct stream *s)
 {
-	const uint8_t *p, *data;
-	uint32_t type, len, tag, flen;
-	char name[64] = "";
-	struct buf *f, *reply;
+	const uint8_t *p;
+	uint32_t type, len;
+	char name[64];
+	struct buf *reply;
 	int r, running;
 
 	if ((r = stream_get(s, 4096, &type, &p, &len)) != 0)
 		return r;
-	if (type != REC_QUERY || !(f = buf_view(p, len)))
-		return KM_ERR_CORRUPT;
-	while ((r = rec_get_field(f, &tag, &data, &flen)) == 0)
-		if (tag == 1 && flen < sizeof(name)) {
-			memcpy(name, data, flen);
-			name[flen] = 0;
-		}
-	buf_free(f);
-	if (r != KM_ERR_END || !rundir_valid_name(name))
+	if (type != REC_QUERY || migrate__name_field(p, len, 1, name, sizeof(name)) != 0)
 		return KM_ERR_CORRUPT;
 	running = name_taken(name, d);
 	if (!(reply = buf_new(256)))

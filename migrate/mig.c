@@ -15,6 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "record.h"
+#include "rundir.h"
 #include "kvm/control.h"
 #include "kvm/kvm.h"
 #include "migrate/mig.h"
@@ -66,24 +67,31 @@ void mig__fail(struct mig *m, const char *fmt, ...)
 	mig__unlock(m);
 }
 
+int migrate__name_field(const uint8_t *p, uint32_t len, uint32_t tag, char *name, size_t max)
+{
+	const uint8_t *d;
+	uint32_t flen;
+
+	name[0] = 0;
+	if (rec_find_field(p, len, tag, &d, &flen) != 0 || flen == 0 || flen >= max)
+		return KM_ERR_CORRUPT;
+	memcpy(name, d, flen);
+	name[flen] = 0;
+	return rundir_valid_name(name) ? 0 : KM_ERR_CORRUPT;
+}
+
 void migrate__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen)
 {
-	struct buf *f = buf_view(p, len);
 	const uint8_t *d;
-	uint32_t tag, flen;
-	size_t i, n = 0;
+	uint32_t flen, i;
+	size_t n = 0;
 
 	snprintf(out, outlen, "(no reason given)");
-	if (!f)
+	if (rec_find_field(p, len, 2, &d, &flen) != 0)	/* field 2: the text */
 		return;
-	while (rec_get_field(f, &tag, &d, &flen) == 0) {
-		if (tag != 2)	/* ERR_TEXT */
-			continue;
-		for (i = 0; i < flen && n + 1 < outlen; i++)
-			out[n++] = d[i] >= 0x20 && d[i] < 0x7f ? (char)d[i] : '?';
-		out[n] = 0;
-	}
-	buf_free(f);
+	for (i = 0; i < flen && n + 1 < outlen; i++)
+		out[n++] = d[i] >= 0x20 && d[i] < 0x7f ? (char)d[i] : '?';
+	out[n] = 0;
 }
 
 int mig__connect(struct mig *m)

@@ -131,6 +131,12 @@ struct migrate_incoming {
 struct stream;
 int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out);
 
+/*
+ * A VM name carried in field tag of a payload (the config's ST_CFG_NAME, a
+ * query's field 1), into name (max bytes with the NUL): 0, or
+ * KM_ERR_CORRUPT if absent, too long or not a valid name (rundir.h).
+ */
+int migrate__name_field(const uint8_t *p, uint32_t len, uint32_t tag, char *name, size_t max);
 /* The text of a REC_ERROR payload (field 2), made printable. */
 void migrate__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen);
 /* Sends REC_ERROR (code, text) and flushes, best effort. */

@@ -70,29 +70,6 @@ static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
 	return r;
 }
 
-/* The name field of a REC_VM_CONFIG payload. */
-static int recv__name(const uint8_t *p, uint32_t len, char *name, size_t max)
-{
-	struct buf *f = buf_view(p, len);
-	const uint8_t *d;
-	uint32_t tag, flen;
-	int r;
-
-	if (!f)
-		return -ENOMEM;
-	name[0] = 0;
-	while ((r = rec_get_field(f, &tag, &d, &flen)) == 0) {
-		if (tag == ST_CFG_NAME && flen > 0 && flen < max) {
-			memcpy(name, d, flen);
-			name[flen] = 0;
-		}
-	}
-	buf_free(f);
-	if (r != KM_ERR_END)
-		return KM_ERR_CORRUPT;
-	return rundir_valid_name(name) ? 0 : KM_ERR_CORRUPT;
-}
-
 static int recv__config(struct recv *rv)
 {
 	struct kvm_config cfg = { .irqchip = true, .dirty_backend = DIRTY_DEFAULT };
@@ -107,7 +84,8 @@ static int recv__config(struct recv *rv)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected the VM config, got record type %u",
 				  type);
 	if ((r = state__parse_config(p, len, &cfg)) != 0 ||
-	    (r = recv__name(p, len, rv->in->name, sizeof(rv->in->name))) != 0)
+	    (r = migrate__name_field(p, len, ST_CFG_NAME, rv->in->name,
+					 sizeof(rv->in->name))) != 0)
 		return recv__fail(rv, r, "VM config: %s", km_strerror(r));
 	if (cfg.mem_size > RECV_MAX_MEM)
 		return recv__fail(rv, KM_ERR_TOO_LARGE, "VM config: %llu bytes of memory is too much",
