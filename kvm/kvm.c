@@ -26,6 +26,14 @@ uint64_t kvm__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t kvm__wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static int kvm__check(struct kvm *kvm, int fd, long cap)
 {
 	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);

@@ -177,5 +177,7 @@ const char *kvm__stop_reason_name(enum kvm_stop_reason r);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t kvm__now_ns(void);
+/* Wall clock (CLOCK_REALTIME) in nanoseconds: what two hosts can compare. */
+uint64_t kvm__wall_ns(void);
 
 #endif

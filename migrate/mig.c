@@ -27,14 +27,6 @@ struct mig mig__g = {
 	.sub = -1,
 };
 
-uint64_t mig__realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 void mig__lock(struct mig *m)
 {
 	pthread_mutex_lock(&m->lock);

@@ -75,7 +75,6 @@ void *mig__thread(void *arg);
 void mig__lock(struct mig *m);
 void mig__unlock(struct mig *m);
 void mig__set_status(struct mig *m, enum migrate_status s);
-uint64_t mig__realtime_ns(void);
 /* Appends one row to the per-round trace (query-migrate {"trace": true}). */
 /* Under the lock: one trace row for the round begun last, dt long. */
 void mig__trace_round(struct mig *m, uint64_t dt);

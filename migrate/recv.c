@@ -50,14 +50,6 @@ void migrate__send_error(struct stream *s, int code, const char *text)
 	buf_free(e);
 }
 
-static uint64_t recv__realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
@@ -226,7 +218,7 @@ static int recv__stream(struct recv *rv)
  */
 static void recv__advance_tsc(struct recv *rv)
 {
-	uint64_t now = recv__realtime_ns();
+	uint64_t now = kvm__wall_ns();
 
 	if (rv->pause_realtime_ns && now > rv->pause_realtime_ns &&
 	    now - rv->pause_realtime_ns < 60ULL * 1000000000ULL)

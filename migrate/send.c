@@ -272,7 +272,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 		mig__fail(m, "capturing the VM state: %s", km_strerror(r));
 		goto out;
 	}
-	m->capture_realtime_ns = mig__realtime_ns();
+	m->capture_realtime_ns = kvm__wall_ns();
 	if ((r = stream_put_framed(m->s, buf_ptr(state), buf_len(state))) != 0 ||
 	    (r = mig__put_end(m)) != 0 || (r = stream_flush(m->s)) != 0)
 		goto out;
