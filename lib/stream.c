@@ -143,32 +143,16 @@ int stream_put_owned(struct stream *s, uint32_t type, struct buf **payload)
 	return stream_async_enqueue(s, b, type, false);
 }
 
-/* Records at least this large go out from where they lie, not through out. */
-#define STREAM_DIRECT	(64U << 10)
-
 int stream_put(struct stream *s, uint32_t type, const void *payload, uint32_t len)
 {
-	uint8_t hdr[REC_HDR_SIZE];
 	int r;
 
-	if (s->w) {
-		if ((r = rec_put(s->out, type, payload, len)) != 0)
-			return r;
-		return buf_len(s->out) >= STREAM_OUT_FLUSH ? stream_hand_over(s) : 0;
-	}
-	if (len >= STREAM_DIRECT) {
-		/* A page batch: one copy fewer on the hot path. */
-		if ((r = rec_header(type, payload, len, hdr)) != 0 ||
-		    (r = buf_put(s->out, hdr, sizeof(hdr))) != 0 ||
-		    (r = stream_flush(s)) != 0 ||
-		    (r = chan_write(s->c, payload, len)) != 0)
-			return r;
-		s->bytes_out += len;
-		return 0;
-	}
+	/* Page batches take stream_put_owned; what comes here is small and gathered. */
 	if ((r = rec_put(s->out, type, payload, len)) != 0)
 		return r;
-	return buf_len(s->out) >= STREAM_OUT_FLUSH ? stream_flush(s) : 0;
+	if (buf_len(s->out) < STREAM_OUT_FLUSH)
+		return 0;
+	return s->w ? stream_hand_over(s) : stream_flush(s);
 }
 
 int stream_put_framed(struct stream *s, const void *records, size_t len)
