@@ -194,29 +194,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* SIGINT/SIGTERM/SIGHUP stop the VM cleanly: one thread waits for them. */
-static void *signal_thread(void *arg)
-{
-	struct kvm *kvm = arg;
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) == 0)
-		kvm__request_stop(kvm, KVM_STOP_QUIT, "signal %s", strsignal(sig));
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	char path[4096], rundir[4096], sock[4096];
 	struct control *control = NULL;
 	struct kvm *kvm = NULL;
 	struct options o;
-	pthread_t sigthr;
 	uint64_t entry, deadline = 0;
 	sigset_t set;
 	int r, status = EXIT_SETUP;
@@ -225,7 +208,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	log_init("kvm-run", o.verbose ? LOG_DEBUG : LOG_INFO);
 
-	/* Blocked before any thread exists, so only signal_thread takes them. */
+	/* Blocked before any thread exists, so only kvm__stop_on_signals' thread takes them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -254,11 +237,8 @@ int main(int argc, char **argv)
 		if ((r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
 			goto out;
 	}
-	if ((r = pthread_create(&sigthr, NULL, signal_thread, kvm)) != 0) {
-		r = -r;
+	if ((r = kvm__stop_on_signals(kvm)) != 0)
 		goto out;
-	}
-	pthread_detach(sigthr);
 	if ((r = kvm__start(kvm)) != 0) {
 		status = EXIT_GUEST;
 		goto out;

@@ -1,6 +1,7 @@
 /* The VM lifecycle: create, start, pause/resume, stop, destroy. See kvm.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -431,6 +432,33 @@ void kvm__destroy(struct kvm *kvm)
 	pthread_cond_destroy(&kvm->cond);
 	pthread_mutex_destroy(&kvm->lock);
 	free(kvm);
+}
+
+/* Waits for SIGINT/SIGTERM/SIGHUP (blocked everywhere) and stops the VM. */
+static void *kvm__signal_thread(void *arg)
+{
+	struct kvm *kvm = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) == 0)
+		kvm__request_stop(kvm, KVM_STOP_QUIT, "signal %s", strsignal(sig));
+	return NULL;
+}
+
+int kvm__stop_on_signals(struct kvm *kvm)
+{
+	pthread_t t;
+	int r;
+
+	if ((r = pthread_create(&t, NULL, kvm__signal_thread, kvm)) != 0)
+		return -r;
+	pthread_detach(t);
+	return 0;
 }
 
 const char *kvm__state_name(enum kvm_run_state s)

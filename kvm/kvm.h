@@ -160,6 +160,12 @@ int kvm__resume(struct kvm *kvm);
 /* Asks the VM to stop (reason recorded if it is the first) and wakes waiters. */
 void kvm__request_stop(struct kvm *kvm, enum kvm_stop_reason reason,
 		       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * SIGINT, SIGTERM and SIGHUP stop the VM cleanly (KVM_STOP_QUIT): a
+ * detached thread waits for them. The caller blocks them in every thread
+ * first (before creating any), so that only this one takes them.
+ */
+int kvm__stop_on_signals(struct kvm *kvm);
 /* Waits until the VM stopped or deadline_ns (CLOCK_MONOTONIC, 0 = forever). */
 int kvm__wait_stopped(struct kvm *kvm, uint64_t deadline_ns);
 /* Joins the vCPU threads of a stopped (or stopping) VM. */

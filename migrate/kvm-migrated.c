@@ -189,22 +189,11 @@ static void child_on_running(struct kvm *kvm, void *ctx)
 static int child_become_vm(struct daemon *d, struct kvm *kvm)
 {
 	struct control *control = kvm->control;	/* started by child_on_running */
-	sigset_t set;
-	int sig;
 
-	/* SIGTERM/SIGINT stop the VM, as for kvm-run. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	for (;;) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
-
-		if (kvm__wait_stopped(kvm, kvm__now_ns() + 100000000ULL) == 0)
-			break;
-		sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0)
-			kvm__request_stop(kvm, KVM_STOP_QUIT, "signal %s", strsignal(sig));
-	}
+	/* As for kvm-run: the signals are blocked (the daemon's mask). */
+	if (kvm__stop_on_signals(kvm) != 0)
+		log_warn("VM %s: no signal thread; stop it with quit", kvm->name);
+	kvm__wait_stopped(kvm, 0);
 	kvm__join(kvm);
 	log_info("VM %s stopped here: %s (%s)", kvm->name, kvm__stop_reason_name(kvm->stop_reason),
 		 kvm->stop_detail);
