@@ -4,11 +4,18 @@
  * to the migrations, docs/benchmarks.md).
  *
  *   bench-limits net --transport tcp|tls|unix [--tls-dir DIR] [--bytes SIZE]
+ *                    [--into-memfd]
  *       One process sends SIZE bytes (default 2G) to another over a loopback
  *       channel of lib/chan.h (TLS: TLS 1.3 with the certificates of DIR, as
  *       kvm-migrate and kvm-migrated use them), in 1 MiB writes like
  *       lib/stream.c. Prints the connect (+handshake) time and GB/s from the
  *       first byte written to the receiver's acknowledgement of the last.
+ *       With --into-memfd, the sender sends SIZE bytes of random pages from
+ *       resident memory and the receiver pwrite()s what it reads into a
+ *       fresh memfd, as a destination puts arriving pages into guest RAM:
+ *       the floor under any migration of SIZE bytes of incompressible
+ *       memory over that channel on this machine (no page codec, no
+ *       checksums, no protocol).
  *   bench-limits pages [--mib N]
  *       The page codec of lib/pages.h on N MiB (default 256) of pages made
  *       as the fill guest makes them (pattern=random and pattern=text):
@@ -286,9 +293,35 @@ static void bench_populate(uint64_t n)
 	free(src);
 }
 
+/*
+ * The floor's receiver: read, then pwrite() into a fresh memfd, on one
+ * thread. (A second thread for the pwrite()s, as recv.c has, measured no
+ * faster here: both CPUs are already busy with the two ends.)
+ */
+static void sink_receive(struct chan *c, uint64_t bytes)
+{
+	uint8_t *in = malloc(256U << 10);
+	uint64_t off = 0;
+	int64_t n;
+	int fd;
+
+	if (!in)
+		die("memory", strerror(ENOMEM));
+	if ((fd = memfd_create("bench-limits", MFD_CLOEXEC)) < 0 || ftruncate(fd, (off_t)bytes) < 0)
+		die("memfd", strerror(errno));
+	for (; off < bytes; off += (uint64_t)n) {
+		if ((n = chan_read(c, in, 256U << 10)) < 0)
+			die("read", km_strerror((int)n));
+		if (pwrite(fd, in, (size_t)n, (off_t)off) != n)
+			die("pwrite", strerror(errno));
+	}
+	close(fd);
+	free(in);
+}
+
 /* ---- net: a loopback channel ---- */
 
-static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes)
+static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes, bool into_memfd)
 {
 	char err[CHAN_ERR_MAX] = "", addr[4200], sockdir[] = "/tmp/bench-limits.XXXXXX";
 	struct chan_tls *tls = NULL;
@@ -296,7 +329,7 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	int lfd, fd, pfd[2], st, r, is_unix = !strcmp(transport, "unix");
 	int is_tls = !strcmp(transport, "tls");
 	uint64_t t0, t1, t2, left;
-	uint8_t *chunk, ack = 0;
+	uint8_t *chunk, *src = NULL, ack = 0;
 	pid_t pid;
 
 	if (!is_unix && !is_tls && strcmp(transport, "tcp"))
@@ -330,9 +363,12 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 			die("accept", strerror(errno));
 		if ((r = chan_accept_fd(fd, tls, 10000, &c, err, sizeof(err))) != 0)
 			die("accept", err);
-		for (left = bytes; left > 0; left -= (uint64_t)n)
-			if ((n = chan_read(c, in, 256U << 10)) < 0)
-				die("read", km_strerror((int)n));
+		if (into_memfd)
+			sink_receive(c, bytes);
+		else
+			for (left = bytes; left > 0; left -= (uint64_t)n)
+				if ((n = chan_read(c, in, 256U << 10)) < 0)
+					die("read", km_strerror((int)n));
 		if (chan_write(c, &ack, 1) != 0)
 			die("ack", "write failed");
 		chan_close(c);
@@ -346,12 +382,24 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	if (!chunk)
 		die("memory", strerror(ENOMEM));
 	memset(chunk, 0xa5, CHUNK);
+	if (into_memfd) {
+		/* Resident random pages, as a source's guest RAM is (not timed). */
+		uint8_t *one = make_pages("random", CHUNK / PAGE);
+		uint64_t o;
+
+		if (!(src = malloc(bytes)))
+			die("memory", strerror(ENOMEM));
+		for (o = 0; o < bytes; o += CHUNK)
+			memcpy(src + o, one, bytes - o < CHUNK ? bytes - o : CHUNK);
+		free(one);
+	}
 	t0 = now_ns();
 	if ((r = chan_connect(addr, tls, 10000, &c, err, sizeof(err))) != 0)
 		die("connect", err);
 	t1 = now_ns();
 	for (left = bytes; left > 0; left -= left < CHUNK ? left : CHUNK)
-		if ((r = chan_write(c, chunk, left < CHUNK ? left : CHUNK)) != 0)
+		if ((r = chan_write(c, src ? src + (bytes - left) : chunk,
+				    left < CHUNK ? left : CHUNK)) != 0)
 			die("write", km_strerror(r));
 	if (chan_read_full(c, &ack, 1) != 0)
 		die("ack", "not received");
@@ -366,14 +414,18 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 		unlink(p);
 		rmdir(sockdir);
 	}
-	printf("net_%s_connect_ms %.2f\n", transport, (double)(t1 - t0) / 1e6);
-	printf("net_%s_gbs %.3f\n", transport, (double)bytes / (double)(t2 - t1));
+	printf("net_%s%s_connect_ms %.2f\n", transport, into_memfd ? "_memfd" : "",
+	       (double)(t1 - t0) / 1e6);
+	printf("net_%s%s_gbs %.3f\n", transport, into_memfd ? "_memfd" : "",
+	       (double)bytes / (double)(t2 - t1));
 	free(chunk);
+	free(src);
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-limits net --transport tcp|tls|unix [--tls-dir DIR] [--bytes SIZE]\n"
+			"                         [--into-memfd]\n"
 			"       bench-limits pages [--mib N]\n"
 			"       bench-limits samples DIR [--mib N]\n"
 			"       bench-limits populate [--mib N]\n");
@@ -387,10 +439,12 @@ int main(int argc, char **argv)
 		{ "tls-dir", required_argument, NULL, 'd' },
 		{ "bytes", required_argument, NULL, 'b' },
 		{ "mib", required_argument, NULL, 'm' },
+		{ "into-memfd", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd, *transport = "tcp", *tls_dir = NULL;
 	uint64_t bytes = 2ULL << 30, mib = 0;
+	bool into_memfd = false;
 	int c;
 
 	if (argc < 2)
@@ -401,6 +455,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 't': transport = optarg; break;
 		case 'd': tls_dir = optarg; break;
+		case 'f': into_memfd = true; break;
 		case 'b':
 			if (parse_size(optarg, &bytes) != 0 || bytes == 0)
 				usage();
@@ -415,7 +470,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "net")) {
-		bench_net(transport, tls_dir, bytes);
+		bench_net(transport, tls_dir, bytes, into_memfd);
 	} else if (!strcmp(cmd, "pages")) {
 		bench_codec("random", (mib ? mib : 256) << 8);
 		bench_codec("text", (mib ? mib : 256) << 8);
