@@ -185,5 +185,7 @@ const char *kvm__stop_reason_name(enum kvm_stop_reason r);
 uint64_t kvm__now_ns(void);
 /* Wall clock (CLOCK_REALTIME) in nanoseconds: what two hosts can compare. */
 uint64_t kvm__wall_ns(void);
+/* CPU time of the calling thread, ns. */
+uint64_t kvm__thread_cpu_ns(void);
 
 #endif

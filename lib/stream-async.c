@@ -60,6 +60,8 @@ static void *stream_async_thread(void *arg)
 		w->busy = false;
 		pthread_cond_broadcast(&w->cond);
 	}
+	w->cpu_ns = stream_thread_cpu_ns(pthread_self());
+	w->exited = true;
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
@@ -150,6 +152,7 @@ void stream_async_stop(struct stream *s)
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	s->stopped_cpu_ns += w->cpu_ns;
 	for (k = 0; k < 2; k++)
 		stream_pool_destroy(&w->pool[k]);
 	pthread_cond_destroy(&w->cond);

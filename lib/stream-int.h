@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "buf.h"
 #include "stream.h"
@@ -45,6 +46,8 @@ struct stream_writer {
 	bool busy;		/* the thread is writing an item */
 	bool stop;
 	int err;		/* the first write error; later puts fail with it */
+	bool exited;		/* the thread has returned; cpu_ns is final */
+	uint64_t cpu_ns;	/* the thread's CPU time when it returned */
 	struct stream_pool pool[2];	/* [0] gather buffers, [1] owned payloads */
 };
 
@@ -62,6 +65,7 @@ struct stream_reader {
 	struct stream_rec q[STREAM_QUEUE];
 	unsigned int head, n;
 	bool done;		/* the thread has exited (after a stop type or an error) */
+	uint64_t cpu_ns;	/* the thread's CPU time when it exited */
 	bool stop;		/* asked to stop */
 	uint32_t max_payload;
 	uint32_t stop_types;	/* bit t: stop after a record of type t (< 32) */
@@ -74,9 +78,21 @@ struct stream {
 	struct buf *in;
 	struct buf *out;	/* small records gathered (sync and async) */
 	uint64_t bytes_out, bytes_in;
+	uint64_t stopped_cpu_ns;	/* CPU time of the stream's threads already joined */
 	struct stream_writer *w;	/* NULL: writes happen on the caller's thread */
 	struct stream_reader *rd;	/* NULL: reads happen on the caller's thread */
 };
+
+/* CPU time of thread t (0 if it cannot be read); of the caller with pthread_self(). */
+static inline uint64_t stream_thread_cpu_ns(pthread_t t)
+{
+	struct timespec ts;
+	clockid_t id;
+
+	if (pthread_getcpuclockid(t, &id) != 0 || clock_gettime(id, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 /* Reads one record from the channel on the caller's thread (stream.c). */
 int stream_get_direct(struct stream *s, uint32_t max_payload, uint32_t *type,

@@ -64,6 +64,7 @@ static void *stream_reader_thread(void *arg)
 			break;
 	}
 	pthread_mutex_lock(&rd->lock);
+	rd->cpu_ns = stream_thread_cpu_ns(pthread_self());
 	rd->done = true;
 	pthread_cond_broadcast(&rd->cond);
 	pthread_mutex_unlock(&rd->lock);
@@ -139,6 +140,7 @@ void stream_stop_reader(struct stream *s)
 	pthread_cond_broadcast(&rd->cond);
 	pthread_mutex_unlock(&rd->lock);
 	pthread_join(rd->thread, NULL);
+	s->stopped_cpu_ns += rd->cpu_ns;
 	while (rd->n > 0) {
 		buf_free(rd->q[rd->head].b);
 		rd->head = (rd->head + 1) % STREAM_QUEUE;

@@ -273,6 +273,24 @@ uint64_t stream_bytes_in(const struct stream *s)
 	return s->bytes_in;
 }
 
+uint64_t stream_threads_cpu_ns(struct stream *s)
+{
+	uint64_t ns = s->stopped_cpu_ns;
+
+	/* Under each thread's lock it cannot return between the check and the read. */
+	if (s->w) {
+		pthread_mutex_lock(&s->w->lock);
+		ns += s->w->exited ? s->w->cpu_ns : stream_thread_cpu_ns(s->w->thread);
+		pthread_mutex_unlock(&s->w->lock);
+	}
+	if (s->rd) {
+		pthread_mutex_lock(&s->rd->lock);
+		ns += s->rd->done ? s->rd->cpu_ns : stream_thread_cpu_ns(s->rd->thread);
+		pthread_mutex_unlock(&s->rd->lock);
+	}
+	return ns;
+}
+
 int stream_put_header(struct stream *s, enum stream_purpose purpose, uint64_t caps)
 {
 	struct buf *p = buf_new(256);

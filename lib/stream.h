@@ -74,6 +74,13 @@ uint64_t stream_bytes_out(const struct stream *s);
 uint64_t stream_bytes_in(const struct stream *s);
 
 /*
+ * CPU time (ns) of the stream's own writer and reader threads, running or
+ * finished, since the stream was made: the encryption and socket work
+ * they do for the caller, which the caller's thread clock does not see.
+ */
+uint64_t stream_threads_cpu_ns(struct stream *s);
+
+/*
  * The REC_HEADER payload every stream starts with: magic, version, caps
  * and the purpose of the connection (enum stream_purpose).
  */

@@ -20,7 +20,7 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 		       (double)st->raw_bytes / (double)st->wire_bytes : 0.0;
 
 	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
-			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f}",
+			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f, s:f, s:f}",
 			 "status", migrate__status_name(st->status),
 			 "error", st->error,
 			 "total-time", (double)st->total_ns / 1e6,
@@ -40,7 +40,9 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 			 "raw-bytes", (json_int_t)st->raw_bytes,
 			 "compression-ratio", ratio,
 			 "throttle-percentage", (int)st->throttle_pct,
-			 "guest-stall", (double)st->guest_stall_ns / 1e6);
+			 "guest-stall", (double)st->guest_stall_ns / 1e6,
+			 "source-cpu-time", (double)st->source_cpu_ns / 1e6,
+			 "destination-cpu-time", (double)st->destination_cpu_ns / 1e6);
 }
 
 static char *cmd_migrate(void *ctx, const struct qmp_request *req)

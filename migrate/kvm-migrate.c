@@ -229,12 +229,15 @@ static void report(json_t *st, FILE *f)
 		"  on the wire       %10.1f MiB\n"
 		"  pages sent        %10.0f (zero %.0f, lz4 %.0f, raw %.0f); never touched, skipped %.0f\n"
 		"  compression ratio %10.2f (page bytes / wire bytes)\n"
-		"  throttle          %10.0f %%\n",
+		"  throttle          %10.0f %%\n"
+		"  CPU time          %10.1f ms at the source, %.1f ms at the destination "
+		"(migration threads)\n",
 		str(st, "status"), *str(st, "error") ? ": " : "", str(st, "error"),
 		num(st, "total-time"), num(st, "setup-time"), num(st, "downtime"),
 		num(st, "guest-stall"), num(st, "rounds"), num(st, "transferred") / 1048576.0,
 		num(st, "pages"), num(st, "zero"), num(st, "compressed"), num(st, "normal"),
-		num(st, "skipped"), num(st, "compression-ratio"), num(st, "throttle-percentage"));
+		num(st, "skipped"), num(st, "compression-ratio"), num(st, "throttle-percentage"),
+		num(st, "source-cpu-time"), num(st, "destination-cpu-time"));
 }
 
 /* The source's per-round trace as CSV (--trace). */

@@ -268,9 +268,14 @@ void mig__trace_round(struct mig *m, uint64_t dt)
 	m->nr_trace++;
 }
 
+uint64_t mig__cpu_ns(struct mig *m)
+{
+	return kvm__thread_cpu_ns() + (m->s ? stream_threads_cpu_ns(m->s) : 0);
+}
+
 void mig__end_round(struct mig *m)
 {
-	uint64_t dt = kvm__now_ns() - m->round_t0, pages;
+	uint64_t dt = kvm__now_ns() - m->round_t0, pages, cpu = mig__cpu_ns(m);
 
 	if (dt == 0)
 		dt = 1;
@@ -286,6 +291,7 @@ void mig__end_round(struct mig *m)
 	m->st.mbps = (double)(stream_bytes_out(m->s) - m->round_bytes0) * 8.0 /
 		     ((double)dt / 1e9) / 1e6;
 	m->st.wire_bytes = stream_bytes_out(m->s);
+	m->st.source_cpu_ns = cpu;
 	m->st.rounds++;
 	mig__unlock(m);
 }
@@ -340,6 +346,7 @@ int mig__go(struct mig *m)
 {
 	const uint8_t *p;
 	uint32_t type, len;
+	uint64_t cpu;
 	int r;
 
 	mig__lock(m);
@@ -365,8 +372,10 @@ int mig__go(struct mig *m)
 		mig__set_status(m, MIGRATE_UNKNOWN);
 		return r;
 	}
+	cpu = mig__cpu_ns(m);
 	mig__lock(m);
 	m->st.downtime_ns = kvm__now_ns() - m->pause_ns;
+	m->st.source_cpu_ns = cpu;
 	/* The migration is done here; waiting for the guest's report is not part of it. */
 	m->st.total_ns = kvm__now_ns() - m->st.start_ns;
 	m->st.remaining_pages = 0;

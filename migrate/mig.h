@@ -97,6 +97,8 @@ int mig__pace(struct mig *m);
 enum mig_verdict mig__policy(struct mig *m, uint64_t n);
 /* A round of n pages starts / ended (rate, trace row, round count). */
 void mig__begin_round(struct mig *m, uint64_t n);
+/* CPU time of this (the migration) thread and the stream's threads, ns. */
+uint64_t mig__cpu_ns(struct mig *m);
 void mig__end_round(struct mig *m);
 int mig__pause(struct mig *m);
 int mig__put_end(struct mig *m);

@@ -73,6 +73,12 @@ struct migrate_stats {
 	unsigned int throttle_pct;
 	uint64_t skipped_pages;		/* never touched: not sent at all */
 	uint64_t guest_stall_ns;	/* longest stall the guest measured (0: not reported) */
+	/*
+	 * CPU time spent migrating: the source's migration thread and its
+	 * stream writer (not the vCPUs); the destination's receiving threads
+	 * from the VM config to ready, as it reports (0: not reported).
+	 */
+	uint64_t source_cpu_ns, destination_cpu_ns;
 };
 
 /* Defaults for every field (the uri is empty). */

@@ -36,6 +36,7 @@ struct recv {
 	uint64_t pause_realtime_ns;
 	uint64_t paused;	/* the VM was paused at the source: it arrives paused */
 	uint64_t pages, rounds;
+	uint64_t cpu0_ns;	/* this thread's CPU time when the VM config arrived */
 	char why[256];
 };
 
@@ -264,9 +265,10 @@ static void recv__guest_report(struct recv *rv)
 static int recv__switchover(struct recv *rv)
 {
 	const char *fault = getenv("KVM_MIGRATE_FAULT");
-
+	struct buf *ready;
 	const uint8_t *p;
 	uint32_t type, len;
+	uint64_t cpu;
 	int r;
 
 	/* Fault injection for the tests (docs/protocol.md): a destination that hangs. */
@@ -275,7 +277,14 @@ static int recv__switchover(struct recv *rv)
 		for (;;)
 			pause();
 	}
-	if ((r = stream_put(rv->s, REC_READY, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
+	/* Field 1: the CPU time this end spent receiving, for the source's report. */
+	if (!(ready = buf_new(64)))
+		return recv__fail(rv, -ENOMEM, "sending ready: out of memory");
+	cpu = kvm__thread_cpu_ns() - rv->cpu0_ns + stream_threads_cpu_ns(rv->s);
+	if ((r = rec_put_field_u64(ready, 1, cpu)) == 0)
+		r = stream_put(rv->s, REC_READY, buf_ptr(ready), (uint32_t)buf_len(ready));
+	buf_free(ready);
+	if (r != 0 || (r = stream_flush(rv->s)) != 0)
 		return recv__fail(rv, r, "sending ready: %s", km_strerror(r));
 	/*
 	 * Fault injection for the tests (docs/protocol.md): die as a crash
@@ -311,7 +320,7 @@ static int recv__switchover(struct recv *rv)
 
 int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out)
 {
-	struct recv rv = { .s = s, .in = in };
+	struct recv rv = { .s = s, .in = in, .cpu0_ns = kvm__thread_cpu_ns() };
 	int r;
 
 	*out = NULL;

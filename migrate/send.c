@@ -152,7 +152,9 @@ static int send__round_end(struct mig *m, unsigned int round)
 }
 
 /* Waits for one record of type want; a REC_ERROR is the peer's refusal. */
-static int send__expect(struct mig *m, uint32_t want, const char *what)
+/* Waits for a record of type want; its payload in *pp, *plen if asked (valid until the next read). */
+static int send__expect(struct mig *m, uint32_t want, const char *what, const uint8_t **pp,
+			uint32_t *plen)
 {
 	const uint8_t *p;
 	uint32_t type, len;
@@ -177,6 +179,10 @@ static int send__expect(struct mig *m, uint32_t want, const char *what)
 		mig__fail(m, "waiting for %s: got record type %u", what, type);
 		return KM_ERR_PEER;
 	}
+	if (pp) {
+		*pp = p;
+		*plen = len;
+	}
 	return 0;
 }
 
@@ -196,7 +202,7 @@ static int send__setup(struct mig *m)
 		mig__fail(m, "sending the VM config: %s", km_strerror(r));
 		goto out;
 	}
-	r = send__expect(m, REC_ACCEPT, "the destination to accept the VM");
+	r = send__expect(m, REC_ACCEPT, "the destination to accept the VM", NULL, NULL);
 out:
 	buf_free(cfg);
 	return r;
@@ -231,7 +237,8 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 		 * fast pages left here (well-compressed pages leave far faster
 		 * than the destination can fault them in).
 		 */
-		if ((r = send__expect(m, REC_ROUND_ACK, "the destination to apply the round")) != 0)
+		if ((r = send__expect(m, REC_ROUND_ACK, "the destination to apply the round", NULL,
+					 NULL)) != 0)
 			return r;
 		mig__end_round(m);
 		if ((r = mig__check_cancel(m)) != 0)
@@ -245,7 +252,9 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	struct kvm *kvm = m->kvm;
 	struct bitmap last;
 	struct buf *state = NULL;
-	uint64_t i;
+	const uint8_t *p;
+	uint32_t len;
+	uint64_t i, cpu;
 	int64_t got;
 	int r;
 
@@ -279,8 +288,14 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	mig__lock(m);
 	mig__trace_round(m, kvm__now_ns() - m->round_t0);
 	mig__unlock(m);
-	if ((r = send__expect(m, REC_READY, "the destination to load the VM")) != 0)
+	if ((r = send__expect(m, REC_READY, "the destination to load the VM", &p, &len)) != 0)
 		goto out;
+	/* Field 1: the CPU time the destination spent receiving (optional). */
+	if (rec_find_u64(p, len, 1, &cpu) == 0) {
+		mig__lock(m);
+		m->st.destination_cpu_ns = cpu;
+		mig__unlock(m);
+	}
 	/* From here on the destination may run the VM: never resume this one blindly. */
 	if ((r = mig__go(m)) != 0)
 		goto out;

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 60
+tap_plan 61
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -67,7 +67,7 @@ A=$tmp/a B=$tmp/b C=$tmp/c
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
 start_daemon a "$A" || echo "# daemon a did not start"
 
-# 1-7. TLS over loopback, the verify guest writing while it moves.
+# 1-8. TLS over loopback, the verify guest writing while it moves.
 start_vm vm1 "$A" --mem 512M --vcpus 2 --guest-arg rate=10000,wss=64M
 src_pid=$vm_pid
 wait_for "the guest to write a while" 20 progress_above "$A/vm1.sock" 5000
@@ -78,6 +78,13 @@ else
 fi
 ok_if "the report says completed, with downtime and pages" \
 	grep -Eq "migration completed" "$tmp/m1.out"
+# Each end's migration threads ran at most the whole migration on two threads.
+cpu_ok() {
+	awk '/^  total time/ {t = $3} /^  CPU time/ {s = $3; d = $8}
+	     END {exit !(s > 0 && d > 0 && s <= 2 * t + 1 && d <= 2 * t + 1)}' "$1"
+}
+ok_if "the report gives both ends' CPU time, each above 0 and at most 2 x total ($(grep -h 'CPU time\|total time' "$tmp/m1.out" | tr -s ' ' | tr '\n' ';'))" \
+	cpu_ok "$tmp/m1.out"
 ok_if "the VM answers at the destination's run directory" running "$B/vm1.sock"
 ok_if "after migration: the guest's check finds every page correct" checked_ok "$B/vm1.sock"
 wait "$src_pid" && st=0 || st=$?

@@ -15,7 +15,8 @@
  *       fresh memfd, as a destination puts arriving pages into guest RAM:
  *       the floor under any migration of SIZE bytes of incompressible
  *       memory over that channel on this machine (no page codec, no
- *       checksums, no protocol).
+ *       checksums, no protocol). It also prints the CPU time each end
+ *       spent on the transfer.
  *   bench-limits pages [--mib N]
  *       The page codec of lib/pages.h on N MiB (default 256) of pages made
  *       as the fill guest makes them (pattern=random and pattern=text):
@@ -59,6 +60,15 @@
 
 #define CHUNK		(1U << 20)	/* lib/stream.c's STREAM_OUT_FLUSH */
 #define PAGE		4096U
+
+/* CPU time (user + system) of this process so far, ns. */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t now_ns(void)
 {
@@ -298,10 +308,10 @@ static void bench_populate(uint64_t n)
  * thread. (A second thread for the pwrite()s, as recv.c has, measured no
  * faster here: both CPUs are already busy with the two ends.)
  */
-static void sink_receive(struct chan *c, uint64_t bytes)
+static void sink_receive(struct chan *c, uint64_t bytes, const char *transport)
 {
 	uint8_t *in = malloc(256U << 10);
-	uint64_t off = 0;
+	uint64_t off = 0, cpu0 = cpu_ns();
 	int64_t n;
 	int fd;
 
@@ -315,6 +325,7 @@ static void sink_receive(struct chan *c, uint64_t bytes)
 		if (pwrite(fd, in, (size_t)n, (off_t)off) != n)
 			die("pwrite", strerror(errno));
 	}
+	printf("net_%s_memfd_cpu_recv_ms %.1f\n", transport, (double)(cpu_ns() - cpu0) / 1e6);
 	close(fd);
 	free(in);
 }
@@ -328,7 +339,7 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	struct chan *c = NULL;
 	int lfd, fd, pfd[2], st, r, is_unix = !strcmp(transport, "unix");
 	int is_tls = !strcmp(transport, "tls");
-	uint64_t t0, t1, t2, left;
+	uint64_t t0, t1, t2, left, cpu0 = 0, cpu1 = 0;
 	uint8_t *chunk, *src = NULL, ack = 0;
 	pid_t pid;
 
@@ -364,7 +375,7 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 		if ((r = chan_accept_fd(fd, tls, 10000, &c, err, sizeof(err))) != 0)
 			die("accept", err);
 		if (into_memfd)
-			sink_receive(c, bytes);
+			sink_receive(c, bytes, transport);
 		else
 			for (left = bytes; left > 0; left -= (uint64_t)n)
 				if ((n = chan_read(c, in, 256U << 10)) < 0)
@@ -397,6 +408,7 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	if ((r = chan_connect(addr, tls, 10000, &c, err, sizeof(err))) != 0)
 		die("connect", err);
 	t1 = now_ns();
+	cpu0 = cpu_ns();
 	for (left = bytes; left > 0; left -= left < CHUNK ? left : CHUNK)
 		if ((r = chan_write(c, src ? src + (bytes - left) : chunk,
 				    left < CHUNK ? left : CHUNK)) != 0)
@@ -404,6 +416,7 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	if (chan_read_full(c, &ack, 1) != 0)
 		die("ack", "not received");
 	t2 = now_ns();
+	cpu1 = cpu_ns();
 	chan_close(c);
 	chan_tls_free(tls);
 	waitpid(pid, &st, 0);
@@ -418,6 +431,8 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	       (double)(t1 - t0) / 1e6);
 	printf("net_%s%s_gbs %.3f\n", transport, into_memfd ? "_memfd" : "",
 	       (double)bytes / (double)(t2 - t1));
+	if (into_memfd)
+		printf("net_%s_memfd_cpu_send_ms %.1f\n", transport, (double)(cpu1 - cpu0) / 1e6);
 	free(chunk);
 	free(src);
 }
