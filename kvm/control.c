@@ -185,6 +185,11 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 		return qmp_reply_return(NULL, req->id);
 	}
 	if (!strcmp(cmd, "cont")) {
+		if (kvm__holds(kvm) & KVM_HOLD_MIGRATION)
+			return qmp_reply_error("GenericError",
+					       "a migration is switching this VM over (or waiting to "
+					       "learn whether the destination runs it); it stays "
+					       "paused until that ends", req->id);
 		if ((r = kvm__resume(kvm)) != 0)
 			return qmp_reply_error("GenericError", "the VM has stopped", req->id);
 		return qmp_reply_return(NULL, req->id);

@@ -254,6 +254,7 @@ int kvm__start_paused(struct kvm *kvm)
 	int r;
 
 	/* Set before any thread exists: each parks before its first KVM_RUN. */
+	kvm->holds |= KVM_HOLD_USER;
 	atomic_store(&kvm->pause_req, 1);
 	if ((r = kvm__start(kvm)) != 0)
 		return r;
@@ -274,13 +275,22 @@ static void kvm__kick_all(struct kvm *kvm)
 			kvm_cpu__kick(kvm->cpus[i]);
 }
 
-int kvm__pause(struct kvm *kvm)
+/* RUNNING or PAUSED as the holds say (the throttle's alone does not show); under kvm->lock. */
+static void kvm__update_state(struct kvm *kvm)
+{
+	if (kvm->state != KVM_STATE_RUNNING && kvm->state != KVM_STATE_PAUSED)
+		return;
+	kvm->state = kvm->holds & ~KVM_HOLD_THROTTLE ? KVM_STATE_PAUSED : KVM_STATE_RUNNING;
+}
+
+int kvm__hold(struct kvm *kvm, unsigned int hold)
 {
 	pthread_mutex_lock(&kvm->lock);
 	if (kvm->state == KVM_STATE_STOPPED || kvm->state == KVM_STATE_CREATED) {
 		pthread_mutex_unlock(&kvm->lock);
 		return kvm->state == KVM_STATE_CREATED ? 0 : KM_ERR_STATE;
 	}
+	kvm->holds |= hold;
 	atomic_store(&kvm->pause_req, 1);
 	pthread_mutex_unlock(&kvm->lock);
 
@@ -290,25 +300,46 @@ int kvm__pause(struct kvm *kvm)
 	/* Parked or exited vCPUs both count: neither is inside KVM_RUN. */
 	while (kvm->nr_parked < kvm->nr_live)
 		pthread_cond_wait(&kvm->cond, &kvm->lock);
-	if (kvm->state == KVM_STATE_RUNNING)
-		kvm->state = KVM_STATE_PAUSED;
+	kvm__update_state(kvm);
 	pthread_mutex_unlock(&kvm->lock);
 	return 0;
 }
 
-int kvm__resume(struct kvm *kvm)
+int kvm__release(struct kvm *kvm, unsigned int hold)
 {
 	pthread_mutex_lock(&kvm->lock);
 	if (kvm->state == KVM_STATE_STOPPED) {
 		pthread_mutex_unlock(&kvm->lock);
 		return KM_ERR_STATE;
 	}
-	atomic_store(&kvm->pause_req, 0);
-	if (kvm->state == KVM_STATE_PAUSED)
-		kvm->state = KVM_STATE_RUNNING;
+	kvm->holds &= ~hold;
+	/* The vCPUs run again only when nobody holds them. */
+	if (!kvm->holds)
+		atomic_store(&kvm->pause_req, 0);
+	kvm__update_state(kvm);
 	pthread_cond_broadcast(&kvm->cond);
 	pthread_mutex_unlock(&kvm->lock);
 	return 0;
+}
+
+unsigned int kvm__holds(struct kvm *kvm)
+{
+	unsigned int h;
+
+	pthread_mutex_lock(&kvm->lock);
+	h = kvm->holds;
+	pthread_mutex_unlock(&kvm->lock);
+	return h;
+}
+
+int kvm__pause(struct kvm *kvm)
+{
+	return kvm__hold(kvm, KVM_HOLD_USER);
+}
+
+int kvm__resume(struct kvm *kvm)
+{
+	return kvm__release(kvm, KVM_HOLD_USER);
 }
 
 void kvm__request_stop(struct kvm *kvm, enum kvm_stop_reason reason,
@@ -421,6 +452,7 @@ void kvm__destroy(struct kvm *kvm)
 		return;
 	if (kvm->state == KVM_STATE_RUNNING || kvm->state == KVM_STATE_PAUSED) {
 		kvm__request_stop(kvm, KVM_STOP_QUIT, "VM destroyed");
+		kvm->holds = 0;
 		atomic_store(&kvm->pause_req, 0);
 	}
 	kvm__join(kvm);

@@ -98,7 +98,8 @@ struct kvm {
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* any change of the fields below */
-	atomic_int pause_req;
+	atomic_int pause_req;		/* holds != 0 */
+	unsigned int holds;		/* enum kvm_hold bits: who keeps the vCPUs parked */
 	unsigned int nr_parked;
 	unsigned int nr_live;		/* vCPU threads that have not exited */
 	enum kvm_run_state state;
@@ -149,12 +150,30 @@ int kvm__start(struct kvm *kvm);
 int kvm__start_paused(struct kvm *kvm);
 
 /*
- * Parks every vCPU outside KVM_RUN with its state consistent (pending
- * port I/O completed). Returns 0 once all are parked, or when the VM has
- * stopped. Idempotent. Must not be called from a vCPU thread.
+ * Who keeps the vCPUs parked. Each holder pauses and releases only its
+ * own hold, and the vCPUs run again when no hold is left: so a throttle
+ * ending does not undo a user's stop, and a user's cont cannot run a VM
+ * that a migration is switching over.
  */
+enum kvm_hold {
+	KVM_HOLD_USER = 1U << 0,	/* stop/cont: kvm__pause, kvm__resume */
+	KVM_HOLD_MIGRATION = 1U << 1,	/* the stop-and-copy until the outcome is known */
+	KVM_HOLD_THROTTLE = 1U << 2,	/* auto-converge's pauses (the VM still shows running) */
+};
+
+/*
+ * Adds hold and parks every vCPU outside KVM_RUN with its state
+ * consistent (pending I/O completed). Returns 0 once all are parked, or
+ * when the VM has stopped. Idempotent per hold. Not from a vCPU thread.
+ * The VM shows PAUSED while a user or migration hold is on.
+ */
+int kvm__hold(struct kvm *kvm, unsigned int hold);
+/* Drops hold; the vCPUs run again if it was the last one. */
+int kvm__release(struct kvm *kvm, unsigned int hold);
+/* The holds on now (enum kvm_hold bits). */
+unsigned int kvm__holds(struct kvm *kvm);
+/* The user's hold: kvm__hold/kvm__release(KVM_HOLD_USER). */
 int kvm__pause(struct kvm *kvm);
-/* Lets parked vCPUs run again. */
 int kvm__resume(struct kvm *kvm);
 
 /* Asks the VM to stop (reason recorded if it is the first) and wakes waiters. */

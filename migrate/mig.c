@@ -301,8 +301,8 @@ int mig__pause(struct mig *m)
 	int r;
 
 	throttle__stop(m);
-	m->was_paused = m->kvm->state == KVM_STATE_PAUSED;
-	if ((r = kvm__pause(m->kvm)) != 0) {
+	m->was_paused = (kvm__holds(m->kvm) & KVM_HOLD_USER) != 0;
+	if ((r = kvm__hold(m->kvm, KVM_HOLD_MIGRATION)) != 0) {
 		mig__fail(m, "cannot pause the VM (it stopped)");
 		return r;
 	}
@@ -323,6 +323,8 @@ int mig__put_end(struct mig *m)
 	 * the guest's TSC on by the time until it loads it, so the guest's
 	 * clock shows the downtime it really had.
 	 */
+	/* A user's stop up to this moment (even during the stop-and-copy) travels. */
+	m->was_paused = (kvm__holds(m->kvm) & KVM_HOLD_USER) != 0;
 	if ((r = rec_put_field_u64(p, 1, m->capture_realtime_ns)) == 0 &&
 	    /* A VM paused before its migration arrives paused. */
 	    (r = rec_put_field_u64(p, 2, m->was_paused)) == 0)
@@ -425,8 +427,10 @@ void mig__finish(struct mig *m, int r)
 				stream_flush(m->s);
 			buf_free(e);
 		}
-		if (m->paused_by_us && !m->was_paused)
-			kvm__resume(kvm);
+		/* A user's stop (before or during the migration) stays in force. */
+		if (m->paused_by_us)
+			kvm__release(kvm, KVM_HOLD_MIGRATION);
+		m->was_paused = (kvm__holds(kvm) & KVM_HOLD_USER) != 0;
 		log_warn("migration of %s %s: %s; the VM %s here", kvm->name,
 			 s == MIGRATE_CANCELLED ? "cancelled" : "failed", m->st.error,
 			 m->was_paused ? "stays paused" : "keeps running");

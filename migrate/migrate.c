@@ -159,8 +159,7 @@ int migrate__settle(struct kvm *kvm, bool running_there)
 	} else {
 		log_warn("migration of %s: the destination does not run the VM; resuming here",
 			 kvm->name);
-		if (!m->was_paused)
-			kvm__resume(kvm);
+		kvm__release(kvm, KVM_HOLD_MIGRATION);
 	}
 	return 0;
 }

@@ -3,8 +3,9 @@
  * rate outruns the link can finish. As QEMU's CPU throttle: the vCPUs run
  * for a slice of THROTTLE_SLICE_NS, then are paused for pct / (100 - pct)
  * slices (20 %: 2.5 ms, 99 %: 990 ms). QEMU sleeps inside each vCPU
- * thread; here a thread pauses all vCPUs from outside (kvm__pause), which
- * keeps the vCPU loop untouched. A long slice keeps the cost of pausing
+ * thread; here a thread pauses all vCPUs from outside (a KVM_HOLD_THROTTLE
+ * hold), which keeps the vCPU loop untouched, and which a user's stop or
+ * the migration's own pause outlasts. A long slice keeps the cost of pausing
  * (a kick per vCPU) small against the time the guest runs, so 99 % really
  * leaves the guest about 1 % of its time.
  * The throttle is lifted (and its thread woken at once) before the
@@ -47,12 +48,12 @@ static void *throttle__thread(void *arg)
 	pthread_setname_np(pthread_self(), "throttle");
 	while (!atomic_load(&m->throttle_stop)) {
 		pct = atomic_load(&m->throttle_pct);
-		if (pct == 0 || kvm__pause(m->kvm) != 0) {
+		if (pct == 0 || kvm__hold(m->kvm, KVM_HOLD_THROTTLE) != 0) {
 			throttle__wait(m, THROTTLE_SLICE_NS);
 			continue;
 		}
 		throttle__wait(m, THROTTLE_SLICE_NS * pct / (100 - pct));
-		kvm__resume(m->kvm);
+		kvm__release(m->kvm, KVM_HOLD_THROTTLE);
 		throttle__wait(m, THROTTLE_SLICE_NS);
 	}
 	return NULL;

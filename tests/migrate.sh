@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 61
+tap_plan 65
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -164,6 +164,29 @@ else
 fi
 q "$B/hot1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
+# A user's stop while auto-converge throttles, then a cancel: the VM stays
+# stopped (neither the throttle's resumes nor the cancel undo the stop).
+start_vm hotstop "$A" --mem 256M --guest-arg rate=0,wss=32M
+"$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" --bandwidth 16M --no-compress --auto-converge \
+	--timeout 120 hotstop "127.0.0.1:$port_b" >"$tmp/hotstop.out" 2>&1 &
+mig_pid=$!
+throttling() {
+	q "$1" '{"execute": "query-migrate"}' 2>/dev/null | grep -Eq '"throttle-percentage": *[1-9]'
+}
+wait_for "the throttle to engage" 60 throttling "$A/hotstop.sock"
+q "$A/hotstop.sock" '{"execute": "stop"}' >/dev/null
+q "$A/hotstop.sock" '{"execute": "migrate-cancel"}' >/dev/null
+wait "$mig_pid" && st=0 || st=$?
+ok_if "stop during throttling, then cancel: kvm-migrate exits 1" [ "$st" = 1 ]
+still_stopped() {
+	! running "$A/hotstop.sock" &&
+		q "$A/hotstop.sock" '{"execute": "query-status"}' | grep -q '"paused"'
+}
+ok_if "the stopped VM stays stopped after the throttle and the migration end" still_stopped
+q "$A/hotstop.sock" '{"execute": "cont"}' >/dev/null
+source_intact "after cont" "$A/hotstop.sock"
+q "$A/hotstop.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
 # 24-25. At the round limit, --force stops and copies anyway: correct too.
 start_vm hot3 "$A" --mem 256M --guest-arg rate=0,wss=32M
 if migrate "$tmp/hot3.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds 2 --force \
@@ -258,6 +281,13 @@ waiting_ready() {
 	q "$1" '{"execute": "query-migrate"}' 2>/dev/null | grep -q '"status": *"device"'
 }
 wait_for "the source to wait for ready" 20 waiting_ready "$A/hang1.sock"
+# The switchover is under way: a user's cont must not run a second copy.
+q "$A/hang1.sock" '{"execute": "cont"}' >"$tmp/hang1-cont.out" 2>&1
+cont_refused() {
+	grep -q 'switching this VM over' "$tmp/hang1-cont.out" && ! running "$A/hang1.sock" &&
+		waiting_ready "$A/hang1.sock"
+}
+ok_if "during the switchover, cont is refused and the source stays paused" cont_refused
 q "$A/hang1.sock" '{"execute": "migrate-cancel"}' >/dev/null
 # Within 10 s: well under the 30 s I/O timeout a silent peer would otherwise cost.
 wait_for "kvm-migrate to finish" 10 sh -c "! kill -0 $mig_pid" && prompt=1 || prompt=0

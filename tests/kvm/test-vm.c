@@ -167,6 +167,61 @@ static void pause_resume(unsigned int nr_vcpus)
 	kvm__destroy(vm);
 }
 
+/* Asserts every vCPU is parked and no progress report arrives meanwhile. */
+static void assert_parked(struct kvm *vm)
+{
+	uint64_t before = vm->progress.head;
+	unsigned int i;
+
+	assert_int_equal(vm->nr_parked, vm->nr_live);
+	for (i = 0; i < vm->nr_cpus; i++) {
+		struct kvm_regs regs;
+
+		assert_true(vm->cpus[i]->parked);
+		assert_int_equal(ioctl(vm->cpus[i]->fd, KVM_GET_REGS, &regs), 0);
+	}
+	assert_int_equal(vm->progress.head, before);
+}
+
+/*
+ * Holds: each holder releases only its own, and the vCPUs run when none
+ * is left. A throttle's release must not undo a user's stop, nor the
+ * user's cont a migration's pause; the throttle alone shows "running".
+ */
+static void test_holds(void **unused)
+{
+	struct kvm *vm = vm_create_with_code(MEM, 2, true, guest_count_forever);
+	unsigned int i;
+
+	assert_int_equal(kvm__start(vm), 0);
+	for (i = 0; i < 2; i++)
+		vm_wait_progress(vm, i, 1, 30000);
+
+	assert_int_equal(kvm__hold(vm, KVM_HOLD_THROTTLE), 0);
+	assert_int_equal(vm->state, KVM_STATE_RUNNING);	/* throttled, not paused */
+	assert_parked(vm);
+	assert_int_equal(kvm__pause(vm), 0);
+	assert_int_equal(vm->state, KVM_STATE_PAUSED);
+	assert_int_equal(kvm__release(vm, KVM_HOLD_THROTTLE), 0);
+	assert_int_equal(vm->state, KVM_STATE_PAUSED);
+	assert_parked(vm);
+	assert_int_equal(kvm__holds(vm), KVM_HOLD_USER);
+
+	assert_int_equal(kvm__hold(vm, KVM_HOLD_MIGRATION), 0);
+	assert_int_equal(kvm__resume(vm), 0);
+	assert_int_equal(vm->state, KVM_STATE_PAUSED);
+	assert_parked(vm);
+	assert_int_equal(kvm__release(vm, KVM_HOLD_MIGRATION), 0);
+	assert_int_equal(kvm__holds(vm), 0);
+	assert_int_equal(vm->state, KVM_STATE_RUNNING);
+	for (i = 0; i < 2; i++)
+		vm_wait_progress(vm, i, vm_progress(vm, i) + 1, 30000);
+
+	kvm__request_stop(vm, KVM_STOP_QUIT, "test over");
+	kvm__join(vm);
+	kvm__destroy(vm);
+}
+
 static void test_pause_resume_1(void **unused)
 {
 	pause_resume(1);
@@ -188,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_boot_info_read_only),
 		cmocka_unit_test(test_pause_resume_1),
 		cmocka_unit_test(test_pause_resume_2),
+		cmocka_unit_test(test_holds),
 	};
 
 	kvm_test_require_kvm();
