@@ -25,9 +25,10 @@ void chan__errf(char *err, size_t errlen, const char *fmt, ...)
 int64_t chan__now_ms(void);
 /*
  * Waits until fd is ready for events (POLLIN/POLLOUT) or the deadline (a
- * chan__now_ms() value; < 0: none) passes: 0, KM_ERR_TIMEOUT or -errno.
+ * chan__now_ms() value; < 0: none) passes: 0, KM_ERR_TIMEOUT or -errno;
+ * KM_ERR_CANCELED as soon as cancel_fd (if >= 0) is readable.
  */
-int chan__wait(int fd, short events, int64_t deadline);
+int chan__wait(int fd, short events, int64_t deadline, int cancel_fd);
 
 /* "ADDR:PORT", "[V6ADDR]:PORT" or "unix" for a peer's or our address. */
 void chan__fmt_sa(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen);
@@ -36,18 +37,20 @@ void chan__fmt_sa(const struct sockaddr *sa, socklen_t len, char *out, size_t ou
  * negative error with the reason in err. host receives the address's host
  * for the certificate name check ("" for a unix socket).
  */
-int chan__dial(const char *addr, int64_t deadline, char *host, size_t hostlen,
+int chan__dial(const char *addr, int64_t deadline, int cancel_fd, char *host, size_t hostlen,
 	       char *err, size_t errlen);
 
 /*
  * Runs the server or client handshake on the connected non-blocking fd
- * before deadline (KM_ERR_INVALID if tls was loaded for the other side).
+ * before deadline or cancel_fd (see chan__wait) (KM_ERR_INVALID if tls
+ * was loaded for the other side).
  * host, for a client, is the name or numeric address the server's
  * certificate must carry (NULL: the chain only). *out owned by the
  * caller, who still owns fd.
  */
 int chan_tls_handshake(struct chan_tls *tls, bool server, int fd, const char *host,
-		       int64_t deadline, struct ssl_st **out, char *err, size_t errlen);
+		       int64_t deadline, int cancel_fd, struct ssl_st **out, char *err,
+		       size_t errlen);
 /*
  * One non-blocking step: the count moved (> 0); or 0 with *want set to
  * POLLIN or POLLOUT, to wait for before calling again with the same

@@ -232,7 +232,8 @@ int chan_local_port(int fd)
 }
 
 /* A connect bounded by deadline on a non-blocking fd: 0 or a negative error. */
-static int chan_connect_sa(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
+static int chan_connect_sa(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline,
+			   int cancel_fd)
 {
 	socklen_t sl = sizeof(int);
 	int r, soerr = 0;
@@ -241,7 +242,7 @@ static int chan_connect_sa(int fd, const struct sockaddr *sa, socklen_t len, int
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return km_errno();
-	if ((r = chan__wait(fd, POLLOUT, deadline)) != 0)
+	if ((r = chan__wait(fd, POLLOUT, deadline, cancel_fd)) != 0)
 		return r;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 		return km_errno();
@@ -250,7 +251,7 @@ static int chan_connect_sa(int fd, const struct sockaddr *sa, socklen_t len, int
 
 /* Tries each address of host in turn, all within one deadline: the fd or an error. */
 static int chan_connect_tcp(const char *host, const char *port, int64_t deadline,
-			    char *err, size_t errlen)
+			    int cancel_fd, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res, *ai;
@@ -260,14 +261,14 @@ static int chan_connect_tcp(const char *host, const char *port, int64_t deadline
 	if ((r = chan_resolve(host, port, &hints, &res, err, errlen)) != 0)
 		return r;
 	r = -EHOSTUNREACH;
-	for (ai = res; ai != NULL && r != KM_ERR_TIMEOUT; ai = ai->ai_next) {
+	for (ai = res; ai != NULL && r != KM_ERR_TIMEOUT && r != KM_ERR_CANCELED; ai = ai->ai_next) {
 		chan__fmt_sa(ai->ai_addr, ai->ai_addrlen, where, sizeof(where));
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0) {
 			r = km_errno();
 			continue;
 		}
-		if ((r = chan_connect_sa(fd, ai->ai_addr, ai->ai_addrlen, deadline)) == 0)
+		if ((r = chan_connect_sa(fd, ai->ai_addr, ai->ai_addrlen, deadline, cancel_fd)) == 0)
 			break;
 		close(fd);
 		fd = -1;
@@ -279,7 +280,7 @@ static int chan_connect_tcp(const char *host, const char *port, int64_t deadline
 	return r;
 }
 
-static int chan_connect_unix(const struct sockaddr_un *sun, int64_t deadline,
+static int chan_connect_unix(const struct sockaddr_un *sun, int64_t deadline, int cancel_fd,
 			     char *err, size_t errlen)
 {
 	int fd, r;
@@ -287,7 +288,7 @@ static int chan_connect_unix(const struct sockaddr_un *sun, int64_t deadline,
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
 		r = km_errno();
 	} else if ((r = chan_connect_sa(fd, (const struct sockaddr *)sun, sizeof(*sun),
-					deadline)) == 0) {
+					deadline, cancel_fd)) == 0) {
 		return fd;
 	} else {
 		close(fd);
@@ -296,7 +297,7 @@ static int chan_connect_unix(const struct sockaddr_un *sun, int64_t deadline,
 	return r;
 }
 
-int chan__dial(const char *addr, int64_t deadline, char *host, size_t hostlen,
+int chan__dial(const char *addr, int64_t deadline, int cancel_fd, char *host, size_t hostlen,
 	       char *err, size_t errlen)
 {
 	struct chan_addr a;
@@ -306,11 +307,11 @@ int chan__dial(const char *addr, int64_t deadline, char *host, size_t hostlen,
 		return r;
 	host[0] = '\0';
 	if (a.is_unix)
-		return chan_connect_unix(&a.sun, deadline, err, errlen);
+		return chan_connect_unix(&a.sun, deadline, cancel_fd, err, errlen);
 	if (a.host[0] == '\0' || strlen(a.host) >= hostlen) {
 		chan__errf(err, errlen, "no host in '%s'", addr);
 		return KM_ERR_INVALID;
 	}
 	strcpy(host, a.host);
-	return chan_connect_tcp(a.host, a.port, deadline, err, errlen);
+	return chan_connect_tcp(a.host, a.port, deadline, cancel_fd, err, errlen);
 }

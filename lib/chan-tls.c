@@ -323,7 +323,7 @@ static SSL *chan_tls_ssl_new(struct chan_tls *tls, int fd)
 }
 
 int chan_tls_handshake(struct chan_tls *tls, bool server, int fd, const char *host,
-		       int64_t deadline, SSL **out, char *err, size_t errlen)
+		       int64_t deadline, int cancel_fd, SSL **out, char *err, size_t errlen)
 {
 	SSL *ssl = NULL;
 	short want;
@@ -358,7 +358,7 @@ int chan_tls_handshake(struct chan_tls *tls, bool server, int fd, const char *ho
 			r = chan_tls_why(ssl, ret, server, host, err, errlen);
 			goto out;
 		}
-		if ((r = chan__wait(fd, want, deadline)) != 0) {
+		if ((r = chan__wait(fd, want, deadline, cancel_fd)) != 0) {
 			chan__errf(err, errlen, "TLS handshake with the %s: %s",
 				   server ? "client" : "server", km_strerror(r));
 			goto out;

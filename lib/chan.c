@@ -70,9 +70,9 @@ static int64_t chan_deadline(int timeout_ms)
 	return timeout_ms > 0 ? chan__now_ms() + timeout_ms : -1;
 }
 
-int chan__wait(int fd, short events, int64_t deadline)
+int chan__wait(int fd, short events, int64_t deadline, int cancel_fd)
 {
-	struct pollfd p = { .fd = fd, .events = events };
+	struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = cancel_fd, .events = POLLIN } };
 	int64_t left;
 	int n;
 
@@ -80,7 +80,9 @@ int chan__wait(int fd, short events, int64_t deadline)
 		left = deadline < 0 ? -1 : deadline - chan__now_ms();
 		if (deadline >= 0 && left <= 0)
 			return KM_ERR_TIMEOUT;
-		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		n = poll(p, cancel_fd >= 0 ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0 && cancel_fd >= 0 && p[1].revents)
+			return KM_ERR_CANCELED;
 		/* Readiness, an error or a hangup: the next call reports which. */
 		if (n > 0)
 			return 0;
@@ -135,7 +137,7 @@ static int chan_wrap(int fd, struct ssl_st *ssl, struct chan **out)
  * if tls, the channel. Owns fd: closed on failure.
  */
 static int chan_open(int fd, struct chan_tls *tls, bool server, const char *host,
-		     int64_t deadline, struct chan **out, char *err, size_t errlen)
+		     int64_t deadline, int cancel_fd, struct chan **out, char *err, size_t errlen)
 {
 	struct ssl_st *ssl = NULL;
 	int r;
@@ -144,8 +146,8 @@ static int chan_open(int fd, struct chan_tls *tls, bool server, const char *host
 		chan__errf(err, errlen, "socket setup: %s", km_strerror(r));
 		goto out_close;
 	}
-	if (tls != NULL && (r = chan_tls_handshake(tls, server, fd, host, deadline, &ssl,
-						   err, errlen)) != 0)
+	if (tls != NULL && (r = chan_tls_handshake(tls, server, fd, host, deadline, cancel_fd,
+						   &ssl, err, errlen)) != 0)
 		goto out_close;
 	if ((r = chan_wrap(fd, ssl, out)) == 0)
 		return 0;
@@ -162,21 +164,28 @@ int chan_accept_fd(int fd, struct chan_tls *tls, int timeout_ms, struct chan **o
 	*out = NULL;
 	if (fd < 0)
 		return KM_ERR_INVALID;
-	return chan_open(fd, tls, true, NULL, chan_deadline(timeout_ms), out, err, errlen);
+	return chan_open(fd, tls, true, NULL, chan_deadline(timeout_ms), -1, out, err, errlen);
 }
 
-int chan_connect(const char *addr, struct chan_tls *tls, int timeout_ms, struct chan **out,
-		 char *err, size_t errlen)
+int chan_connect_cancellable(const char *addr, struct chan_tls *tls, int timeout_ms,
+			     int cancel_fd, struct chan **out, char *err, size_t errlen)
 {
 	int64_t deadline = chan_deadline(timeout_ms);
 	char host[CHAN_HOST_MAX];
 	int fd;
 
 	*out = NULL;
-	if ((fd = chan__dial(addr, deadline, host, sizeof(host), err, errlen)) < 0)
+	if ((fd = chan__dial(addr, deadline, cancel_fd, host, sizeof(host), err, errlen)) < 0)
 		return fd;
 	/* A unix socket has no name to check: its file's permissions guard it. */
-	return chan_open(fd, tls, false, host[0] ? host : NULL, deadline, out, err, errlen);
+	return chan_open(fd, tls, false, host[0] ? host : NULL, deadline, cancel_fd, out, err,
+			 errlen);
+}
+
+int chan_connect(const char *addr, struct chan_tls *tls, int timeout_ms, struct chan **out,
+		 char *err, size_t errlen)
+{
+	return chan_connect_cancellable(addr, tls, timeout_ms, -1, out, err, errlen);
 }
 
 /* After chan_abort the socket's EOF or EPIPE is our own doing, not the peer's. */
@@ -234,7 +243,7 @@ int64_t chan_read(struct chan *c, void *data, size_t len)
 			return KM_ERR_CANCELED;
 		if ((n = chan_read_step(c, data, len, &want)) != 0)
 			return n > 0 ? n : chan_fail(c, (int)n);
-		if ((r = chan__wait(c->fd, want, chan_deadline(c->timeout_ms))) != 0)
+		if ((r = chan__wait(c->fd, want, chan_deadline(c->timeout_ms), -1)) != 0)
 			return chan_fail(c, r);
 	}
 }
@@ -272,7 +281,7 @@ int chan_write(struct chan *c, const void *data, size_t len)
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
-		} else if ((r = chan__wait(c->fd, want, chan_deadline(c->timeout_ms))) != 0) {
+		} else if ((r = chan__wait(c->fd, want, chan_deadline(c->timeout_ms), -1)) != 0) {
 			return chan_fail(c, r);
 		}
 	}

@@ -74,6 +74,14 @@ int chan_accept_fd(int fd, struct chan_tls *tls, int timeout_ms, struct chan **o
  */
 int chan_connect(const char *addr, struct chan_tls *tls, int timeout_ms, struct chan **out,
 		 char *err, size_t errlen);
+/*
+ * The same, given up with KM_ERR_CANCELED as soon as cancel_fd (an
+ * eventfd or a pipe's read end, < 0: none) becomes readable, whether the
+ * connect or the handshake is waiting: another thread's cancel does not
+ * wait out timeout_ms on a peer that accepted and went silent.
+ */
+int chan_connect_cancellable(const char *addr, struct chan_tls *tls, int timeout_ms,
+			     int cancel_fd, struct chan **out, char *err, size_t errlen);
 
 /*
  * Writes all of len bytes (blocking). 0, or a negative error:

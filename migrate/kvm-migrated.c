@@ -222,6 +222,12 @@ static int child_main(struct daemon *d, int fd)
 	int r, status = 1;
 
 	close(d->lfd);
+	/* Fault injection for the tests (docs/protocol.md): a peer that accepts, then is silent. */
+	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "hang-in-handshake")) {
+		log_warn("KVM_MIGRATE_FAULT=hang-in-handshake: accepted, never answering");
+		for (;;)
+			pause();
+	}
 	if ((r = chan_accept_fd(fd, d->tls, MIGRATE_HANDSHAKE_MS, &c, err, sizeof(err))) != 0) {
 		log_error("refused a connection: %s", err[0] ? err : km_strerror(r));
 		return 2;

@@ -97,8 +97,11 @@ int mig__connect(struct mig *m)
 		mig__fail(m, "TLS setup: %s", err);
 		return r;
 	}
-	if ((r = chan_connect(m->p.uri, m->tls, MIGRATE_HANDSHAKE_MS, &m->c, err,
-			      sizeof(err))) != 0) {
+	/* A cancel now wakes the connect or handshake through cancel_efd. */
+	if ((r = chan_connect_cancellable(m->p.uri, m->tls, MIGRATE_HANDSHAKE_MS, m->cancel_efd,
+					  &m->c, err, sizeof(err))) != 0) {
+		if (r == KM_ERR_CANCELED)
+			snprintf(err, sizeof(err), "cancelled on request");
 		mig__fail(m, "connecting to %s: %s", m->p.uri, err[0] ? err : km_strerror(r));
 		return r;
 	}

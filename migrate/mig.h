@@ -26,6 +26,13 @@ struct mig {
 	pthread_t thread;
 	bool thread_started;
 	atomic_int cancel;
+	/*
+	 * Readable once cancelled: wakes a connect or TLS handshake in
+	 * progress (no channel to abort yet). Made at the first migration,
+	 * kept for the process's life, drained at each start.
+	 */
+	int cancel_efd;
+	bool cancel_efd_made;
 
 	struct chan_tls *tls;
 	struct chan *c;

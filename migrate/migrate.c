@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 
 #include "err.h"
@@ -52,6 +53,18 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->kvm = kvm;
 	m->p = *p;
 	memset(&m->st, 0, sizeof(m->st));
+	if (!m->cancel_efd_made) {
+		if ((m->cancel_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+			r = km_errno();
+			mig__unlock(m);
+			return r;
+		}
+		m->cancel_efd_made = true;
+	} else {
+		eventfd_t drained;
+
+		(void)eventfd_read(m->cancel_efd, &drained);
+	}
 	m->st.status = MIGRATE_SETUP;
 	m->st.start_ns = kvm__now_ns();
 	atomic_store(&m->cancel, 0);
@@ -124,6 +137,7 @@ int migrate__cancel(struct kvm *kvm)
 		r = KM_ERR_STATE;
 	} else {
 		atomic_store(&m->cancel, 1);
+		(void)eventfd_write(m->cancel_efd, 1);
 		snprintf(m->st.error, sizeof(m->st.error), "cancelled on request");
 		/*
 		 * Blocked on the peer (its acknowledgement, READY): do not wait
@@ -170,8 +184,10 @@ void migrate__shutdown(struct kvm *kvm)
 
 	mig__lock(m);
 	if (m->thread_started && (m->st.status == MIGRATE_SETUP ||
-				  m->st.status == MIGRATE_ACTIVE))
+				  m->st.status == MIGRATE_ACTIVE)) {
 		atomic_store(&m->cancel, 1);
+		(void)eventfd_write(m->cancel_efd, 1);
+	}
 	mig__unlock(m);
 	if (m->thread_started) {
 		pthread_join(m->thread, NULL);

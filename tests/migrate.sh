@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 65
+tap_plan 67
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -295,6 +295,23 @@ wait "$mig_pid" && st=0 || st=$?
 ok_if "a destination hangs before ready: migrate-cancel ends it within 10 s (exit 1)" \
 	[ "$prompt" = 1 -a "$st" = 1 ]
 source_intact "hung destination" "$A/hang1.sock"
+
+# A destination that accepts the connection and never answers the TLS
+# handshake: a cancel does not wait out the 10 s handshake bound.
+KVM_MIGRATE_FAULT=hang-in-handshake start_daemon hs "$tmp/hs"
+"$KVM_MIGRATE" --tls-dir "$tmp/x509" --rundir "$A" hang1 "127.0.0.1:$port_hs" \
+	>"$tmp/hang2.out" 2>&1 &
+mig_pid=$!
+wait_for "the daemon to accept and go silent" 20 grep -q "never answering" "$tmp/daemon-hs.log"
+t0=$(date +%s%N)
+q "$A/hang1.sock" '{"execute": "migrate-cancel"}' >/dev/null
+wait "$mig_pid" && st=0 || st=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ok_if "cancel during the TLS handshake ends it in ${ms} ms (< 5000), exit 1, cancelled" \
+	sh -c "[ $ms -lt 5000 ] && [ $st = 1 ] && grep -q 'cancelled on request' '$tmp/hang2.out'"
+source_intact_once() { running "$1" && checked_ok "$1"; }
+ok_if "after the cancelled handshake the source runs, every page correct" \
+	source_intact_once "$A/hang1.sock"
 
 # A flipped byte in the stream (a unix proxy in front of daemon c):
 # the record checksum catches it (TLS would too, but this checks our own).

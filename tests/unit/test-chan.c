@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -662,6 +663,36 @@ static void test_handshake_timeout(void **state)
 	close(lfd);
 }
 
+static void *cancel_thread(void *arg)
+{
+	(void)eventfd_write(*(int *)arg, 1);
+	return NULL;
+}
+
+/*
+ * The same silent listener, with a 10 s bound and another thread's cancel:
+ * whether the cancel lands before or during the handshake's wait, the
+ * connect ends at once with KM_ERR_CANCELED.
+ */
+static void test_handshake_cancel(void **state)
+{
+	char addr[64], err[CHAN_ERR_MAX];
+	struct chan *cli = NULL;
+	int lfd = listen_loopback(addr, sizeof(addr)), efd = eventfd(0, EFD_CLOEXEC);
+	int64_t t0 = now_ms();
+	pthread_t th;
+
+	assert_true(efd >= 0);
+	assert_int_equal(pthread_create(&th, NULL, cancel_thread, &efd), 0);
+	assert_err(chan_connect_cancellable(addr, cli_b, 10000, efd, &cli, err, sizeof(err)),
+		   KM_ERR_CANCELED);
+	assert_true(now_ms() - t0 < 2000);
+	assert_null(cli);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	close(efd);
+	close(lfd);
+}
+
 static void test_bad_arguments(void **state)
 {
 	char err[CHAN_ERR_MAX], dir[PATH_MAX];
@@ -710,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_read_timeout),
 		cmocka_unit_test(test_handshake_timeout),
+		cmocka_unit_test(test_handshake_cancel),
 		cmocka_unit_test(test_bad_arguments),
 	};
 
