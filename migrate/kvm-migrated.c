@@ -309,8 +309,14 @@ static void accept_one(struct daemon *d, sigset_t *blocked)
 		return;
 	}
 	if (pid == 0) {
-		/* The child is a VM process to be: signals as kvm-run has them. */
+		/*
+		 * The child is a VM process to be: signals as kvm-run has them,
+		 * in a session of its own, so that the daemon's terminal or
+		 * process group going away (SIGHUP, a kill of the group) does
+		 * not take the VMs it received along.
+		 */
 		sigprocmask(SIG_SETMASK, blocked, NULL);
+		(void)setsid();
 		_exit(child_main(d, fd));
 	}
 	d->children[i] = pid;

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 67
+tap_plan 70
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -363,3 +363,23 @@ ok_if "kvm-migrated exits 0 on SIGTERM" [ "$st" = 0 ]
 ok_if "the VM it received still runs" running "$B/cert1.sock"
 ok_if "and is still correct" checked_ok "$B/cert1.sock"
 q "$B/cert1.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# A daemon whose process group is hung up (its terminal closed): the
+# daemon goes, the VM it received lives on in a session of its own.
+# setsid(1) gives the daemon a group of its own, as a terminal's job has.
+G=$tmp/g
+setsid "$KVM_MIGRATED" --listen 127.0.0.1:0 --tls-dir "$tmp/x509" --rundir "$G" \
+	>"$tmp/daemon-g.log" 2>&1 &
+pid_g=$!
+pids+=($pid_g)
+wait_for "daemon g" 10 grep -q "listening on" "$tmp/daemon-g.log"
+port_g=$(sed -n 's/.*, port \([0-9]*\),.*/\1/p' "$tmp/daemon-g.log")
+start_vm hup1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+migrate "$tmp/hup1.out" --rundir "$A" hup1 "127.0.0.1:$port_g" && st=0 || st=$?
+ok_if "migrated to a daemon in its own process group" [ "$st" = 0 ]
+kill -HUP -- "-$pid_g"
+wait "$pid_g" 2>/dev/null
+hup_survived() { ! kill -0 "$pid_g" 2>/dev/null && running "$G/hup1.sock" && checked_ok "$G/hup1.sock"; }
+ok_if "SIGHUP to the daemon's group: the daemon goes, the VM it received runs on, correct" \
+	hup_survived
+q "$G/hup1.sock" '{"execute": "quit"}' >/dev/null 2>&1
