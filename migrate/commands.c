@@ -98,19 +98,32 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	return qmp_reply_return(NULL, req->id);
 }
 
+/* Trace rows per reply at most: a reply stays far below QMP_MAX_LINE. */
+#define TRACE_ROWS_PER_REPLY	256
+
 static char *cmd_query_migrate(void *ctx, const struct qmp_request *req)
 {
 	struct migrate_stats st;
+	json_int_t from = 0;
+	unsigned int total;
 	int trace = 0;
 	json_t *o;
 
-	if (json_unpack(req->arguments, "{s?b !}", "trace", &trace) != 0)
-		return qmp_reply_error("GenericError", "arguments: {\"trace\": bool} (optional)",
-				       req->id);
+	if (json_unpack(req->arguments, "{s?b, s?I !}", "trace", &trace, "trace-from", &from) != 0 ||
+	    from < 0 || from > 1000000)
+		return qmp_reply_error("GenericError", "arguments: {\"trace\": bool, \"trace-from\": "
+				       "row index} (both optional)", req->id);
+	/*
+	 * The status and the rows are read in one reply: a source whose
+	 * migration completed stops once a client has read that status.
+	 */
 	migrate__get_stats(ctx, &st);
 	o = migrate__stats_json(&st);
-	if (o && trace)
-		json_object_set_new(o, "trace", migrate__trace_json(ctx));
+	if (o && trace) {
+		json_object_set_new(o, "trace", migrate__trace_json(ctx, (unsigned int)from,
+								    TRACE_ROWS_PER_REPLY, &total));
+		json_object_set_new(o, "trace-total", json_integer(total));
+	}
 	return qmp_reply_return(o, req->id);
 }
 

@@ -240,29 +240,49 @@ static void report(json_t *st, FILE *f)
 		num(st, "source-cpu-time"), num(st, "destination-cpu-time"));
 }
 
-/* The source's per-round trace as CSV (--trace). */
-static void write_trace(struct qmpc *q, FILE *f)
+/*
+ * --trace: the source's per-round rows as CSV, taken a few at a time with
+ * each poll (query-migrate's trace-from), so that the last rows come in
+ * the same reply as the final status: a source whose migration completed
+ * stops once a client has read that status.
+ */
+struct trace_out {
+	FILE *f;
+	unsigned int next;	/* the first row not yet written */
+	unsigned int total;	/* rows the source had at the last reply */
+};
+
+/* Writes the rows of one query-migrate reply and drops them from it. */
+static void trace_take(struct trace_out *tr, json_t *st)
 {
-	json_t *st = NULL, *t, *row;
-	char err[256];
+	json_t *t = json_object_get(st, "trace"), *row;
 	size_t i;
 
-	fprintf(f, "round,start_ms,duration_ms,dirty_pages,pages_sent,bytes,mbps,throttle_pct\n");
-	if (qmpc_call(q, "query-migrate", json_pack("{s:b}", "trace", 1), 10000, &st, err,
-		      sizeof(err)) != 0) {
-		fprintf(stderr, "kvm-migrate: --trace: %s\n", err);
-		return;
-	}
-	t = json_object_get(st, "trace");
 	json_array_foreach(t, i, row) {
 		double ms = num(row, "duration-ms");
 
-		fprintf(f, "%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f\n", num(row, "round"),
+		fprintf(tr->f, "%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f\n", num(row, "round"),
 			num(row, "start-ms"), ms, num(row, "dirty-pages"), num(row, "pages-sent"),
 			num(row, "bytes"), ms > 0 ? num(row, "bytes") * 8 / 1e3 / ms : 0.0,
 			num(row, "throttle-percentage"));
+		tr->next++;
 	}
-	json_decref(st);
+	tr->total = (unsigned int)num(st, "trace-total");
+	/* The report and --json show the numbers, not the rows. */
+	json_object_del(st, "trace");
+	json_object_del(st, "trace-total");
+}
+
+/* query-migrate, with the next trace rows if --trace asked for them. */
+static int query(struct qmpc *q, struct trace_out *tr, json_t **st, char *err, size_t errlen)
+{
+	json_t *args = tr->f ? json_pack("{s:b, s:I}", "trace", 1, "trace-from",
+					 (json_int_t)tr->next) : NULL;
+	int r = qmpc_call(q, "query-migrate", args, 10000, st, err, errlen);
+
+	if (r == 0 && tr->f)
+		trace_take(tr, *st);
+	return r;
 }
 
 /* Asks the destination daemon whether VM name runs there: 1 yes, 0 no, <0 cannot tell. */
@@ -361,7 +381,7 @@ int main(int argc, char **argv)
 	struct qmpc *q = NULL;
 	json_t *ret = NULL, *st = NULL, *status_ret = NULL;
 	char path[4096], err[256] = "", name[64] = "";
-	FILE *trace = NULL;
+	struct trace_out tr = { 0 };
 	int r, status = EXIT_SOURCE, tty = isatty(2);
 	const char *s;
 
@@ -380,11 +400,14 @@ int main(int argc, char **argv)
 	}
 	if (qmpc_call(q, "query-status", NULL, 10000, &status_ret, err, sizeof(err)) == 0)
 		snprintf(name, sizeof(name), "%s", str(status_ret, "name"));
-	if (o.trace && !(trace = fopen(o.trace, "w"))) {
+	if (o.trace && !(tr.f = fopen(o.trace, "w"))) {
 		fprintf(stderr, "kvm-migrate: %s: %s\n", o.trace, strerror(errno));
 		status = EXIT_USAGE;
 		goto out;
 	}
+	if (tr.f)
+		fprintf(tr.f, "round,start_ms,duration_ms,dirty_pages,pages_sent,bytes,mbps,"
+			"throttle_pct\n");
 	r = qmpc_call(q, "migrate", json_incref(o.args), 10000, &ret, err, sizeof(err));
 	json_decref(ret);
 	if (r != 0) {
@@ -405,7 +428,7 @@ int main(int argc, char **argv)
 			if (qmpc_call(q, "migrate-cancel", NULL, 10000, &ret, err, sizeof(err)) == 0)
 				json_decref(ret);
 		}
-		if ((r = qmpc_call(q, "query-migrate", NULL, 10000, &st, err, sizeof(err))) != 0) {
+		if ((r = query(q, &tr, &st, err, sizeof(err))) != 0) {
 			fprintf(stderr, "kvm-migrate: lost the source's control socket: %s\n",
 				km_strerror(r));
 			goto out;
@@ -423,13 +446,14 @@ int main(int argc, char **argv)
 		status = settle(&o, q, name[0] ? name : o.src);
 		json_decref(st);
 		st = NULL;
-		if (qmpc_call(q, "query-migrate", NULL, 10000, &st, err, sizeof(err)) != 0)
+		if (query(q, &tr, &st, err, sizeof(err)) != 0)
 			goto out;
 	} else {
 		status = !strcmp(s, "completed") ? 0 : EXIT_FAILED;
 	}
-	if (trace)
-		write_trace(q, trace);
+	if (tr.f && tr.next < tr.total)
+		fprintf(stderr, "kvm-migrate: --trace: %u of %u rows written (the source went away)\n",
+			tr.next, tr.total);
 	if (o.json) {
 		char *txt = json_dumps(st, JSON_COMPACT);
 
@@ -442,8 +466,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvm-migrate: %s: %s; the VM runs on at the source\n",
 			str(st, "status"), str(st, "error"));
 out:
-	if (trace)
-		fclose(trace);
+	if (tr.f)
+		fclose(tr.f);
 	json_decref(st);
 	json_decref(status_ret);
 	json_decref(o.args);

@@ -90,14 +90,16 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	return 0;
 }
 
-json_t *migrate__trace_json(struct kvm *kvm)
+json_t *migrate__trace_json(struct kvm *kvm, unsigned int from, unsigned int max,
+			    unsigned int *total)
 {
 	struct mig *m = &mig__g;
 	json_t *a = json_array();
 	unsigned int i;
 
 	mig__lock(m);
-	for (i = 0; a && i < m->nr_trace; i++) {
+	*total = m->nr_trace;
+	for (i = from; a && i < m->nr_trace && i - from < max; i++) {
 		const struct mig_round *t = &m->trace[i];
 
 		json_array_append_new(a, json_pack("{s:i, s:f, s:f, s:I, s:I, s:I, s:i}",

@@ -102,8 +102,12 @@ int migrate__settle(struct kvm *kvm, bool running_there);
 void migrate__shutdown(struct kvm *kvm);
 
 const char *migrate__status_name(enum migrate_status s);
-/* One object per round: start, duration, dirty pages, pages and bytes sent, throttle. */
-json_t *migrate__trace_json(struct kvm *kvm);
+/*
+ * One object per round (start, duration, dirty pages, pages and bytes
+ * sent, throttle), for rows from..from+max-1; *total: rows kept so far.
+ */
+json_t *migrate__trace_json(struct kvm *kvm, unsigned int from, unsigned int max,
+			    unsigned int *total);
 json_t *migrate__stats_json(const struct migrate_stats *st);
 
 /*

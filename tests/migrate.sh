@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 70
+tap_plan 71
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -71,7 +71,7 @@ start_daemon a "$A" || echo "# daemon a did not start"
 start_vm vm1 "$A" --mem 512M --vcpus 2 --guest-arg rate=10000,wss=64M
 src_pid=$vm_pid
 wait_for "the guest to write a while" 20 progress_above "$A/vm1.sock" 5000
-if migrate "$tmp/m1.out" --rundir "$A" vm1 "127.0.0.1:$port_b"; then
+if migrate "$tmp/m1.out" --rundir "$A" --trace "$tmp/m1.csv" vm1 "127.0.0.1:$port_b"; then
 	tap_ok "TLS loopback migration of a writing verify guest: exit 0"
 else
 	tap_fail "TLS migration exit $?" "$(cat "$tmp/m1.out")" "$(tail -5 "$tmp/daemon-b.log")"
@@ -83,6 +83,17 @@ cpu_ok() {
 	awk '/^  total time/ {t = $3} /^  CPU time/ {s = $3; d = $8}
 	     END {exit !(s > 0 && d > 0 && s <= 2 * t + 1 && d <= 2 * t + 1)}' "$1"
 }
+# The trace: one row per round plus the stop-and-copy, whose pages add up
+# to the report's (taken with the final status: the source stops after it).
+trace_ok() {
+	local rounds pages
+	rounds=$(awk '/^  rounds/ {print $2}' "$tmp/m1.out")
+	pages=$(awk '/^  pages sent/ {print $3}' "$tmp/m1.out")
+	awk -F, -v r="$rounds" -v p="$pages" 'NR > 1 {n++; s += $5}
+		END {exit !(n == r + 1 && s == p)}' "$tmp/m1.csv"
+}
+ok_if "--trace: rounds + 1 rows whose pages add up to the report's ($(wc -l <"$tmp/m1.csv") lines)" \
+	trace_ok
 ok_if "the report gives both ends' CPU time, each above 0 and at most 2 x total ($(grep -h 'CPU time\|total time' "$tmp/m1.out" | tr -s ' ' | tr '\n' ';'))" \
 	cpu_ok "$tmp/m1.out"
 ok_if "the VM answers at the destination's run directory" running "$B/vm1.sock"
