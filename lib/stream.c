@@ -310,8 +310,8 @@ out:
 	return r;
 }
 
-int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpose *purpose,
-			uint64_t *caps)
+static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
+				  enum stream_purpose *purpose, uint64_t *caps, bool strict)
 {
 	uint64_t major = 0, v = 0;
 	const uint8_t *d;
@@ -353,7 +353,7 @@ int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpos
 	}
 	if (major != REC_VERSION)
 		r = KM_ERR_VERSION;
-	else if (*caps & ~STREAM_CAPS_KNOWN)
+	else if (strict && (*caps & ~STREAM_CAPS_KNOWN))
 		r = KM_ERR_UNSUPPORTED;
 	else if (*purpose < STREAM_MIGRATE || *purpose > STREAM_SNAPSHOT)
 		r = KM_ERR_CORRUPT;
@@ -364,7 +364,20 @@ out:
 	return r;
 }
 
-int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *caps)
+int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpose *purpose,
+			uint64_t *caps)
+{
+	return stream_parse_header_as(payload, len, purpose, caps, true);
+}
+
+int stream_parse_header_offer(const uint8_t *payload, uint32_t len,
+			      enum stream_purpose *purpose, uint64_t *offered)
+{
+	return stream_parse_header_as(payload, len, purpose, offered, false);
+}
+
+static int stream_get_header_as(struct stream *s, enum stream_purpose *purpose, uint64_t *caps,
+				bool strict)
 {
 	const uint8_t *p;
 	uint32_t type, len;
@@ -374,5 +387,15 @@ int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *
 		return r;
 	if (type != REC_HEADER)
 		return KM_ERR_BAD_MAGIC;
-	return stream_parse_header(p, len, purpose, caps);
+	return stream_parse_header_as(p, len, purpose, caps, strict);
+}
+
+int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *caps)
+{
+	return stream_get_header_as(s, purpose, caps, true);
+}
+
+int stream_get_header_offer(struct stream *s, enum stream_purpose *purpose, uint64_t *offered)
+{
+	return stream_get_header_as(s, purpose, offered, false);
 }

@@ -111,5 +111,14 @@ int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *
 /* The same check on a payload already read. */
 int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpose *purpose,
 			uint64_t *caps);
+/*
+ * For a live peer, which can be answered (docs/protocol.md): the same,
+ * except that unknown caps are not refused; *offered holds every bit the
+ * peer announced, and the reader accepts the subset it supports.
+ * A file cannot be answered: its readers use stream_get_header.
+ */
+int stream_get_header_offer(struct stream *s, enum stream_purpose *purpose, uint64_t *offered);
+int stream_parse_header_offer(const uint8_t *payload, uint32_t len,
+			      enum stream_purpose *purpose, uint64_t *offered);
 
 #endif

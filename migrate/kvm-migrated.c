@@ -236,7 +236,8 @@ static int child_main(struct daemon *d, int fd)
 	chan_set_timeout(c, d->io_timeout_ms);
 	if (!(s = stream_new(c)))
 		goto out;
-	if ((r = stream_get_header(s, &purpose, &caps)) != 0) {
+	/* A live peer: the caps it offers are negotiated, not refused (docs/protocol.md). */
+	if ((r = stream_get_header_offer(s, &purpose, &caps)) != 0) {
 		log_error("refused %s: bad stream header: %s", in.peer, km_strerror(r));
 		migrate__send_error(s, r, km_strerror(r));
 		goto out;
@@ -255,6 +256,10 @@ static int child_main(struct daemon *d, int fd)
 			 (int)getpid());
 		in.console_path = console;
 	}
+	in.caps = caps & STREAM_CAPS_KNOWN;
+	/* Fault injection for the tests (docs/protocol.md): a destination without lz4. */
+	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "no-lz4"))
+		in.caps &= ~STREAM_CAP_LZ4;
 	if ((r = migrate__receive(s, &in, &kvm)) != 0)
 		goto out;
 	stream_free(s);

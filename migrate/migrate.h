@@ -128,6 +128,11 @@ struct migrate_incoming {
 	const char *console_path;	/* NULL: stderr */
 	char name[64];			/* out: the VM's name */
 	char peer[CHAN_ERR_MAX];	/* in: who sent it, for logs */
+	/*
+	 * in: the caps this end accepts of those the source offered
+	 * (STREAM_CAP_*); sent back in REC_ACCEPT, and the stream is held to them.
+	 */
+	uint64_t caps;
 	/* Refuses a name already running here (a live socket in the run dir). */
 	int (*name_taken)(const char *name, void *ctx);
 	/*

@@ -101,6 +101,21 @@ static int recv__config(struct recv *rv)
 	return 0;
 }
 
+/* REC_ACCEPT, field 1: the caps accepted (the source uses no others). */
+static int recv__accept(struct recv *rv)
+{
+	struct buf *p = buf_new(64);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	if ((r = rec_put_field_u64(p, 1, rv->in->caps)) == 0 &&
+	    (r = stream_put(rv->s, REC_ACCEPT, buf_ptr(p), (uint32_t)buf_len(p))) == 0)
+		r = stream_flush(rv->s);
+	buf_free(p);
+	return r;
+}
+
 static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
 {
 	struct kvm *kvm = rv->kvm;
@@ -118,6 +133,10 @@ static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
 		if (n == UINT64_MAX || !memory__hva(&kvm->mem, gpa, KM_PAGE_SIZE)) {
 			r = recv__fail(rv, KM_ERR_CORRUPT, "page at 0x%llx is outside guest memory",
 				       (unsigned long long)gpa);
+			break;
+		}
+		if (kind == PAGE_LZ4 && !(rv->in->caps & STREAM_CAP_LZ4)) {
+			r = recv__fail(rv, KM_ERR_CORRUPT, "an lz4 page, but lz4 was not agreed on");
 			break;
 		}
 		rv->pages++;
@@ -330,7 +349,7 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 	}
 	if ((r = recv__config(&rv)) != 0)
 		goto out;
-	if ((r = stream_put(s, REC_ACCEPT, NULL, 0)) != 0 || (r = stream_flush(s)) != 0) {
+	if ((r = recv__accept(&rv)) != 0) {
 		recv__fail(&rv, r, "sending accept: %s", km_strerror(r));
 		goto out;
 	}

@@ -189,6 +189,9 @@ static int send__expect(struct mig *m, uint32_t want, const char *what, const ui
 static int send__setup(struct mig *m)
 {
 	struct buf *cfg = buf_new(64 * 1024);
+	const uint8_t *p;
+	uint64_t accepted;
+	uint32_t len;
 	int r;
 
 	if (!cfg)
@@ -202,7 +205,15 @@ static int send__setup(struct mig *m)
 		mig__fail(m, "sending the VM config: %s", km_strerror(r));
 		goto out;
 	}
-	r = send__expect(m, REC_ACCEPT, "the destination to accept the VM", NULL, NULL);
+	if ((r = send__expect(m, REC_ACCEPT, "the destination to accept the VM", &p, &len)) != 0)
+		goto out;
+	/* Field 1: the caps it accepted; absent from older peers, which took all or refused. */
+	if (rec_find_u64(p, len, 1, &accepted) == 0 && m->p.compress &&
+	    !(accepted & STREAM_CAP_LZ4)) {
+		log_info("migration of %s: the destination does not take lz4; pages go raw",
+			 m->kvm->name);
+		m->p.compress = false;
+	}
 out:
 	buf_free(cfg);
 	return r;

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 71
+tap_plan 73
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -223,6 +223,19 @@ rss=$(q "$B/idle4.sock" '{"execute": "query-stats"}' | grep -o '"resident": *[0-
 ok_if "idle 4 GiB: ${rss:-?} bytes resident at the destination (< 16 MiB)" \
 	[ "${rss:-999999999}" -lt 16777216 ]
 q "$B/idle4.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# Capabilities are negotiated: a destination that does not take lz4 gets
+# raw pages from a source that offered lz4, and says so in REC_ACCEPT.
+KVM_MIGRATE_FAULT=no-lz4 start_daemon nolz "$tmp/nolz"
+start_vm nolz1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+migrate "$tmp/nolz1.out" --rundir "$A" --json nolz1 "127.0.0.1:$port_nolz" && st=0 || st=$?
+nolz_ok() { [ "$st" = 0 ] && checked_ok "$tmp/nolz/nolz1.sock"; }
+ok_if "a destination without lz4: the migration completes, every page correct" nolz_ok
+raw_only() {
+	grep -Eq '"compressed": *0[,}]' "$tmp/nolz1.out" && grep -q "does not take lz4" "$tmp/vm-nolz1.log"
+}
+ok_if "the source offered lz4, was told no, and sent no lz4 page" raw_only
+q "$tmp/nolz/nolz1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
 # 29. Plain TCP when both sides say --insecure.
 "$KVM_MIGRATED" --listen 127.0.0.1:0 --insecure --rundir "$tmp/e" >"$tmp/daemon-e.log" 2>&1 &

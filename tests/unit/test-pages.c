@@ -660,11 +660,26 @@ static void test_header_unknown_caps(void **state)
 	struct hdr_spec h = good_header();
 	enum stream_purpose purpose;
 	uint64_t caps;
+	uint8_t *p;
+	size_t size;
 
+	/* A file's reader cannot answer: unknown caps are refused. */
 	h.caps_v = STREAM_CAP_LZ4 | (1ULL << 1);
 	assert_err(parse_header(&h, &purpose, &caps), KM_ERR_UNSUPPORTED);
 	h.caps_v = 1ULL << 63;
 	assert_err(parse_header(&h, &purpose, &caps), KM_ERR_UNSUPPORTED);
+	/* A live peer's offer: every bit comes back, for the reader to pick from. */
+	h.caps_v = STREAM_CAP_LZ4 | (1ULL << 1) | (1ULL << 63);
+	p = make_header(&h, &size);
+	assert_int_equal(stream_parse_header_offer(p, (uint32_t)size, &purpose, &caps), 0);
+	assert_true(caps == (STREAM_CAP_LZ4 | (1ULL << 1) | (1ULL << 63)));
+	assert_int_equal(purpose, STREAM_MIGRATE);
+	free(p);
+	/* Everything else is checked as strictly. */
+	h.major_v = REC_VERSION + 1;
+	p = make_header(&h, &size);
+	assert_err(stream_parse_header_offer(p, (uint32_t)size, &purpose, &caps), KM_ERR_VERSION);
+	free(p);
 }
 
 static void test_header_purpose(void **state)
