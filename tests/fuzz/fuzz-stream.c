@@ -193,14 +193,20 @@ static int fuzz_fields(const uint8_t *p, uint32_t size)
 
 static int fuzz_header(const uint8_t *p, uint32_t size)
 {
-	enum stream_purpose purpose;
-	uint64_t caps;
-	int r;
+	enum stream_purpose purpose, purpose2;
+	uint64_t caps, offered;
+	int r, r2;
 
 	if ((r = stream_parse_header(p, size, &purpose, &caps)) == 0) {
 		FUZZ_CHECK(purpose >= STREAM_MIGRATE && purpose <= STREAM_SNAPSHOT);
 		FUZZ_CHECK((caps & ~STREAM_CAPS_KNOWN) == 0);
 	}
+	/* A live peer's reading differs only in taking unknown caps as an offer. */
+	r2 = stream_parse_header_offer(p, size, &purpose2, &offered);
+	if (r == 0)
+		FUZZ_CHECK(r2 == 0 && purpose2 == purpose && offered == caps);
+	if (r2 == 0 && r != 0)
+		FUZZ_CHECK(r == KM_ERR_UNSUPPORTED && (offered & ~STREAM_CAPS_KNOWN) != 0);
 	return r;
 }
 
