@@ -7,6 +7,12 @@
 #include "kvm/stats.h"
 
 /* One vCPU's progress summary and its counter rate per second over the run. */
+/* The longest stall the guest itself felt (its progress reports' R8), ms. */
+static double stats__felt_ms(const struct kvm *kvm, const struct progress_vcpu *p)
+{
+	return kvm->tsc_khz ? (double)p->max_guest_gap_tsc / (double)kvm->tsc_khz : 0.0;
+}
+
 static double stats__vcpu(struct kvm *kvm, unsigned int i, struct progress_vcpu *p)
 {
 	double secs;
@@ -57,13 +63,14 @@ json_t *stats__query(struct kvm *kvm)
 		double rate = stats__vcpu(kvm, i, &p);
 
 		json_array_append_new(vcpus, json_pack(
-			"{s:i, s:I, s:I, s:f, s:f, s:f, s:b}",
+			"{s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:b}",
 			"id", (int)i,
 			"progress", (json_int_t)p.counter,
 			"reports", (json_int_t)p.reports,
 			"rate", rate,
 			"last-report-age-ms", p.reports ? (double)(now - p.last_ns) / 1e6 : -1.0,
 			"max-report-gap-ms", (double)p.max_gap_ns / 1e6,
+			"max-guest-stall-ms", stats__felt_ms(kvm, &p),
 			"finished", kvm->cpus[i]->finished));
 	}
 	memory__resident(&kvm->mem, &resident);
@@ -123,14 +130,14 @@ void stats__print(struct kvm *kvm, FILE *f)
 		(unsigned long long)atomic_load(&e->fail_entry),
 		(unsigned long long)atomic_load(&e->internal_error),
 		(unsigned long long)atomic_load(&e->other));
-	fprintf(f, "  %-5s %14s %9s %14s %16s\n", "vcpu", "progress", "reports",
-		"rate (/s)", "max gap (ms)");
+	fprintf(f, "  %-5s %14s %9s %14s %16s %16s\n", "vcpu", "progress", "reports",
+		"rate (/s)", "max gap (ms)", "guest stall (ms)");
 	for (i = 0; i < kvm->nr_cpus; i++) {
 		struct progress_vcpu p;
 		double rate = stats__vcpu(kvm, i, &p);
 
-		fprintf(f, "  %-5u %14llu %9llu %14.0f %16.2f\n", i,
+		fprintf(f, "  %-5u %14llu %9llu %14.0f %16.2f %16.2f\n", i,
 			(unsigned long long)p.counter, (unsigned long long)p.reports, rate,
-			(double)p.max_gap_ns / 1e6);
+			(double)p.max_gap_ns / 1e6, stats__felt_ms(kvm, &p));
 	}
 }

@@ -12,7 +12,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 28
+tap_plan 30
 
 # 1-2. An 8 GiB idle guest touches almost nothing: RSS stays small.
 out=$("$KVM_RUN" --mem 8G --guest idle --seconds 2 2>&1) && st=0 || st=$?
@@ -80,3 +80,35 @@ expect "--dirty-log ring: the backend in query-stats" '"backend": ?"ring"' '{"ex
 kill -TERM "$pid"
 if wait "$pid"; then tap_ok "SIGTERM: exit 0"; else tap_fail "SIGTERM: exit $?" "$(cat "$tmp/t2.out")"; fi
 if [ ! -e "$run/t2.sock" ]; then tap_ok "socket removed at exit"; else tap_fail "socket left behind"; fi
+
+# 29-30. The stall a guest feels leaves out the sleeps it asked for: an idle
+# guest (asleep 90 ms per loop) feels none; a stop of the VM shows as the
+# time it ran late against its own plan.
+"$KVM_RUN" --name t3 --rundir "$run" --mem 64M --guest idle >"$tmp/t3.out" 2>&1 &
+pid=$!
+pids+=("$pid")
+sock=$run/t3.sock
+stat_of() { q '{"execute": "query-stats"}' | grep -o "\"$1\": *[0-9.]*" | head -1 | grep -o '[0-9.]*$'; }
+reports_above() { [ "$(stat_of reports)" -gt "$1" ] 2>/dev/null; }
+wait_for "t3's reports" 30 reports_above 3 || true
+felt=$(stat_of max-guest-stall-ms)
+if awk -v f="$felt" 'BEGIN {exit !(f != "" && f < 60)}'; then
+	tap_ok "idle guest: max-guest-stall-ms ${felt} < 60 (its 90 ms sleeps are not stalls)"
+else
+	tap_fail "idle guest felt a stall of '${felt}' ms" "$(q '{"execute": "query-stats"}')"
+fi
+n=$(stat_of reports)
+t0=$(date +%s%N)
+q '{"execute": "stop"}' >/dev/null
+sleep 0.4	# the stall to be felt (measured below, not assumed)
+q '{"execute": "cont"}' >/dev/null
+paused_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait_for "a report after cont" 30 reports_above "$((n + 1))" || true
+felt=$(stat_of max-guest-stall-ms)
+if awk -v f="$felt" -v p="$paused_ms" 'BEGIN {exit !(f != "" && f >= p - 100 && f <= p + 100)}'; then
+	tap_ok "a ${paused_ms} ms stop: the guest felt ${felt} ms (within its 90 ms sleep of it)"
+else
+	tap_fail "a ${paused_ms} ms stop, felt '${felt}' ms" "$(q '{"execute": "query-stats"}')"
+fi
+q '{"execute": "quit"}' >/dev/null
+wait "$pid" 2>/dev/null || true

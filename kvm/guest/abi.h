@@ -81,8 +81,9 @@ enum km_hc {
 	 * RDI = the vCPU's work counter (monotonic: pages written, loop
 	 * iterations...), RSI = RDTSC at the report, R8 = the longest gap in
 	 * TSC ticks between two iterations of the guest's loop since its
-	 * previous report (what the guest felt as a pause). Guests report at
-	 * least every 100 ms. Returns a request.
+	 * previous report, not counting time it asked to sleep in KM_HC_SLEEP
+	 * (what the guest felt as a pause). Guests report at least every
+	 * 100 ms. Returns a request.
 	 */
 	KM_HC_PROGRESS = 1,
 	/* RDI = address of a struct km_ucall. Returns a request. */

@@ -107,6 +107,12 @@ static const char *rt_span(char *buf, size_t size, const char *s, size_t len)
 void rt_init(struct rt_cpu *c, const struct km_boot_info *bi, unsigned int vcpu,
 	     const char *name, const char *const *known)
 {
+	/*
+	 * Static: a compound literal in the if below would live only until
+	 * the end of that if statement, and args_unknown read it dead (it
+	 * did, once the stack layout changed).
+	 */
+	static const char *const no_keys[] = { NULL };
 	char tmp[64], keys[128];
 	const char *item;
 	size_t len, i, n;
@@ -132,7 +138,7 @@ void rt_init(struct rt_cpu *c, const struct km_boot_info *bi, unsigned int vcpu,
 	c->report_ticks = c->tsc_khz * RT_REPORT_MS;
 	c->last = c->next_report = km_rdtsc();	/* the first tick reports */
 	if (!known)
-		known = (const char *const[]){ NULL };
+		known = no_keys;
 	if (args_unknown(bi->args, known, &item, &len)) {
 		n = 0;
 		for (i = 0; known[i] && n < sizeof(keys); i++)
@@ -179,7 +185,16 @@ void rt_request(struct rt_cpu *c, unsigned int req)
 
 void rt_sleep_us(struct rt_cpu *c, uint64_t us)
 {
-	rt_request(c, km_sleep_us(us));
+	uint64_t t0 = km_rdtsc(), asked = us * c->tsc_khz / 1000, slept;
+	unsigned int req = km_sleep_us(us);
+
+	/*
+	 * The sleep asked for is not a pause; what it overran by is (a
+	 * sleep that a pause cut short and then prolonged shows as late).
+	 */
+	slept = km_rdtsc() - t0;
+	c->asleep += slept < asked ? slept : asked;
+	rt_request(c, req);
 }
 
 void rt_wait_until(struct rt_cpu *c, uint64_t deadline)

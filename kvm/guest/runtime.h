@@ -10,8 +10,10 @@
  *
  * The loop contract: a workload calls rt_tick() once per iteration of its
  * loop (a page written, a batch of hash steps, a sleep...). rt_tick
- * measures the gap since the previous tick (R8 of KM_HC_PROGRESS: what the
- * guest felt as a pause) and reports progress every RT_REPORT_MS, handling
+ * measures the gap since the previous tick, less the time the guest itself
+ * asked to sleep in between (R8 of KM_HC_PROGRESS: what the guest felt as
+ * a pause: how late it was against its own plan), and reports progress
+ * every RT_REPORT_MS, handling
  * the request the VMM returns. An iteration must stay well below
  * RT_REPORT_MS; waits go through rt_wait_until() / rt_sleep_us(), which
  * tick too.
@@ -43,6 +45,7 @@ struct rt_cpu {
 	uint64_t counter;	/* the work counter reported with progress */
 	uint64_t last;		/* TSC at the previous tick */
 	uint64_t max_gap;	/* longest gap between ticks since the last report */
+	uint64_t asleep;	/* ticks asked to sleep (and slept) since the last tick */
 	uint64_t next_report;	/* TSC at which the next report is due */
 	uint64_t report_ticks;
 	rt_check_fn *check;	/* NULL: KM_REQ_CHECK is answered 0 pages, 0 bad */
@@ -65,12 +68,16 @@ void rt_report(struct rt_cpu *c, uint64_t now);
 static inline uint64_t rt_tick(struct rt_cpu *c)
 {
 	uint64_t now = km_rdtsc();
-	int64_t gap = (int64_t)(now - c->last);
+	/* A pause is what came on top of the sleeps the guest asked for. */
+	int64_t gap = (int64_t)(now - c->last - c->asleep);
 
-	if (gap < 0) {		/* the TSC went backwards: a restore elsewhere */
+	c->asleep = 0;
+	if ((int64_t)(now - c->last) < 0) {	/* the TSC went backwards: a restore elsewhere */
 		gap = 0;
 		c->next_report = now;
 	}
+	if (gap < 0)
+		gap = 0;
 	if ((uint64_t)gap > c->max_gap)
 		c->max_gap = (uint64_t)gap;
 	c->last = now;
