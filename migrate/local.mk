@@ -14,3 +14,11 @@ migrate_kvm_migrate_SOURCES = migrate/kvm-migrate.c migrate/qmpc.c migrate/qmpc.
 migrate_kvm_migrate_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 migrate_kvm_migrate_LDADD = $(MIGRATE_LIBS)
 dist_man_MANS += docs/kvm-migrate.1 docs/kvm-migrated.8
+
+# An example systemd unit for the daemon, with this build's bindir.
+pkgdata_DATA = migrate/kvm-migrated.service
+EXTRA_DIST += migrate/kvm-migrated.service.in
+CLEANFILES += migrate/kvm-migrated.service
+migrate/kvm-migrated.service: $(srcdir)/migrate/kvm-migrated.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) migrate && \
+	sed -e 's|@bindir[@]|$(bindir)|g' $(srcdir)/migrate/kvm-migrated.service.in >$@
