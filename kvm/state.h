@@ -49,6 +49,7 @@ enum state_tag {
 	ST_CFG_SLOT = 67,	/* u64 gpa, u64 size, u64 memfd offset */
 	ST_CFG_NAME = 68,	/* the VM's name, 1..48 bytes of [A-Za-z0-9._-] */
 	ST_CFG_CPUID = 69,	/* kvm_cpuid_entry2[]: what the vCPUs were given */
+	ST_CFG_RESIDENT = 70,	/* u64: guest RAM in use when sent (migrations only) */
 };
 
 /* Appends one vCPU's fields (a REC_VCPU_STATE payload) to payload. */

@@ -47,6 +47,7 @@ struct daemon {
 	const char *console_dir;
 	int verbose;
 	int io_timeout_ms;
+	uint64_t min_free;	/* bytes of available memory an arriving VM must leave */
 	struct chan_tls *tls;
 	int lfd;
 	pid_t children[MAX_CHILDREN];
@@ -67,6 +68,8 @@ static void usage(FILE *f)
 "                       (default $KVM_MIGRATE_RUNDIR, /run/kvm-migrate)\n"
 "      --console-dir DIR  guest consoles to DIR/incoming-PID.console (default: stderr)\n"
 "      --io-timeout S   a source silent this long is gone (default 30)\n"
+"      --min-free SIZE  refuse a VM whose memory in use would leave less than\n"
+"                       SIZE of this host's available memory (default 256M)\n"
 "  -v, --verbose        debug logging\n"
 "  -h, --help           this help\n"
 "  -V, --version        version\n"
@@ -77,7 +80,8 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, struct daemon *d, const char **rundir_opt)
 {
-	enum { OPT_TLS = 256, OPT_INSECURE, OPT_RUNDIR, OPT_CONSOLE_DIR, OPT_IO_TIMEOUT };
+	enum { OPT_TLS = 256, OPT_INSECURE, OPT_RUNDIR, OPT_CONSOLE_DIR, OPT_IO_TIMEOUT,
+	       OPT_MIN_FREE };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "tls-dir", required_argument, NULL, OPT_TLS },
@@ -85,6 +89,7 @@ static int parse_options(int argc, char **argv, struct daemon *d, const char **r
 		{ "rundir", required_argument, NULL, OPT_RUNDIR },
 		{ "console-dir", required_argument, NULL, OPT_CONSOLE_DIR },
 		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+		{ "min-free", required_argument, NULL, OPT_MIN_FREE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -95,6 +100,7 @@ static int parse_options(int argc, char **argv, struct daemon *d, const char **r
 	d->listen = "0.0.0.0";
 	d->tls_dir = "/etc/kvm-migrate/x509";
 	d->io_timeout_ms = MIGRATE_IO_TIMEOUT_MS;
+	d->min_free = MIGRATE_MIN_FREE;
 	while ((c = getopt_long(argc, argv, "l:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': d->listen = optarg; break;
@@ -113,6 +119,13 @@ static int parse_options(int argc, char **argv, struct daemon *d, const char **r
 			d->io_timeout_ms = (int)v * 1000;
 			break;
 		}
+		case OPT_MIN_FREE:
+			if (parse_size(optarg, &d->min_free) != 0) {
+				fprintf(stderr, "kvm-migrated: --min-free '%s': not a size (e.g. 512M, 2G, 0)\n",
+					optarg);
+				return -1;
+			}
+			break;
 		case 'v': d->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("kvm-migrated (%s)\n", PACKAGE_STRING); exit(0);
@@ -257,6 +270,7 @@ static int child_main(struct daemon *d, int fd)
 		in.console_path = console;
 	}
 	in.caps = caps & STREAM_CAPS_KNOWN;
+	in.min_free = d->min_free;
 	/* Fault injection for the tests (docs/protocol.md): a destination without lz4. */
 	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "no-lz4"))
 		in.caps &= ~STREAM_CAP_LZ4;

@@ -26,6 +26,7 @@ struct control_cmd;
 #define MIGRATE_DEFAULT_TIMEOUT_MS	(10 * 60 * 1000)
 #define MIGRATE_HANDSHAKE_MS		10000	/* connect, TLS, accept */
 #define MIGRATE_IO_TIMEOUT_MS		30000	/* a silent peer is a dead peer */
+#define MIGRATE_MIN_FREE		(256ULL << 20)	/* a destination keeps this available */
 
 enum migrate_on_limit {
 	MIGRATE_LIMIT_CANCEL,	/* give up: the source keeps running (default) */
@@ -133,6 +134,11 @@ struct migrate_incoming {
 	 * (STREAM_CAP_*); sent back in REC_ACCEPT, and the stream is held to them.
 	 */
 	uint64_t caps;
+	/*
+	 * in: refuse a VM whose memory in use (ST_CFG_RESIDENT, if the source
+	 * sent it) would leave less than this of the host's MemAvailable.
+	 */
+	uint64_t min_free;
 	/* Refuses a name already running here (a live socket in the run dir). */
 	int (*name_taken)(const char *name, void *ctx);
 	/*

@@ -63,6 +63,44 @@ static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
 	return r;
 }
 
+/* MemAvailable of /proc/meminfo, bytes; 0 if it cannot be read. */
+static uint64_t recv__mem_available(void)
+{
+	unsigned long long kib = 0;
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib * 1024;
+}
+
+/*
+ * Refuses up front a VM this host cannot hold: its memory in use at the
+ * source (ST_CFG_RESIDENT; an older source does not send it) must leave
+ * min_free of MemAvailable. Pages first touched during the migration are
+ * not foreseen: a guard against an overcommitted host, not a promise.
+ */
+static int recv__memory_fits(struct recv *rv, const uint8_t *p, uint32_t len)
+{
+	uint64_t resident, avail;
+
+	if (rec_find_u64(p, len, ST_CFG_RESIDENT, &resident) != 0 ||
+	    !(avail = recv__mem_available()))
+		return 0;
+	if (resident <= avail && avail - resident >= rv->in->min_free)
+		return 0;
+	return recv__fail(rv, KM_ERR_TOO_LARGE, "not enough memory here: the VM has %llu MiB in "
+			  "use, this host has %llu MiB available and keeps %llu MiB free "
+			  "(kvm-migrated --min-free)", (unsigned long long)(resident >> 20),
+			  (unsigned long long)(avail >> 20),
+			  (unsigned long long)(rv->in->min_free >> 20));
+}
+
 static int recv__config(struct recv *rv)
 {
 	struct kvm_config cfg = { .irqchip = true, .dirty_backend = DIRTY_DEFAULT };
@@ -83,6 +121,8 @@ static int recv__config(struct recv *rv)
 	if (cfg.mem_size > RECV_MAX_MEM)
 		return recv__fail(rv, KM_ERR_TOO_LARGE, "VM config: %llu bytes of memory is too much",
 				  (unsigned long long)cfg.mem_size);
+	if ((r = recv__memory_fits(rv, p, len)) != 0)
+		return r;
 	if (rv->in->name_taken && rv->in->name_taken(rv->in->name, rv->in->ctx))
 		return recv__fail(rv, KM_ERR_STATE, "a VM named %s already runs here", rv->in->name);
 	cfg.name = rv->in->name;

@@ -3,7 +3,7 @@
 # before touching KVM (so this runs everywhere).
 . "$(dirname "$0")/lib.sh"
 
-tap_plan 30
+tap_plan 31
 check "--help exits 0"               0 "Usage: kvm-run"            "$KVM_RUN" --help
 check "--version exits 0"            0 "kvm-run \(kvm-migrate"     "$KVM_RUN" --version
 check "--mem too small"              2 "--mem '3M'"                "$KVM_RUN" --mem 3M
@@ -40,6 +40,7 @@ check "kvm-migrated: no TLS material" 3 "TLS: cannot read .*ca-cert.pem" \
 check "kvm-migrated: bad address"     3 "bad address .127.0.0.1:99999" \
 	"$KVM_MIGRATED" --insecure --listen 127.0.0.1:99999 --rundir "$t/run"
 check "kvm-migrated --io-timeout 0"   2 "--io-timeout '0'"          "$KVM_MIGRATED" --io-timeout 0
+check "kvm-migrated --min-free junk"  2 "--min-free 'lots'"         "$KVM_MIGRATED" --min-free lots
 # The example systemd unit, with this build's binary: systemd's own check.
 if command -v systemd-analyze >/dev/null; then
 	sed -e "s|@bindir@|$top_builddir/migrate|g" "$top_srcdir/migrate/kvm-migrated.service.in" \

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 73
+tap_plan 76
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -236,6 +236,19 @@ raw_only() {
 }
 ok_if "the source offered lz4, was told no, and sent no lz4 page" raw_only
 q "$tmp/nolz/nolz1.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
+# A destination that cannot hold the VM refuses it up front, saying why
+# (here it must keep more free than the host has), and the source runs on.
+start_daemon full "$tmp/full" --min-free 1000000G
+start_vm full1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+migrate "$tmp/full1.out" --rundir "$A" full1 "127.0.0.1:$port_full" && st=0 || st=$?
+refused_mem() {
+	[ "$st" = 1 ] && grep -q "not enough memory here: the VM has [0-9]* MiB in use" "$tmp/full1.out" &&
+		grep -q "not enough memory here" "$tmp/daemon-full.log"
+}
+ok_if "a destination without the memory refuses at once, saying why (exit 1)" refused_mem
+source_intact "not enough memory there" "$A/full1.sock"
+q "$A/full1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
 # 29. Plain TCP when both sides say --insecure.
 "$KVM_MIGRATED" --listen 127.0.0.1:0 --insecure --rundir "$tmp/e" >"$tmp/daemon-e.log" 2>&1 &
