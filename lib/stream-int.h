@@ -79,6 +79,8 @@ struct stream {
 	struct buf *out;	/* small records gathered (sync and async) */
 	uint64_t bytes_out, bytes_in;
 	uint64_t stopped_cpu_ns;	/* CPU time of the stream's threads already joined */
+	uint32_t skippable[STREAM_SKIPPABLE_MAX];	/* from the header read (HDR_SKIPPABLE) */
+	unsigned int nr_skippable;
 	struct stream_writer *w;	/* NULL: writes happen on the caller's thread */
 	struct stream_reader *rd;	/* NULL: reads happen on the caller's thread */
 };

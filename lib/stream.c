@@ -310,9 +310,29 @@ out:
 	return r;
 }
 
-static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
-				  enum stream_purpose *purpose, uint64_t *caps, bool strict)
+/* HDR_SKIPPABLE: u32 record types, little-endian, at most STREAM_SKIPPABLE_MAX. */
+static int stream_parse_skippable(const uint8_t *d, uint32_t flen, uint32_t *types,
+				  unsigned int *n)
 {
+	uint32_t i, v;
+
+	if (flen % 4 || flen / 4 > STREAM_SKIPPABLE_MAX)
+		return KM_ERR_CORRUPT;
+	for (i = 0; i < flen / 4; i++) {
+		memcpy(&v, d + 4 * i, 4);
+		types[i] = le32toh(v);
+	}
+	*n = flen / 4;
+	return 0;
+}
+
+/* The header's fields; skippable types into s if s is not NULL. */
+static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
+				  enum stream_purpose *purpose, uint64_t *caps, bool strict,
+				  struct stream *s)
+{
+	uint32_t skip[STREAM_SKIPPABLE_MAX];
+	unsigned int nskip = 0;
 	uint64_t major = 0, v = 0;
 	const uint8_t *d;
 	uint32_t tag, flen;
@@ -332,6 +352,9 @@ static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
 			break;
 		case HDR_CAPS:
 			r = rec_field_u64(d, flen, caps);
+			break;
+		case HDR_SKIPPABLE:
+			r = stream_parse_skippable(d, flen, skip, &nskip);
 			break;
 		case HDR_PURPOSE:
 			/* Range-checked on the u64, before any narrowing. */
@@ -359,6 +382,10 @@ static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
 		r = KM_ERR_CORRUPT;
 	else
 		r = 0;
+	if (r == 0 && s) {
+		memcpy(s->skippable, skip, nskip * sizeof(skip[0]));
+		s->nr_skippable = nskip;
+	}
 out:
 	buf_free(f);
 	return r;
@@ -367,13 +394,13 @@ out:
 int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpose *purpose,
 			uint64_t *caps)
 {
-	return stream_parse_header_as(payload, len, purpose, caps, true);
+	return stream_parse_header_as(payload, len, purpose, caps, true, NULL);
 }
 
 int stream_parse_header_offer(const uint8_t *payload, uint32_t len,
 			      enum stream_purpose *purpose, uint64_t *offered)
 {
-	return stream_parse_header_as(payload, len, purpose, offered, false);
+	return stream_parse_header_as(payload, len, purpose, offered, false, NULL);
 }
 
 static int stream_get_header_as(struct stream *s, enum stream_purpose *purpose, uint64_t *caps,
@@ -387,7 +414,7 @@ static int stream_get_header_as(struct stream *s, enum stream_purpose *purpose, 
 		return r;
 	if (type != REC_HEADER)
 		return KM_ERR_BAD_MAGIC;
-	return stream_parse_header_as(p, len, purpose, caps, strict);
+	return stream_parse_header_as(p, len, purpose, caps, strict, s);
 }
 
 int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *caps)
@@ -398,4 +425,17 @@ int stream_get_header(struct stream *s, enum stream_purpose *purpose, uint64_t *
 int stream_get_header_offer(struct stream *s, enum stream_purpose *purpose, uint64_t *offered)
 {
 	return stream_get_header_as(s, purpose, offered, false);
+}
+
+bool stream_skippable(const struct stream *s, uint32_t type)
+{
+	unsigned int i;
+
+	/* Only types this reader does not know: a known one is never skipped. */
+	if (type < REC_TYPE_MAX)
+		return false;
+	for (i = 0; i < s->nr_skippable; i++)
+		if (s->skippable[i] == type)
+			return true;
+	return false;
 }

@@ -94,9 +94,12 @@ enum hdr_tag {
 	HDR_VERSION_MAJOR = 1,
 	HDR_VERSION_MINOR = 2,
 	HDR_CAPS = 3,
-	HDR_SKIPPABLE = 4,
+	HDR_SKIPPABLE = 4,	/* u32[]: record types a reader may skip if unknown */
 	HDR_PURPOSE = 5,
 };
+
+/* HDR_SKIPPABLE entries a reader keeps; a longer list is KM_ERR_CORRUPT. */
+#define STREAM_SKIPPABLE_MAX	32
 
 /* Capabilities (HDR_CAPS bits). */
 #define STREAM_CAP_LZ4		(1ULL << 0)	/* REC_PAGES may hold PAGE_LZ4 entries */
@@ -118,6 +121,13 @@ int stream_parse_header(const uint8_t *payload, uint32_t len, enum stream_purpos
  * A file cannot be answered: its readers use stream_get_header.
  */
 int stream_get_header_offer(struct stream *s, enum stream_purpose *purpose, uint64_t *offered);
+/*
+ * Whether the header read by stream_get_header(_offer) declared record
+ * type skippable (HDR_SKIPPABLE) and this reader does not know the type
+ * (>= REC_TYPE_MAX): then it skips such a record (its checksum already
+ * checked) instead of failing.
+ */
+bool stream_skippable(const struct stream *s, uint32_t type);
 int stream_parse_header_offer(const uint8_t *payload, uint32_t len,
 			      enum stream_purpose *purpose, uint64_t *offered);
 

@@ -263,6 +263,9 @@ static int recv__stream(struct recv *rv)
 			return recv__fail(rv, KM_ERR_CANCELED, "the source gave up: %s", text);
 		}
 		default:
+			/* A newer source's record we need not understand (docs/format.md s.6). */
+			if (stream_skippable(rv->s, type))
+				break;
 			return recv__fail(rv, KM_ERR_CORRUPT, "unexpected record type %u", type);
 		}
 	}

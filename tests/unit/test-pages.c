@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <lz4.h>
 
@@ -18,6 +19,7 @@
 #include "pages.h"
 #include "record.h"
 #include "stream.h"
+#include "chan.h"
 
 #define PAGE		PAGE_SIZE_4K
 
@@ -682,6 +684,83 @@ static void test_header_unknown_caps(void **state)
 	free(p);
 }
 
+/* A header payload with HDR_SKIPPABLE holding n types from types. */
+static struct buf *skippable_header(const uint32_t *types, unsigned int n, uint32_t extra_bytes)
+{
+	struct buf *p = buf_new(4096), *list = buf_new(4096);
+	unsigned int i;
+
+	assert_ok(buf_put(p, REC_MAGIC, 8));
+	assert_ok(rec_put_field_u64(p, HDR_VERSION_MAJOR, REC_VERSION));
+	assert_ok(rec_put_field_u64(p, HDR_PURPOSE, STREAM_MIGRATE));
+	for (i = 0; i < n; i++) {
+		uint32_t le = htole32(types[i]);
+
+		assert_ok(buf_put(list, &le, 4));
+	}
+	assert_ok(buf_put(list, "xx", extra_bytes));
+	assert_ok(rec_put_field(p, HDR_SKIPPABLE, buf_ptr(list), (uint32_t)buf_len(list)));
+	buf_free(list);
+	return p;
+}
+
+/*
+ * HDR_SKIPPABLE through a real stream (a socket pair): the reader skips
+ * the listed types it does not know, never a type it knows, and a list
+ * that is not whole u32s or too long is corrupt.
+ */
+static void test_header_skippable(void **state)
+{
+	uint32_t types[STREAM_SKIPPABLE_MAX + 1] = { 99, 1000, REC_PAGES };
+	char err[CHAN_ERR_MAX];
+	struct chan *w = NULL, *r = NULL;
+	struct stream *sw, *sr;
+	enum stream_purpose purpose;
+	const uint8_t *pl;
+	uint32_t type, len;
+	struct buf *h;
+	uint64_t caps;
+	unsigned int i;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_ok(chan_accept_fd(sv[0], NULL, 1000, &w, err, sizeof(err)));
+	assert_ok(chan_accept_fd(sv[1], NULL, 1000, &r, err, sizeof(err)));
+	assert_non_null(sw = stream_new(w));
+	assert_non_null(sr = stream_new(r));
+	h = skippable_header(types, 3, 0);
+	assert_ok(stream_put(sw, REC_HEADER, buf_ptr(h), (uint32_t)buf_len(h)));
+	assert_ok(stream_put(sw, 99, "later", 5));
+	assert_ok(stream_flush(sw));
+	buf_free(h);
+	assert_ok(stream_get_header_offer(sr, &purpose, &caps));
+	assert_true(stream_skippable(sr, 99));
+	assert_true(stream_skippable(sr, 1000));
+	assert_false(stream_skippable(sr, 98));
+	assert_false(stream_skippable(sr, REC_PAGES));	/* known: never skipped */
+	assert_ok(stream_get(sr, 4096, &type, &pl, &len));
+	assert_int_equal(type, 99);
+	stream_free(sw);
+	stream_free(sr);
+	chan_close(w);
+	chan_close(r);
+
+	/* Not whole u32s, or more than a reader keeps: corrupt. */
+	h = skippable_header(types, 1, 2);
+	assert_err(stream_parse_header(buf_ptr(h), (uint32_t)buf_len(h), &purpose, &caps),
+		   KM_ERR_CORRUPT);
+	buf_free(h);
+	for (i = 0; i <= STREAM_SKIPPABLE_MAX; i++)
+		types[i] = 200 + i;
+	h = skippable_header(types, STREAM_SKIPPABLE_MAX + 1, 0);
+	assert_err(stream_parse_header(buf_ptr(h), (uint32_t)buf_len(h), &purpose, &caps),
+		   KM_ERR_CORRUPT);
+	buf_free(h);
+	h = skippable_header(types, STREAM_SKIPPABLE_MAX, 0);
+	assert_ok(stream_parse_header(buf_ptr(h), (uint32_t)buf_len(h), &purpose, &caps));
+	buf_free(h);
+}
+
 static void test_header_purpose(void **state)
 {
 	struct hdr_spec h = good_header();
@@ -747,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_header_bad_magic),
 		cmocka_unit_test(test_header_version),
 		cmocka_unit_test(test_header_unknown_caps),
+		cmocka_unit_test(test_header_skippable),
 		cmocka_unit_test(test_header_purpose),
 		cmocka_unit_test(test_header_damage),
 	};
