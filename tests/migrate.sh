@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 76
+tap_plan 81
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -250,6 +250,19 @@ ok_if "a destination without the memory refuses at once, saying why (exit 1)" re
 source_intact "not enough memory there" "$A/full1.sock"
 q "$A/full1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
+# The name already runs at the destination: refused before any page, the
+# source runs on, and the VM already there is untouched.
+start_vm dup1 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+start_vm dup1 "$B" --mem 256M --guest-arg rate=2000,wss=16M
+migrate "$tmp/dup1.out" --rundir "$A" dup1 "127.0.0.1:$port_b" && st=0 || st=$?
+dup_refused() { [ "$st" = 1 ] && grep -q "a VM named dup1 already runs here" "$tmp/dup1.out"; }
+ok_if "a VM of that name already runs at the destination: refused, saying so (exit 1)" dup_refused
+source_intact "name taken there" "$A/dup1.sock"
+dup_there_ok() { running "$B/dup1.sock" && checked_ok "$B/dup1.sock"; }
+ok_if "the VM already at the destination still runs, correct" dup_there_ok
+q "$A/dup1.sock" '{"execute": "quit"}' >/dev/null 2>&1
+q "$B/dup1.sock" '{"execute": "quit"}' >/dev/null 2>&1
+
 # 29. Plain TCP when both sides say --insecure.
 "$KVM_MIGRATED" --listen 127.0.0.1:0 --insecure --rundir "$tmp/e" >"$tmp/daemon-e.log" 2>&1 &
 pids+=($!)
@@ -279,8 +292,13 @@ migrating() {
 		grep -Eq '"status": *"active".*"transferred": *[1-9][0-9]{6}'
 }
 
-# 18-21. Cancel mid-round.
+# Cancel mid-round; before that, a second migrate while one runs is refused
+# and leaves the first alone.
 slow_start cancel1 "127.0.0.1:$port_b"
+q "$A/cancel1.sock" '{"execute": "migrate", "arguments": {"uri": "127.0.0.1:1"}}' \
+	>"$tmp/second.out" 2>&1
+second_refused() { grep -q '"error"' "$tmp/second.out" && migrating "$A/cancel1.sock"; }
+ok_if "a second migrate while one runs is refused; the first goes on" second_refused
 q "$A/cancel1.sock" '{"execute": "migrate-cancel"}' >/dev/null
 wait "$mig_pid" && st=0 || st=$?
 ok_if "migrate-cancel mid-round: kvm-migrate exits 1" [ "$st" = 1 ]
