@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 81
+tap_plan 85
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -162,10 +162,25 @@ done
 # pages, the verify guest writing as fast as it can over 32 MiB).
 start_vm hot1 "$A" --mem 256M --guest-arg rate=0,wss=32M
 migrate "$tmp/hot1.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds 6 \
-	hot1 "127.0.0.1:$port_b" && st=0 || st=$?
+	--trace "$tmp/hot1.csv" hot1 "127.0.0.1:$port_b" && st=0 || st=$?
 ok_if "dirtying faster than the link, no auto-converge: gives up at the round limit (exit 1)" \
 	sh -c "[ $st = 1 ] && grep -q 'did not converge in 6 rounds' '$tmp/hot1.out'"
 source_intact "not converged" "$A/hot1.sock"
+# The cap holds: no round of 100 ms or more went faster than 64 MiB/s (+5 %).
+under_cap() {
+	awk -F, 'NR > 1 && $3 >= 100 {n++; if ($6 / ($3 / 1000) > 1.05 * 64 * 1048576) bad++}
+		END {exit !(n >= 3 && bad == 0)}' "$tmp/hot1.csv"
+}
+ok_if "--bandwidth 64M: every round of the trace stayed under the cap" under_cap
+# The time limit gives up as the round limit does (--timeout 2 s).
+migrate "$tmp/hot1t.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds 1000 \
+	--timeout 2 hot1 "127.0.0.1:$port_b" && st=0 || st=$?
+timed_out() {
+	[ "$st" = 1 ] && grep -q 'time limit of 2000 ms reached' "$tmp/hot1t.out" &&
+		awk '/^  total time/ {exit !($3 >= 2000 && $3 < 10000)}' "$tmp/hot1t.out"
+}
+ok_if "--timeout 2: gives up after 2 s (exit 1, total time 2-10 s)" timed_out
+source_intact "timed out" "$A/hot1.sock"
 if migrate "$tmp/hot2.out" --rundir "$A" --bandwidth 64M --no-compress --auto-converge \
 	hot1 "127.0.0.1:$port_b" && grep -Eq "throttle +[1-9][0-9]* %" "$tmp/hot2.out" &&
    checked_ok "$B/hot1.sock"; then
