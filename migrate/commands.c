@@ -19,10 +19,11 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 	double ratio = st->raw_bytes && st->wire_bytes ?
 		       (double)st->raw_bytes / (double)st->wire_bytes : 0.0;
 
-	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
+	return json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
 			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f, s:f, s:f}",
 			 "status", migrate__status_name(st->status),
 			 "error", st->error,
+			 "uri", st->uri,
 			 "total-time", (double)st->total_ns / 1e6,
 			 "setup-time", (double)st->setup_ns / 1e6,
 			 "downtime", (double)st->downtime_ns / 1e6,

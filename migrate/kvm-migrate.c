@@ -346,8 +346,10 @@ static int settle(const struct options *o, struct qmpc *q, const char *name)
 	}
 	if (there < 0) {
 		fprintf(stderr, "kvm-migrate: cannot reach %s: %s stays paused at the source; run "
-			"kvm-migrate again when the destination answers, or resume with 'cont' if "
-			"you know it is not running there\n", o->dst, name);
+			"kvm-migrate again when the destination answers (it settles first), or, if "
+			"you know the VM does not run there, send migrate-settle "
+			"{\"running-there\": false} to its control socket (docs/control.md)\n",
+			o->dst, name);
 		return EXIT_UNSETTLED;
 	}
 	if (qmpc_call(q, "migrate-settle", json_pack("{s:b}", "running-there", there), 10000,
@@ -400,6 +402,28 @@ int main(int argc, char **argv)
 	}
 	if (qmpc_call(q, "query-status", NULL, 10000, &status_ret, err, sizeof(err)) == 0)
 		snprintf(name, sizeof(name), "%s", str(status_ret, "name"));
+	/*
+	 * A migration whose outcome was never settled (the link broke after
+	 * the switchover began and the destination could not be asked): this
+	 * run settles it instead of starting another.
+	 */
+	if (qmpc_call(q, "query-migrate", NULL, 10000, &st, err, sizeof(err)) == 0 &&
+	    !strcmp(str(st, "status"), "unknown")) {
+		/* Only where it went can say whether it runs there. */
+		if (strcmp(str(st, "uri"), o.dst)) {
+			fprintf(stderr, "kvm-migrate: %s has an unsettled migration to %s: run "
+				"kvm-migrate %s %s to settle it\n", o.src, str(st, "uri"), o.src,
+				str(st, "uri"));
+			status = EXIT_UNSETTLED;
+			goto out;
+		}
+		fprintf(stderr, "kvm-migrate: %s has an unsettled migration to %s: settling it "
+			"first\n", o.src, o.dst);
+		status = settle(&o, q, name[0] ? name : o.src);
+		goto out;
+	}
+	json_decref(st);
+	st = NULL;
 	if (o.trace && !(tr.f = fopen(o.trace, "w"))) {
 		fprintf(stderr, "kvm-migrate: %s: %s\n", o.trace, strerror(errno));
 		status = EXIT_USAGE;

@@ -53,6 +53,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->kvm = kvm;
 	m->p = *p;
 	memset(&m->st, 0, sizeof(m->st));
+	snprintf(m->st.uri, sizeof(m->st.uri), "%s", p->uri);
 	if (!m->cancel_efd_made) {
 		if ((m->cancel_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 			r = km_errno();

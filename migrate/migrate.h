@@ -62,6 +62,7 @@ enum migrate_status {
 struct migrate_stats {
 	enum migrate_status status;
 	char error[256];
+	char uri[256];			/* where it goes (the migrate command's uri) */
 	uint64_t start_ns, setup_ns, total_ns;
 	uint64_t downtime_ns;		/* paused to destination running */
 	uint64_t expected_downtime_ns;

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 85
+tap_plan 91
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -340,6 +340,44 @@ ok_if "destination dies after ready: kvm-migrate exits 1" [ "$st" = 1 ]
 ok_if "it asked the destination and resumed the source" \
 	grep -q "resumed at the source" "$tmp/crash1.out"
 source_intact "destination died after ready" "$A/crash1.sock"
+
+# The same, but the daemon cannot be asked either (a proxy that carries one
+# connection only): the source stays paused, cont is refused, exit 4; a
+# later kvm-migrate to the same place settles it, one to another refuses.
+KVM_MIGRATE_FAULT=exit-after-ready "$KVM_MIGRATED" --listen "unix:$tmp/x.sock" \
+	--rundir "$tmp/x" >"$tmp/daemon-x.log" 2>&1 &
+pids+=($!)
+wait_for "daemon x" 10 test -S "$tmp/x.sock"
+"$top_builddir/tests/lib/flip-proxy" "$tmp/xp.sock" "$tmp/x.sock" 999999999999 \
+	2>"$tmp/xproxy.log" &
+pids+=($!)
+wait_for "the one-connection proxy" 10 test -S "$tmp/xp.sock"
+start_vm crash2 "$A" --mem 256M --guest-arg rate=2000,wss=16M
+migrate "$tmp/crash2.out" --rundir "$A" crash2 "unix:$tmp/xp.sock" && st=0 || st=$?
+unsettled() {
+	[ "$st" = 4 ] && grep -q "stays paused at the source" "$tmp/crash2.out" &&
+		! running "$A/crash2.sock" &&
+		q "$A/crash2.sock" '{"execute": "query-migrate"}' | grep -q '"status": *"unknown"'
+}
+ok_if "destination gone after ready and not askable: exit 4, the source stays paused" unsettled
+q "$A/crash2.sock" '{"execute": "cont"}' >"$tmp/crash2-cont.out" 2>&1
+cont_no() { grep -q "switching this VM over" "$tmp/crash2-cont.out" && ! running "$A/crash2.sock"; }
+ok_if "while unsettled, cont is refused" cont_no
+migrate "$tmp/crash2b.out" --rundir "$A" crash2 "127.0.0.1:$port_b" && st=0 || st=$?
+elsewhere_no() { [ "$st" = 4 ] && grep -q "unsettled migration to unix:$tmp/xp.sock" "$tmp/crash2b.out"; }
+ok_if "kvm-migrate to another place refuses: only the first destination can settle it" \
+	elsewhere_no
+# The destination answers again (a new proxy at the same address).
+rm -f "$tmp/xp.sock"
+"$top_builddir/tests/lib/flip-proxy" "$tmp/xp.sock" "$tmp/x.sock" 999999999999 \
+	2>"$tmp/xproxy2.log" &
+pids+=($!)
+wait_for "the proxy again" 10 test -S "$tmp/xp.sock"
+migrate "$tmp/crash2c.out" --rundir "$A" crash2 "unix:$tmp/xp.sock" && st=0 || st=$?
+settled_here() { [ "$st" = 1 ] && grep -q "resumed at the source" "$tmp/crash2c.out"; }
+ok_if "kvm-migrate to the same place, answering again, settles it: resumed here (exit 1)" \
+	settled_here
+source_intact "settled later" "$A/crash2.sock"
 
 # A destination that hangs before ready: cancel does not wait for it.
 KVM_MIGRATE_FAULT=hang-before-ready start_daemon h "$tmp/h"
