@@ -174,6 +174,9 @@ void mig__account(struct mig *m, const struct pages_stats *st)
 	mig__unlock(m);
 }
 
+/* Unused time the cap may make up for at once: a burst of at most this. */
+#define PACE_CREDIT_NS	10000000ULL
+
 int mig__pace(struct mig *m)
 {
 	uint64_t sent, due_ns, now;
@@ -183,6 +186,14 @@ int mig__pace(struct mig *m)
 		return 0;
 	sent = stream_bytes_out(m->s) - m->pace_bytes0;
 	due_ns = (uint64_t)((double)sent * 1e9 / (double)m->p.bandwidth);
+	/*
+	 * Time spent not sending (waiting for a round's acknowledgement,
+	 * reading the dirty log) is not credit to burst with afterwards,
+	 * beyond PACE_CREDIT_NS: the cap holds over any stretch of time.
+	 */
+	now = kvm__now_ns();
+	if (now > m->pace_t0 + due_ns + PACE_CREDIT_NS)
+		m->pace_t0 = now - due_ns - PACE_CREDIT_NS;
 	/* Sleep in slices so that a cancel is seen promptly. */
 	while ((now = kvm__now_ns()) < m->pace_t0 + due_ns) {
 		uint64_t left = m->pace_t0 + due_ns - now;

@@ -166,12 +166,13 @@ migrate "$tmp/hot1.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds
 ok_if "dirtying faster than the link, no auto-converge: gives up at the round limit (exit 1)" \
 	sh -c "[ $st = 1 ] && grep -q 'did not converge in 6 rounds' '$tmp/hot1.out'"
 source_intact "not converged" "$A/hot1.sock"
-# The cap holds: no round of 100 ms or more went faster than 64 MiB/s (+5 %).
+# The cap holds: no round of 400 ms or more went faster than 64 MiB/s
+# (+10 %: a 1 MiB batch and the pacer's 10 ms of credit may lead a round).
 under_cap() {
-	awk -F, 'NR > 1 && $3 >= 100 {n++; if ($6 / ($3 / 1000) > 1.05 * 64 * 1048576) bad++}
+	awk -F, 'NR > 1 && $3 >= 400 {n++; if ($6 / ($3 / 1000) > 1.10 * 64 * 1048576) bad++}
 		END {exit !(n >= 3 && bad == 0)}' "$tmp/hot1.csv"
 }
-ok_if "--bandwidth 64M: every round of the trace stayed under the cap" under_cap
+ok_if "--bandwidth 64M: every round of the trace stayed under the cap ($(awk -F, 'NR > 1 {printf "%.0f ", $6 / ($3 / 1000) / 1048576}' "$tmp/hot1.csv")MiB/s)" under_cap
 # The time limit gives up as the round limit does (--timeout 2 s).
 migrate "$tmp/hot1t.out" --rundir "$A" --bandwidth 64M --no-compress --max-rounds 1000 \
 	--timeout 2 hot1 "127.0.0.1:$port_b" && st=0 || st=$?
