@@ -135,9 +135,10 @@ static int recv__config(struct recv *rv)
 	if ((r = bitmap_init(&rv->written, rv->kvm->dirty.nr_pages)) != 0 ||
 	    (r = pagewrite__init(&rv->pw, rv->kvm->mem.memfd)) != 0)
 		return recv__fail(rv, r, "out of memory");
-	log_info("incoming VM %s from %s: %llu MiB, %u vCPU%s", rv->in->name, rv->in->peer,
-		 (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
-		 cfg.nr_vcpus > 1 ? "s" : "");
+	/* The one info line per migration is its outcome (migrate__receive). */
+	log_debug("incoming VM %s from %s: %llu MiB, %u vCPU%s", rv->in->name, rv->in->peer,
+		  (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
+		  cfg.nr_vcpus > 1 ? "s" : "");
 	return 0;
 }
 
@@ -409,8 +410,10 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 	recv__advance_tsc(&rv);
 	if ((r = recv__switchover(&rv)) != 0)
 		goto out;
-	log_info("VM %s from %s runs here: %llu pages in %llu rounds", in->name, in->peer,
-		 (unsigned long long)rv.pages, (unsigned long long)rv.rounds);
+	log_info("VM %s from %s runs here: %llu MiB, %u vCPU%s, %llu pages in %llu rounds",
+		 in->name, in->peer, (unsigned long long)(rv.kvm->mem.size >> 20),
+		 rv.kvm->nr_cpus, rv.kvm->nr_cpus > 1 ? "s" : "", (unsigned long long)rv.pages,
+		 (unsigned long long)rv.rounds);
 	*out = rv.kvm;
 	rv.kvm = NULL;
 out:

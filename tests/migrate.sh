@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 91
+tap_plan 93
 
 "$MAKE_CERTS" "$tmp/x509" && "$MAKE_CERTS" "$tmp/other-ca" &&
 	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" ||
@@ -251,6 +251,11 @@ raw_only() {
 	grep -Eq '"compressed": *0[,}]' "$tmp/nolz1.out" && grep -q "does not take lz4" "$tmp/vm-nolz1.log"
 }
 ok_if "the source offered lz4, was told no, and sent no lz4 page" raw_only
+one_line() {	# one_line LOG VM PATTERN: the daemon said one line of that VM, matching
+	[ "$(grep -c "$2" "$1")" = 1 ] && grep "$2" "$1" | grep -q "from CN=.*$3"
+}
+ok_if "the daemon logged one line for the migration: peer and outcome" \
+	one_line "$tmp/daemon-nolz.log" nolz1 "runs here: 256 MiB, 1 vCPU"
 q "$tmp/nolz/nolz1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
 # A destination that cannot hold the VM refuses it up front, saying why
@@ -263,6 +268,8 @@ refused_mem() {
 		grep -q "not enough memory here" "$tmp/daemon-full.log"
 }
 ok_if "a destination without the memory refuses at once, saying why (exit 1)" refused_mem
+ok_if "the daemon logged one line for the refusal: peer and reason" \
+	one_line "$tmp/daemon-full.log" full1 "refused: not enough memory"
 source_intact "not enough memory there" "$A/full1.sock"
 q "$A/full1.sock" '{"execute": "quit"}' >/dev/null 2>&1
 
