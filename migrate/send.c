@@ -198,11 +198,12 @@ static int send__setup(struct mig *m)
 		return -ENOMEM;
 	if ((r = mig__connect(m)) != 0)
 		goto out;
+	/* What the destination will have to allocate, for its memory check (if known). */
+	if (memory__resident(&m->kvm->mem, &resident) != 0)
+		resident = 0;
 	if ((r = stream_put_header(m->s, STREAM_MIGRATE, m->p.compress ? STREAM_CAP_LZ4 : 0)) ||
 	    (r = state__save_config(m->kvm, cfg)) ||
-	    /* What the destination will have to allocate, for its memory check. */
-	    (r = memory__resident(&m->kvm->mem, &resident)) ||
-	    (r = rec_put_field_u64(cfg, ST_CFG_RESIDENT, resident)) ||
+	    (resident && (r = rec_put_field_u64(cfg, ST_CFG_RESIDENT, resident))) ||
 	    (r = stream_put(m->s, REC_VM_CONFIG, buf_ptr(cfg), (uint32_t)buf_len(cfg))) ||
 	    (r = stream_flush(m->s))) {
 		mig__fail(m, "sending the VM config: %s", km_strerror(r));
