@@ -236,7 +236,7 @@ static int child_main(struct daemon *d, int fd)
 
 	close(d->lfd);
 	/* Fault injection for the tests (docs/protocol.md): a peer that accepts, then is silent. */
-	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "hang-in-handshake")) {
+	if (migrate__fault("hang-in-handshake")) {
 		log_warn("KVM_MIGRATE_FAULT=hang-in-handshake: accepted, never answering");
 		for (;;)
 			pause();
@@ -272,7 +272,7 @@ static int child_main(struct daemon *d, int fd)
 	in.caps = caps & STREAM_CAPS_KNOWN;
 	in.min_free = d->min_free;
 	/* Fault injection for the tests (docs/protocol.md): a destination without lz4. */
-	if (getenv("KVM_MIGRATE_FAULT") && !strcmp(getenv("KVM_MIGRATE_FAULT"), "no-lz4"))
+	if (migrate__fault("no-lz4"))
 		in.caps &= ~STREAM_CAP_LZ4;
 	if ((r = migrate__receive(s, &in, &kvm)) != 0)
 		goto out;

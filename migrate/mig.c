@@ -25,6 +25,7 @@ struct mig mig__g = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
 	.sub = -1,
+	.cancel_efd = -1,
 };
 
 void mig__lock(struct mig *m)
@@ -315,7 +316,6 @@ int mig__pause(struct mig *m)
 	int r;
 
 	throttle__stop(m);
-	m->was_paused = (kvm__holds(m->kvm) & KVM_HOLD_USER) != 0;
 	if ((r = kvm__hold(m->kvm, KVM_HOLD_MIGRATION)) != 0) {
 		mig__fail(m, "cannot pause the VM (it stopped)");
 		return r;
@@ -328,6 +328,8 @@ int mig__pause(struct mig *m)
 int mig__put_end(struct mig *m)
 {
 	struct buf *p = buf_new(64);
+	/* A user's stop up to this moment (even during the stop-and-copy) travels. */
+	bool user_stopped = (kvm__holds(m->kvm) & KVM_HOLD_USER) != 0;
 	int r;
 
 	if (!p)
@@ -337,11 +339,9 @@ int mig__put_end(struct mig *m)
 	 * the guest's TSC on by the time until it loads it, so the guest's
 	 * clock shows the downtime it really had.
 	 */
-	/* A user's stop up to this moment (even during the stop-and-copy) travels. */
-	m->was_paused = (kvm__holds(m->kvm) & KVM_HOLD_USER) != 0;
 	if ((r = rec_put_field_u64(p, 1, m->capture_realtime_ns)) == 0 &&
-	    /* A VM paused before its migration arrives paused. */
-	    (r = rec_put_field_u64(p, 2, m->was_paused)) == 0)
+	    /* A VM paused by its user arrives paused. */
+	    (r = rec_put_field_u64(p, 2, user_stopped)) == 0)
 		r = stream_put(m->s, REC_END, buf_ptr(p), (uint32_t)buf_len(p));
 	buf_free(p);
 	return r;
@@ -444,10 +444,9 @@ void mig__finish(struct mig *m, int r)
 		/* A user's stop (before or during the migration) stays in force. */
 		if (m->paused_by_us)
 			kvm__release(kvm, KVM_HOLD_MIGRATION);
-		m->was_paused = (kvm__holds(kvm) & KVM_HOLD_USER) != 0;
 		log_warn("migration of %s %s: %s; the VM %s here", kvm->name,
 			 s == MIGRATE_CANCELLED ? "cancelled" : "failed", m->st.error,
-			 m->was_paused ? "stays paused" : "keeps running");
+			 kvm__holds(kvm) & KVM_HOLD_USER ? "stays paused" : "keeps running");
 	} else if (s == MIGRATE_COMPLETED) {
 		log_info("migration of %s completed: %.1f ms total, %.2f ms downtime, %u rounds",
 			 kvm->name, (double)m->st.total_ns / 1e6, (double)m->st.downtime_ns / 1e6,

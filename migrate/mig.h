@@ -28,18 +28,17 @@ struct mig {
 	atomic_int cancel;
 	/*
 	 * Readable once cancelled: wakes a connect or TLS handshake in
-	 * progress (no channel to abort yet). Made at the first migration,
-	 * kept for the process's life, drained at each start.
+	 * progress (no channel to abort yet). Made at the first migration
+	 * (-1 before), kept for the process's life, drained at each start.
 	 */
 	int cancel_efd;
-	bool cancel_efd_made;
 
 	struct chan_tls *tls;
 	struct chan *c;
 	struct stream *s;
 	int sub;			/* dirty subscriber, -1 if none */
 
-	bool paused_by_us, was_paused, go_sent;
+	bool paused_by_us, go_sent;
 	bool waiting;			/* blocked on the peer (under lock) */
 	uint64_t pause_ns;
 	uint64_t capture_realtime_ns;	/* when the vCPU state (TSC) was read */

@@ -54,13 +54,12 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->p = *p;
 	memset(&m->st, 0, sizeof(m->st));
 	snprintf(m->st.uri, sizeof(m->st.uri), "%s", p->uri);
-	if (!m->cancel_efd_made) {
+	if (m->cancel_efd < 0) {
 		if ((m->cancel_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 			r = km_errno();
 			mig__unlock(m);
 			return r;
 		}
-		m->cancel_efd_made = true;
 	} else {
 		eventfd_t drained;
 
@@ -71,7 +70,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	atomic_store(&m->cancel, 0);
 	atomic_store(&m->throttle_pct, 0);
 	m->sub = -1;
-	m->paused_by_us = m->was_paused = m->go_sent = m->final_read = m->waiting = false;
+	m->paused_by_us = m->go_sent = m->final_read = m->waiting = false;
 	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = m->round_pages0 = 0;
 	m->nr_trace = 0;
 	m->lz4_misses = m->lz4_probe = 0;

@@ -152,6 +152,8 @@ struct migrate_incoming {
 };
 struct stream;
 int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out);
+/* Whether KVM_MIGRATE_FAULT names this fault (test injection, docs/protocol.md s.5). */
+bool migrate__fault(const char *name);
 
 /*
  * A VM name carried in field tag of a payload (the config's ST_CFG_NAME, a

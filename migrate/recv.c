@@ -142,16 +142,23 @@ static int recv__config(struct recv *rv)
 	return 0;
 }
 
-/* REC_ACCEPT, field 1: the caps accepted (the source uses no others). */
-static int recv__accept(struct recv *rv)
+bool migrate__fault(const char *name)
+{
+	const char *fault = getenv("KVM_MIGRATE_FAULT");
+
+	return fault && !strcmp(fault, name);
+}
+
+/* Sends a record of type whose payload is one u64 field 1, and flushes. */
+static int recv__send_u64(struct recv *rv, uint32_t type, uint64_t v)
 {
 	struct buf *p = buf_new(64);
 	int r;
 
 	if (!p)
 		return -ENOMEM;
-	if ((r = rec_put_field_u64(p, 1, rv->in->caps)) == 0 &&
-	    (r = stream_put(rv->s, REC_ACCEPT, buf_ptr(p), (uint32_t)buf_len(p))) == 0)
+	if ((r = rec_put_field_u64(p, 1, v)) == 0 &&
+	    (r = stream_put(rv->s, type, buf_ptr(p), (uint32_t)buf_len(p))) == 0)
 		r = stream_flush(rv->s);
 	buf_free(p);
 	return r;
@@ -299,7 +306,6 @@ static void recv__guest_report(struct recv *rv)
 	struct kvm *kvm = rv->kvm;
 	struct progress_vcpu pv;
 	uint64_t deadline = kvm__now_ns() + 1000000000ULL, max_tsc = 0;
-	struct buf *p;
 	unsigned int i, reported;
 
 	for (;;) {
@@ -316,44 +322,34 @@ static void recv__guest_report(struct recv *rv)
 			break;
 		kvm__wait_stopped(kvm, kvm__now_ns() + 10000000ULL);	/* a 10 ms poll */
 	}
-	if (reported == 0 || !kvm->tsc_khz || !(p = buf_new(64)))
+	if (reported == 0 || !kvm->tsc_khz)
 		return;
-	if (rec_put_field_u64(p, 1, (uint64_t)((double)max_tsc * 1e6 / (double)kvm->tsc_khz)) == 0 &&
-	    stream_put(rv->s, REC_GUEST_REPORT, buf_ptr(p), (uint32_t)buf_len(p)) == 0)
-		stream_flush(rv->s);
-	buf_free(p);
+	(void)recv__send_u64(rv, REC_GUEST_REPORT,
+			     (uint64_t)((double)max_tsc * 1e6 / (double)kvm->tsc_khz));
 }
 
 /* READY, wait for GO, resume, RUNNING. */
 static int recv__switchover(struct recv *rv)
 {
-	const char *fault = getenv("KVM_MIGRATE_FAULT");
-	struct buf *ready;
 	const uint8_t *p;
 	uint32_t type, len;
-	uint64_t cpu;
 	int r;
 
 	/* Fault injection for the tests (docs/protocol.md): a destination that hangs. */
-	if (fault && !strcmp(fault, "hang-before-ready")) {
+	if (migrate__fault("hang-before-ready")) {
 		log_warn("KVM_MIGRATE_FAULT=hang-before-ready: hanging as a stuck host would");
 		for (;;)
 			pause();
 	}
 	/* Field 1: the CPU time this end spent receiving, for the source's report. */
-	if (!(ready = buf_new(64)))
-		return recv__fail(rv, -ENOMEM, "sending ready: out of memory");
-	cpu = kvm__thread_cpu_ns() - rv->cpu0_ns + stream_threads_cpu_ns(rv->s);
-	if ((r = rec_put_field_u64(ready, 1, cpu)) == 0)
-		r = stream_put(rv->s, REC_READY, buf_ptr(ready), (uint32_t)buf_len(ready));
-	buf_free(ready);
-	if (r != 0 || (r = stream_flush(rv->s)) != 0)
+	if ((r = recv__send_u64(rv, REC_READY, kvm__thread_cpu_ns() - rv->cpu0_ns +
+						  stream_threads_cpu_ns(rv->s))) != 0)
 		return recv__fail(rv, r, "sending ready: %s", km_strerror(r));
 	/*
 	 * Fault injection for the tests (docs/protocol.md): die as a crash
 	 * would, right after ready, leaving the source to settle the outcome.
 	 */
-	if (fault && !strcmp(fault, "exit-after-ready")) {
+	if (migrate__fault("exit-after-ready")) {
 		log_warn("KVM_MIGRATE_FAULT=exit-after-ready: exiting as a crash would");
 		_exit(9);
 	}
@@ -393,7 +389,8 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 	}
 	if ((r = recv__config(&rv)) != 0)
 		goto out;
-	if ((r = recv__accept(&rv)) != 0) {
+	/* Field 1: the caps accepted (the source uses no others). */
+	if ((r = recv__send_u64(&rv, REC_ACCEPT, in->caps)) != 0) {
 		recv__fail(&rv, r, "sending accept: %s", km_strerror(r));
 		goto out;
 	}
