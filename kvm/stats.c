@@ -63,9 +63,10 @@ json_t *stats__query(struct kvm *kvm)
 		double rate = stats__vcpu(kvm, i, &p);
 
 		json_array_append_new(vcpus, json_pack(
-			"{s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:b}",
+			"{s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b}",
 			"id", (int)i,
 			"progress", (json_int_t)p.counter,
+			"first-progress", (json_int_t)p.first_counter,
 			"reports", (json_int_t)p.reports,
 			"rate", rate,
 			"last-report-age-ms", p.reports ? (double)(now - p.last_ns) / 1e6 : -1.0,

@@ -1,3 +1,11 @@
+# The KVM tests (scripts/check counts their checks apart: they must run).
+# TESTS starts with them (Makefile.am), the longest first, so that make -j
+# starts them first.
+KM_MIGRATE_TESTS = tests/migrate-faults.sh tests/migrate.sh tests/migrate-limits.sh \
+	tests/migrate-netns.sh
+KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
+	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh
+
 include tests/unit/local.mk
 include tests/bench/local.mk
 
@@ -20,34 +28,31 @@ tests_kvm_test_state_SOURCES = tests/kvm/test-state.c
 tests_kvm_test_state_CFLAGS = $(KVM_TEST_CFLAGS) -mgeneral-regs-only
 tests_kvm_test_state_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_state_LDADD = $(KVM_TEST_LIBS)
-TESTS += tests/kvm/test-state
 
 check_PROGRAMS += tests/kvm/test-vm
 tests_kvm_test_vm_SOURCES = tests/kvm/test-vm.c
 tests_kvm_test_vm_CFLAGS = $(KVM_TEST_CFLAGS)
 tests_kvm_test_vm_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_vm_LDADD = $(KVM_TEST_LIBS)
-TESTS += tests/kvm/test-vm
 
 check_PROGRAMS += tests/lib/qmp-send tests/lib/flip-proxy
 tests_lib_qmp_send_SOURCES = tests/lib/qmp-send.c
 tests_lib_flip_proxy_SOURCES = tests/lib/flip-proxy.c
 
 # Shell tests (TAP through tests/lib.sh).
-TESTS += tests/cli.sh tests/kvm-run.sh tests/migrate.sh tests/migrate-netns.sh
-EXTRA_DIST += tests/lib.sh tests/cli.sh tests/kvm-run.sh tests/migrate.sh tests/migrate-netns.sh
+TESTS += tests/cli.sh
+EXTRA_DIST += tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
+	tests/cli.sh tests/kvm-run.sh $(KM_MIGRATE_TESTS)
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c
 tests_kvm_test_verify_CFLAGS = $(KVM_TEST_CFLAGS)
 tests_kvm_test_verify_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_verify_LDADD = $(KVM_TEST_LIBS)
-TESTS += tests/kvm/test-verify
 
 check_PROGRAMS += tests/kvm/test-dirty
 tests_kvm_test_dirty_SOURCES = tests/kvm/test-dirty.c
 tests_kvm_test_dirty_CFLAGS = $(KVM_TEST_CFLAGS)
 tests_kvm_test_dirty_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_dirty_LDADD = $(KVM_TEST_LIBS)
-TESTS += tests/kvm/test-dirty
 include tests/fuzz/local.mk

@@ -17,6 +17,15 @@
  *       memory over that channel on this machine (no page codec, no
  *       checksums, no protocol). It also prints the CPU time each end
  *       spent on the transfer.
+ *   bench-limits stream --transport tls|unix [--tls-dir DIR] [--mib N]
+ *       The migration's page path without KVM: N MiB (default 64) of random
+ *       pages from resident memory are encoded by lib/pages.h (lz4 tried,
+ *       as migrations do by default), sent as REC_PAGES records through
+ *       lib/stream.h (writer thread) over a loopback channel, read back
+ *       with the read-ahead, decoded and pwrite()n into a fresh memfd.
+ *       Prints pages/s from the first record to the receiver's
+ *       acknowledgement. scripts/check measures the test machine with it
+ *       (tests/pace.sh): the pace the migration tests are sized to.
  *   bench-limits pages [--mib N]
  *       The page codec of lib/pages.h on N MiB (default 256) of pages made
  *       as the fill guest makes them (pattern=random and pattern=text):
@@ -50,6 +59,8 @@
 
 #include "buf.h"
 #include "chan.h"
+#include "record.h"
+#include "stream.h"
 #include "err.h"
 #include "pages.h"
 #include "parse.h"
@@ -437,10 +448,150 @@ static void bench_net(const char *transport, const char *tls_dir, uint64_t bytes
 	free(src);
 }
 
+/* ---- stream: pages through lib/stream over a channel ---- */
+
+#define STREAM_BATCH	(1U << 20)	/* migrate/send.c's BATCH_PAYLOAD */
+
+/* The receiver: records until REC_END, every page decoded into a memfd. */
+static void stream_receive(struct chan *c)
+{
+	struct stream *s = stream_new(c);
+	uint8_t page[PAGE];
+	const uint8_t *p;
+	uint32_t type, len;
+	int fd, r;
+
+	if (!s)
+		die("memory", strerror(ENOMEM));
+	if ((fd = memfd_create("bench-limits", MFD_CLOEXEC)) < 0)
+		die("memfd", strerror(errno));
+	if ((r = stream_start_reader(s, REC_MAX_PAYLOAD, 1U << REC_END)) != 0)
+		die("stream reader", km_strerror(r));
+	for (;;) {
+		struct buf *b;
+		enum page_kind kind;
+		const uint8_t *data;
+		uint64_t gpa;
+
+		if ((r = stream_get(s, REC_MAX_PAYLOAD, &type, &p, &len)) != 0)
+			die("stream_get", km_strerror(r));
+		if (type == REC_END)
+			break;
+		if (type != REC_PAGES || !(b = buf_view(p, len)))
+			die("stream", "unexpected record");
+		while ((r = pages_get(b, &gpa, &kind, &data, &len)) == 0) {
+			if ((r = pages_expand(kind, data, len, page)) != 0)
+				die("pages_expand", km_strerror(r));
+			if (pwrite(fd, page, PAGE, (off_t)gpa) != PAGE)
+				die("pwrite", strerror(errno));
+		}
+		if (r != KM_ERR_END)
+			die("pages_get", km_strerror(r));
+		buf_free(b);
+	}
+	if ((r = stream_put(s, REC_ROUND_ACK, NULL, 0)) != 0 || (r = stream_flush(s)) != 0)
+		die("ack", km_strerror(r));
+	stream_free(s);
+	close(fd);
+}
+
+static void bench_stream(const char *transport, const char *tls_dir, uint64_t n)
+{
+	char err[CHAN_ERR_MAX] = "", addr[4200], sockdir[] = "/tmp/bench-limits.XXXXXX";
+	int lfd, fd, st, r, is_tls = !strcmp(transport, "tls");
+	struct chan_tls *tls = NULL;
+	struct stream *s = NULL;
+	struct pages_stats ps;
+	struct buf *payload;
+	struct chan *c = NULL;
+	const uint8_t *p;
+	uint32_t type, len;
+	uint8_t *src;
+	uint64_t i, t0, t1;
+	pid_t pid;
+
+	if (!is_tls && strcmp(transport, "unix"))
+		die("--transport", "tls or unix");
+	if (is_tls && !tls_dir)
+		die("--transport tls", "needs --tls-dir");
+	if (is_tls) {
+		snprintf(addr, sizeof(addr), "127.0.0.1:0");
+	} else {
+		if (!mkdtemp(sockdir))
+			die("mkdtemp", strerror(errno));
+		snprintf(addr, sizeof(addr), "unix:%s/s", sockdir);
+	}
+	if ((lfd = chan_listen(addr, err, sizeof(err))) < 0)
+		die("listen", err);
+	if (is_tls)
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", chan_local_port(lfd));
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		die("fork", strerror(errno));
+	if (pid == 0) {
+		if (is_tls && chan_tls_new(tls_dir, true, &tls, err, sizeof(err)) != 0)
+			die("server TLS", err);
+		if ((fd = accept(lfd, NULL, NULL)) < 0)
+			die("accept", strerror(errno));
+		if (chan_accept_fd(fd, tls, 30000, &c, err, sizeof(err)) != 0)
+			die("accept", err);
+		stream_receive(c);
+		chan_close(c);
+		chan_tls_free(tls);
+		_exit(0);
+	}
+	close(lfd);
+	src = make_pages("random", n);	/* resident, as a source's guest RAM (not timed) */
+	if (is_tls && chan_tls_new(tls_dir, false, &tls, err, sizeof(err)) != 0)
+		die("client TLS", err);
+	if ((r = chan_connect(addr, tls, 30000, &c, err, sizeof(err))) != 0)
+		die("connect", err);
+	if (!(s = stream_new(c)) || !(payload = buf_new(STREAM_BATCH)))
+		die("memory", strerror(ENOMEM));
+	if ((r = stream_start_writer(s, STREAM_BATCH)) != 0)
+		die("stream writer", km_strerror(r));
+	memset(&ps, 0, sizeof(ps));
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		r = pages_put(payload, i * PAGE, src + i * PAGE, true, &ps);
+		if (r == KM_ERR_NO_SPACE) {
+			if ((r = stream_put_owned(s, REC_PAGES, &payload)) != 0)
+				die("stream_put_owned", km_strerror(r));
+			r = pages_put(payload, i * PAGE, src + i * PAGE, true, &ps);
+		}
+		if (r)
+			die("pages_put", km_strerror(r));
+	}
+	if ((buf_len(payload) && (r = stream_put_owned(s, REC_PAGES, &payload)) != 0) ||
+	    (r = stream_put(s, REC_END, NULL, 0)) != 0 || (r = stream_flush(s)) != 0)
+		die("stream", km_strerror(r));
+	if ((r = stream_get(s, 64, &type, &p, &len)) != 0 || type != REC_ROUND_ACK)
+		die("ack", r ? km_strerror(r) : "unexpected record");
+	t1 = now_ns();
+	printf("stream_%s_pps %.0f\n", transport, (double)n * 1e9 / (double)(t1 - t0));
+	printf("stream_%s_mbs %.2f\n", transport, (double)(n * PAGE) / (double)(t1 - t0) * 1e3);
+	stream_free(s);
+	buf_free(payload);
+	chan_close(c);
+	chan_tls_free(tls);
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("receiver", "failed");
+	if (!is_tls) {
+		char sp[4200];
+
+		snprintf(sp, sizeof(sp), "%s/s", sockdir);
+		unlink(sp);
+		rmdir(sockdir);
+	}
+	free(src);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench-limits net --transport tcp|tls|unix [--tls-dir DIR] [--bytes SIZE]\n"
 			"                         [--into-memfd]\n"
+			"       bench-limits stream --transport tls|unix [--tls-dir DIR] [--mib N]\n"
 			"       bench-limits pages [--mib N]\n"
 			"       bench-limits samples DIR [--mib N]\n"
 			"       bench-limits populate [--mib N]\n");
@@ -486,6 +637,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "net")) {
 		bench_net(transport, tls_dir, bytes, into_memfd);
+	} else if (!strcmp(cmd, "stream")) {
+		bench_stream(transport, tls_dir, (mib ? mib : 64) << 8);
 	} else if (!strcmp(cmd, "pages")) {
 		bench_codec("random", (mib ? mib : 256) << 8);
 		bench_codec("text", (mib ? mib : 256) << 8);

@@ -22,13 +22,23 @@
 #include "kvm/kvm-cpu.h"
 
 /*
- * When /dev/kvm cannot be opened, prints the TAP plan "1..0 # SKIP reason"
- * and exits 0, so the whole test program counts as one skip with its reason
- * (like kselftest's ksft_exit_skip). Call first in main() of KVM tests.
- * (Per-test cmocka skip() is not used: cmocka 1.1 prints "not ok # SKIP",
- * which TAP readers count as a failure.)
+ * Call first in main() of KVM tests. Where scripts/check found the nested
+ * KVM sandbox (KVM_MIGRATE_SANDBOX) and this host has no KVM, or
+ * KVM_MIGRATE_FORCE_SANDBOX=1, runs this program in there and exits with
+ * its status ("Bail out!" if the sandbox itself fails). Otherwise, when
+ * /dev/kvm cannot be opened, prints the TAP plan "1..0 # SKIP reason" and
+ * exits 0, so the whole program counts as one skip with its reason (like
+ * kselftest's ksft_exit_skip); scripts/check fails on a skipped KVM test.
  */
 void kvm_test_require_kvm(void);
+
+/*
+ * How much longer than natively a time bound should be here: 1 natively,
+ * up to 5 on a machine that moves fewer than 5000 pages/s over TLS
+ * (KVM_MIGRATE_PACE, tests/pace.sh; as tests/lib.sh's pace_time).
+ * vm_wait_progress applies it.
+ */
+unsigned int kvm_test_time_factor(void);
 
 /* NULL if /dev/kvm works, else why not (static text). */
 const char *kvm_test_unavailable(void);
