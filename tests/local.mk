@@ -41,7 +41,7 @@ tests_lib_flip_proxy_SOURCES = tests/lib/flip-proxy.c
 
 # Shell tests (TAP through tests/lib.sh).
 TESTS += tests/cli.sh
-EXTRA_DIST += tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
+EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
 	tests/cli.sh tests/kvm-run.sh $(KM_MIGRATE_TESTS)
 
 check_PROGRAMS += tests/kvm/test-verify
