@@ -18,10 +18,11 @@ D=$KM_PACE_DIRTY_PPS
 # wss_pages NATIVE_MIB: a working set whose first copy takes about 2 s over TLS.
 wss_pages() { sized $(( $1 * 256 )) $(( 2 * T )); }
 # rate_of NATIVE VCPUS: a per-vCPU rate for a writer that converges: its
-# vCPUs together dirty at most a fifth of what the link carries (and a
-# quarter of what the guest can).
+# vCPUs together dirty at most a tenth of what the link carries (the link
+# may be slower than measured a minute later) and a quarter of what the
+# guest can.
 rate_of() {
-	local link=$(( T / (5 * $2) )) guest=$(( D / (4 * $2) ))
+	local link=$(( T / (10 * $2) )) guest=$(( D / (4 * $2) ))
 	sized "$1" $(( link < guest ? link : guest ))
 }
 # The downtime limit every migration here is given: the default natively.

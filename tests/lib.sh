@@ -31,7 +31,7 @@ require_kvm() {
 	   { [ "${KVM_MIGRATE_FORCE_SANDBOX:-0}" = 1 ] || ! kvm_works; }; then
 		echo "# running in the QEMU sandbox's nested KVM"
 		export KVM_MIGRATE_IN_SANDBOX=1
-		"$KVM_MIGRATE_SANDBOX" --timeout "${KVM_MIGRATE_SANDBOX_TIMEOUT:-1500}" -- bash "$0" "$@"
+		"$KVM_MIGRATE_SANDBOX" --timeout "${KVM_MIGRATE_SANDBOX_TIMEOUT:-900}" -- bash "$0" "$@"
 		local st=$?
 		# The sandbox itself failed (125) or ran out of time (124): an
 		# error of this test program, never a skip.

@@ -7,6 +7,7 @@
 #   KM_PACE_WHERE      native | sandbox (emulated: figures are far lower)
 #   KM_PACE_TLS_PPS    random 4 KiB pages/s through the migration's page path
 #                      (lib/pages + lib/stream, lz4 tried) over loopback TLS 1.3
+#                      (the slower of two runs)
 #   KM_PACE_UNIX_PPS   the same over a unix socket
 #   KM_PACE_DIRTY_PPS  distinct pages/s the verify guest dirties on one vCPU,
 #                      writing as fast as it can at uniformly random pages of
@@ -36,9 +37,19 @@ where=native
 # 16 MiB natively is a few tens of ms; in the sandbox 2 MiB take about a second.
 mib=16
 [ "$where" = sandbox ] && mib=2
+say() { [ -n "${KM_PACE_VERBOSE:-}" ] && echo "tests/pace.sh: $(date +%T) $*" >&2; return 0; }
+# The slower of two runs: this machine's speed swings by 2x within minutes,
+# and the tests had better be sized to its slow moments.
 stream_pps() {
-	"$b/tests/bench/bench-limits" stream --transport "$1" --tls-dir "$tmp/x509" --mib "$mib" |
-		sed -n "s/^stream_$1_pps //p"
+	local i v min=
+	for i in 1 2; do
+		say "stream over $1"
+		v=$(timeout 120 "$b/tests/bench/bench-limits" stream --transport "$1" --tls-dir "$tmp/x509" \
+			--mib "$mib" | sed -n "s/^stream_$1_pps //p")
+		[ -n "$v" ] || return 1
+		[ -z "$min" ] || [ "$v" -lt "$min" ] && min=$v
+	done
+	echo "$min"
 }
 tls=$(stream_pps tls) && [ -n "$tls" ] || die "bench-limits stream over TLS failed"
 unix=$(stream_pps unix) && [ -n "$unix" ] || die "bench-limits stream over a unix socket failed"
@@ -47,23 +58,27 @@ if [ "$only_stream" = 1 ]; then
 	exit 0
 fi
 
+say "the guest's dirtying pace"
 # The guest's dirtying pace, over 256 MiB so that, natively, a one-second
 # window is not capped by the working set before about 60000 pages/s.
 KVM_MIGRATE_GUEST_DIR=$b/kvm/guest "$b/kvm/kvm-run" --name pace --rundir "$tmp/run" --mem 512M \
 	--guest verify --guest-arg rate=0,wss=256M >"$tmp/vm.log" 2>&1 &
 vm=$!
 qs() { "$b/tests/lib/qmp-send" "$tmp/run/pace.sock" "$@" 2>/dev/null; }
-for i in $(seq 3000); do
-	qs '{"execute": "query-stats"}' | grep -Eq '"progress": *[1-9]' && break
+end=$(( $(date +%s) + 120 ))
+until qs '{"execute": "query-stats"}' | grep -Eq '"progress": *[1-9]'; do
 	kill -0 "$vm" 2>/dev/null || die "kvm-run of the verify guest failed: $(tail -3 "$tmp/vm.log")"
+	[ "$(date +%s)" -lt "$end" ] || die "the verify guest reported no progress in 120 s"
 	sleep 0.02
 done
+say "the guest runs"
 dirty=$(qs '{"execute": "query-dirty-rate", "arguments": {"window-ms": 1000}}' |
 	sed -n 's/.*"dirty-pages": *\([0-9]*\).*/\1/p')
 [ -n "$dirty" ] || die "query-dirty-rate gave no figure: $(tail -3 "$tmp/vm.log")"
 qs '{"execute": "quit"}' >/dev/null
 wait "$vm" 2>/dev/null
 vm=
+say "done"
 
 printf 'KM_PACE_WHERE=%s\nKM_PACE_TLS_PPS=%s\nKM_PACE_UNIX_PPS=%s\nKM_PACE_DIRTY_PPS=%s\n' \
 	"$where" "$tls" "$unix" "$dirty"

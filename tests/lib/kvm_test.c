@@ -90,7 +90,7 @@ void kvm_test_require_kvm(void)
 		fflush(stdout);
 		setenv("KVM_MIGRATE_IN_SANDBOX", "1", 1);
 		if ((pid = fork()) == 0) {
-			execl(sandbox, sandbox, "--timeout", "1500", "--", exe, (char *)NULL);
+			execl(sandbox, sandbox, "--timeout", "900", "--", exe, (char *)NULL);
 			printf("Bail out! %s: %s\n", sandbox, strerror(errno));
 			_exit(1);
 		}
