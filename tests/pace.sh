@@ -30,6 +30,9 @@ cleanup() {
 trap cleanup EXIT
 die() { echo "tests/pace.sh: $*" >&2; exit 1; }
 
+for f in tests/bench/bench-limits tests/lib/qmp-send kvm/kvm-run; do
+	[ -x "$b/$f" ] || die "$b/$f is not built (make check-programs in $b)"
+done
 where=native
 [ -n "${KVM_MIGRATE_IN_SANDBOX:-}" ] && where=sandbox
 "$src/scripts/make-certs" "$tmp/x509" >/dev/null 2>&1 || die "scripts/make-certs failed"
@@ -68,7 +71,7 @@ qs() { "$b/tests/lib/qmp-send" "$tmp/run/pace.sock" "$@" 2>/dev/null; }
 end=$(( $(date +%s) + 120 ))
 until qs '{"execute": "query-stats"}' | grep -Eq '"progress": *[1-9]'; do
 	kill -0 "$vm" 2>/dev/null || die "kvm-run of the verify guest failed: $(tail -3 "$tmp/vm.log")"
-	[ "$(date +%s)" -lt "$end" ] || die "the verify guest reported no progress in 120 s"
+	[ "$(date +%s)" -lt "$end" ] || die "the verify guest reported no progress in 120 s: $(tail -5 "$tmp/vm.log"; qs "{\"execute\": \"query-stats\"}")"
 	sleep 0.02
 done
 say "the guest runs"
