@@ -16,6 +16,7 @@
 
 #include "config.h"
 
+#include "chan.h"
 #include "err.h"
 #include "log.h"
 #include "qmp.h"
@@ -282,9 +283,17 @@ static void control__accept(struct control *c)
 	unsigned int i;
 	int fd;
 
+	unsigned int uid;
+
 	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
+	/* This VM's user and root only: the socket can copy out all guest memory. */
+	if (chan_unix_peer_check(fd, &uid) != 0) {
+		log_warn("%s: refused a connection from uid %u", c->path, uid);
+		close(fd);
+		return;
+	}
 	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		if (c->clients[i].fd < 0)
 			break;
@@ -379,8 +388,8 @@ static int control__bind(struct control *c)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return km_errno();
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 8) < 0 ||
-	    stat(c->path, &st) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(c->path, 0600) < 0 ||
+	    listen(fd, 8) < 0 || stat(c->path, &st) < 0) {
 		r = km_errno();
 		log_error("%s: %s", c->path, km_strerror(r));
 		close(fd);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -31,14 +32,13 @@ static int ioport__regs(struct kvm_cpu *cpu, struct kvm_regs *regs)
 	return 0;
 }
 
-static void ioport__console_write(struct kvm *kvm, const void *p, size_t len)
+static void ioport__write_all(int fd, const uint8_t *b, size_t len)
 {
-	const uint8_t *b = p;
 	ssize_t n;
 
 	/* Console output is best effort: a full pipe must not stop the guest for long. */
 	while (len > 0) {
-		n = write(kvm->console_fd, b, len);
+		n = write(fd, b, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -46,6 +46,43 @@ static void ioport__console_write(struct kvm *kvm, const void *p, size_t len)
 		b += n;
 		len -= (size_t)n;
 	}
+}
+
+/*
+ * Guest bytes for a log: "guest NAME| " at each line's start, printable
+ * ASCII, tab and newline as they are, anything else as \xNN. Each piece
+ * goes out with one write, so that log lines of the VMM do not land inside
+ * a marked line's prefix.
+ */
+static void ioport__console_marked(struct kvm *kvm, const uint8_t *b, size_t len)
+{
+	char out[CONSOLE_MAX * 4 + 128];
+	size_t o = 0, i;
+
+	for (i = 0; i < len; i++) {
+		if (o > sizeof(out) - 96) {
+			ioport__write_all(kvm->console_fd, (const uint8_t *)out, o);
+			o = 0;
+		}
+		if (!kvm->console_midline)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "guest %.48s| ", kvm->name);
+		kvm->console_midline = b[i] != '\n';
+		if (b[i] == '\n' || b[i] == '\t' || (b[i] >= 0x20 && b[i] < 0x7f))
+			out[o++] = (char)b[i];
+		else
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", b[i]);
+	}
+	ioport__write_all(kvm->console_fd, (const uint8_t *)out, o);
+}
+
+static void ioport__console_write(struct kvm *kvm, const void *p, size_t len)
+{
+	pthread_mutex_lock(&kvm->console_lock);
+	if (kvm->console_marked)
+		ioport__console_marked(kvm, p, len);
+	else
+		ioport__write_all(kvm->console_fd, p, len);
+	pthread_mutex_unlock(&kvm->console_lock);
 }
 
 /* The request this vCPU has not yet been given an answer to. */

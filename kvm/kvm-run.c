@@ -229,12 +229,21 @@ int main(int argc, char **argv)
 		goto out;
 	if (o.cfg.name) {
 		if ((r = rundir_resolve(o.rundir, rundir, sizeof(rundir))) != 0) {
-			log_error("run directory: %s", km_strerror(r));
+			log_error("run directory %s: %s", rundir, rundir_strerror(r));
 			goto out;
 		}
 		if ((r = rundir_socket_path(rundir, o.cfg.name, sock, sizeof(sock))) != 0)
 			goto out;
+		/* The name is this process's alone while the VM lives (lib/rundir.h). */
+		if ((r = rundir_reserve(rundir, o.cfg.name, &kvm->reservation, 0)) != 0) {
+			log_error("VM %s: %s", o.cfg.name, r == KM_ERR_STATE ?
+				  "a VM of that name already runs in this run directory" :
+				  km_strerror(r));
+			goto out;
+		}
 		if ((r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
+			goto out;
+		if ((r = rundir_decide_running(&kvm->reservation)) != 0)
 			goto out;
 	}
 	if ((r = kvm__stop_on_signals(kvm)) != 0)

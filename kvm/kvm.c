@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,18 +99,42 @@ static int kvm__create_irqchip(struct kvm *kvm)
 	return 0;
 }
 
+/*
+ * The console file: never through a symlink, and never in a directory
+ * that others may write to (they could plant the file and read what the
+ * guest prints, or swap it). stderr when none is given (kvm-run's and the
+ * daemon's log: ioport.c marks the guest's lines there).
+ */
 static int kvm__open_console(struct kvm *kvm)
 {
-	if (!kvm->cfg.console_path) {
+	const char *path = kvm->cfg.console_path;
+	char dir[4096];
+	const char *slash;
+	struct stat st;
+	int r;
+
+	if (!path) {
 		kvm->console_fd = STDERR_FILENO;
+		kvm->console_marked = true;
 		return 0;
 	}
-	kvm->console_fd = open(kvm->cfg.console_path,
-			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	slash = strrchr(path, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
+		 slash ? path : ".");
+	if (stat(dir, &st) < 0) {
+		r = km_errno();
+		log_error("console %s: %s: %s", path, dir, km_strerror(r));
+		return r;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		log_error("console %s: the directory %s is writable by others: choose another",
+			  path, dir);
+		return KM_ERR_STATE;
+	}
+	kvm->console_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (kvm->console_fd < 0) {
-		int r = km_errno();
-
-		log_error("console %s: %s", kvm->cfg.console_path, km_strerror(r));
+		r = km_errno();
+		log_error("console %s: %s", path, r == -ELOOP ? "is a symlink" : km_strerror(r));
 		return r;
 	}
 	kvm->console_owned = true;
@@ -132,10 +157,12 @@ int kvm__create(const struct kvm_config *cfg, struct kvm **out)
 		return -ENOMEM;
 	kvm->sys_fd = kvm->vm_fd = kvm->console_fd = -1;
 	kvm->mem.memfd = -1;
+	rundir_name_init(&kvm->reservation);
 	kvm->cfg = *cfg;
 	snprintf(kvm->name, sizeof(kvm->name), "%s", cfg->name ? cfg->name : "vm");
 	kvm->cfg.name = kvm->name;
 	pthread_mutex_init(&kvm->lock, NULL);
+	pthread_mutex_init(&kvm->console_lock, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -468,8 +495,10 @@ void kvm__destroy(struct kvm *kvm)
 		close(kvm->console_fd);
 	free(kvm->cpuid);
 	free(kvm->msr_index);
+	rundir_release(&kvm->reservation);
 	progress__destroy(&kvm->progress);
 	pthread_cond_destroy(&kvm->cond);
+	pthread_mutex_destroy(&kvm->console_lock);
 	pthread_mutex_destroy(&kvm->lock);
 	free(kvm);
 }

@@ -13,6 +13,7 @@
 
 #include "kvm/guest/abi.h"
 #include "kvm/dirty.h"
+#include "rundir.h"
 #include "kvm/memory.h"
 #include "kvm/progress.h"
 
@@ -74,6 +75,11 @@ struct kvm {
 	struct kvm_caps caps;
 	struct kvm_config cfg;
 	char name[64];
+	/*
+	 * The name held in a run directory (lib/rundir.h), if any: taken before
+	 * the VM may start, given up when it stops or has migrated away.
+	 */
+	struct rundir_name reservation;
 
 	struct kvm_memory mem;
 	struct dirty_tracker dirty;
@@ -119,6 +125,14 @@ struct kvm {
 
 	int console_fd;
 	bool console_owned;
+	/*
+	 * The console is a log (stderr) rather than a file of its own: each
+	 * line the guest prints is marked "guest NAME| " and control bytes are
+	 * escaped, so that a guest cannot forge the VMM's log lines.
+	 */
+	bool console_marked;
+	bool console_midline;		/* the last marked byte written was not a newline */
+	pthread_mutex_t console_lock;	/* vCPUs print one at a time (marks stay right) */
 	struct control *control;	/* the control socket, if any (control.c sets it) */
 };
 

@@ -145,6 +145,18 @@ static int chan_unlink_stale(const struct sockaddr_un *sun)
 	return unlink(sun->sun_path) == 0 || errno == ENOENT ? 0 : km_errno();
 }
 
+int chan_unix_peer_check(int fd, unsigned int *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	*uid = (unsigned int)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return km_errno();
+	*uid = (unsigned int)cr.uid;
+	return cr.uid == 0 || cr.uid == geteuid() ? 0 : KM_ERR_AUTH;
+}
+
 static int chan_listen_unix(const struct sockaddr_un *sun, char *err, size_t errlen)
 {
 	int fd, r;
@@ -156,6 +168,9 @@ static int chan_listen_unix(const struct sockaddr_un *sun, char *err, size_t err
 	r = bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ? 0 : km_errno();
 	if (r == -EADDRINUSE && (r = chan_unlink_stale(sun)) == 0)
 		r = bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ? 0 : km_errno();
+	/* Beside the peer check at accept: no other user may even connect. */
+	if (r == 0 && chmod(sun->sun_path, 0600) < 0)
+		r = km_errno();
 	if (r == 0 && listen(fd, SOMAXCONN) < 0)
 		r = km_errno();
 out:

@@ -45,11 +45,17 @@ int chan_tls_new(const char *dir, bool server, struct chan_tls **out, char *err,
 void chan_tls_free(struct chan_tls *tls);
 
 /*
- * A listening socket for addr (unix: a stale socket file is replaced;
- * TCP: SO_REUSEADDR, port 0 picks a free one). Returns the fd (CLOEXEC)
- * or a negative error.
+ * A listening socket for addr (unix: a stale socket file is replaced, the
+ * new one is mode 0600; TCP: SO_REUSEADDR, port 0 picks a free one).
+ * Returns the fd (CLOEXEC) or a negative error.
  */
 int chan_listen(const char *addr, char *err, size_t errlen);
+/*
+ * For an accepted unix socket: 0 if the peer runs as this process's user
+ * or as root (the only ones a unix listener of this project serves: it has
+ * no TLS), KM_ERR_AUTH otherwise; *uid is the peer's user.
+ */
+int chan_unix_peer_check(int fd, unsigned int *uid);
 /* The TCP port a listening or connected socket is bound to, or 0. */
 int chan_local_port(int fd);
 

@@ -285,7 +285,10 @@ static int query(struct qmpc *q, struct trace_out *tr, json_t **st, char *err, s
 	return r;
 }
 
-/* Asks the destination daemon whether VM name runs there: 1 yes, 0 no, <0 cannot tell. */
+/*
+ * Asks the destination daemon whether VM name runs there: 1 yes, 0 no (and
+ * never will), <0 cannot tell (the daemon said so, or could not be asked).
+ */
 static int ask_destination(const struct options *o, const char *name)
 {
 	char err[CHAN_ERR_MAX] = "";
@@ -315,8 +318,13 @@ static int ask_destination(const struct options *o, const char *name)
 	    (r = stream_put(s, REC_QUERY, buf_ptr(q), (uint32_t)buf_len(q))) ||
 	    (r = stream_flush(s)) || (r = stream_get(s, 4096, &type, &p, &len)))
 		goto out;
-	if (type != REC_QUERY_REPLY || rec_find_u64(p, len, 2, &running) != 0) {
+	if (type != REC_QUERY_REPLY || rec_find_u64(p, len, 2, &running) != 0 || running > 2) {
 		r = KM_ERR_PEER;
+		goto out;
+	}
+	if (running == 2) {
+		snprintf(err, sizeof(err), "the daemon cannot tell whether %s runs there", name);
+		r = KM_ERR_STATE;
 		goto out;
 	}
 	r = running ? 1 : 0;

@@ -128,7 +128,14 @@ static int parse_options(int argc, char **argv, struct daemon *d, const char **r
 			break;
 		case 'v': d->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
-		case 'V': printf("kvm-migrated (%s)\n", PACKAGE_STRING); exit(0);
+		case 'V':
+#ifdef KM_FAULT_INJECTION
+			printf("kvm-migrated (%s) [test build: KVM_MIGRATE_FAULT obeyed]\n",
+			       PACKAGE_STRING);
+#else
+			printf("kvm-migrated (%s)\n", PACKAGE_STRING);
+#endif
+			exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
@@ -139,53 +146,40 @@ static int parse_options(int argc, char **argv, struct daemon *d, const char **r
 	return 0;
 }
 
-/* A VM of that name answers on its control socket here. */
-static int name_taken(const char *name, void *ctx)
-{
-	struct daemon *d = ctx;
-	char path[4096];
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd, live;
-
-	if (rundir_socket_path(d->rundir, name, path, sizeof(path)) != 0 ||
-	    strlen(path) >= sizeof(sun.sun_path))
-		return 1;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 1;
-	live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
-	close(fd);
-	return live;
-}
-
-/* REC_QUERY {name}: is that VM running here? */
+/*
+ * REC_QUERY {name}: does that VM run here? Field 2 of the reply: 1 it runs
+ * (or is starting and cannot be stopped), 0 it does not and a receiver
+ * still holding the name never will (the query decides that), 2 this
+ * daemon cannot tell (docs/protocol.md s.6).
+ */
 static int child_query(struct daemon *d, struct stream *s)
 {
+	static const char *const said[] = { "not running", "running", "cannot tell whether it runs" };
 	const uint8_t *p;
 	uint32_t type, len;
 	char name[64];
 	struct buf *reply;
-	int r, running;
+	enum rundir_presence there;
+	int r;
 
 	if ((r = stream_get(s, 4096, &type, &p, &len)) != 0)
 		return r;
 	if (type != REC_QUERY || migrate__name_field(p, len, 1, name, sizeof(name)) != 0)
 		return KM_ERR_CORRUPT;
-	running = name_taken(name, d);
+	there = rundir_query(d->rundir, name);
 	if (!(reply = buf_new(256)))
 		return -ENOMEM;
 	if ((r = rec_put_field(reply, 1, name, (uint32_t)strlen(name))) == 0 &&
-	    (r = rec_put_field_u64(reply, 2, (uint64_t)running)) == 0 &&
+	    (r = rec_put_field_u64(reply, 2, (uint64_t)there)) == 0 &&
 	    (r = stream_put(s, REC_QUERY_REPLY, buf_ptr(reply), (uint32_t)buf_len(reply))) == 0)
 		r = stream_flush(s);
 	buf_free(reply);
-	log_info("query for VM %s: %s here", name, running ? "running" : "not running");
+	log_info("query for VM %s: %s here", name, said[there]);
 	return r;
 }
 
-/* The VM runs (the source is not told yet): its control socket goes up now. */
-static void child_on_running(struct kvm *kvm, void *ctx)
+/* On go, before the vCPUs start: the VM's control socket goes up. */
+static int child_publish(struct kvm *kvm, void *ctx)
 {
 	struct daemon *d = ctx;
 	struct control *control;
@@ -194,14 +188,15 @@ static void child_on_running(struct kvm *kvm, void *ctx)
 
 	if ((r = rundir_socket_path(d->rundir, kvm->name, sock, sizeof(sock))) != 0 ||
 	    (r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
-		log_error("VM %s: no control socket (%s); it runs without one", kvm->name,
+		log_error("VM %s: no control socket (%s): not starting it", kvm->name,
 			  km_strerror(r));
+	return r;
 }
 
 /* The VM received: serve its control socket until it stops. Returns the exit status. */
 static int child_become_vm(struct daemon *d, struct kvm *kvm)
 {
-	struct control *control = kvm->control;	/* started by child_on_running */
+	struct control *control = kvm->control;	/* started by child_publish */
 
 	/* As for kvm-run: the signals are blocked (the daemon's mask). */
 	if (kvm__stop_on_signals(kvm) != 0)
@@ -224,7 +219,7 @@ static int child_become_vm(struct daemon *d, struct kvm *kvm)
 
 static int child_main(struct daemon *d, int fd)
 {
-	struct migrate_incoming in = { .name_taken = name_taken, .on_running = child_on_running,
+	struct migrate_incoming in = { .rundir = d->rundir, .on_publish = child_publish,
 				       .ctx = d };
 	char err[CHAN_ERR_MAX] = "", console[4096];
 	enum stream_purpose purpose;
@@ -271,6 +266,8 @@ static int child_main(struct daemon *d, int fd)
 	}
 	in.caps = caps & STREAM_CAPS_KNOWN;
 	in.min_free = d->min_free;
+	/* An earlier receiver of the name ends at its I/O timeout at the latest. */
+	in.reserve_wait_ms = (unsigned int)d->io_timeout_ms + 1000;
 	/* Fault injection for the tests (docs/protocol.md): a destination without lz4. */
 	if (migrate__fault("no-lz4"))
 		in.caps &= ~STREAM_CAP_LZ4;
@@ -311,9 +308,18 @@ static void accept_one(struct daemon *d, sigset_t *blocked)
 	pid_t pid;
 	int fd, i;
 
+	unsigned int uid;
+
 	fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* A unix listener has no TLS: only this daemon's user and root may use it. */
+	if (!strncmp(d->listen, "unix:", 5) && chan_unix_peer_check(fd, &uid) != 0) {
+		log_error("refused a connection: uid %u may not use this unix socket (only uid %u "
+			  "and root)", uid, (unsigned int)geteuid());
+		close(fd);
+		return;
+	}
 	for (i = 0; i < MAX_CHILDREN && d->children[i]; i++)
 		;
 	if (i == MAX_CHILDREN) {
@@ -366,7 +372,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if ((r = rundir_resolve(rundir_opt, d.rundir, sizeof(d.rundir))) != 0) {
-		log_error("run directory: %s", km_strerror(r));
+		log_error("run directory %s: %s", d.rundir, rundir_strerror(r));
 		goto out;
 	}
 	if (strncmp(d.listen, "unix:", 5) != 0 && !d.insecure &&

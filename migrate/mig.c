@@ -453,6 +453,7 @@ void mig__finish(struct mig *m, int r)
 			 m->st.rounds);
 		/* The name now lives at the destination; open connections still work. */
 		control__unpublish(kvm->control);
+		rundir_release(&kvm->reservation);
 	}
 	mig__lock(m);
 	stream_free(m->s);

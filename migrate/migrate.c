@@ -171,6 +171,7 @@ int migrate__settle(struct kvm *kvm, bool running_there)
 		log_info("migration of %s: the destination runs the VM; this copy stops",
 			 kvm->name);
 		control__unpublish(kvm->control);
+		rundir_release(&kvm->reservation);
 		kvm__request_stop(kvm, KVM_STOP_MIGRATED, "migrated to %s (settled)", m->p.uri);
 	} else {
 		log_warn("migration of %s: the destination does not run the VM; resuming here",

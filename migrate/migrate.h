@@ -10,6 +10,8 @@
 #ifndef KM_MIGRATE_H
 #define KM_MIGRATE_H
 
+#include "config.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -140,20 +142,39 @@ struct migrate_incoming {
 	 * sent it) would leave less than this of the host's MemAvailable.
 	 */
 	uint64_t min_free;
-	/* Refuses a name already running here (a live socket in the run dir). */
-	int (*name_taken)(const char *name, void *ctx);
 	/*
-	 * Called once the vCPUs run and before the source is told so, so
-	 * that the VM's control socket exists by the time the migration is
-	 * reported complete. Its failure is logged, not fatal. May be NULL.
+	 * in: the run directory where the VM's name is reserved (lib/rundir.h)
+	 * from the moment its config is accepted: a name held there is refused,
+	 * and the VM starts only if no status query decided first that it
+	 * never will (docs/protocol.md s.6). NULL: no reservation. A receiver
+	 * of an earlier migration that still holds the name without having
+	 * switched over is decided out (it will never start) and awaited for up
+	 * to reserve_wait_ms (its own I/O timeout ends it).
 	 */
-	void (*on_running)(struct kvm *kvm, void *ctx);
+	const char *rundir;
+	unsigned int reserve_wait_ms;
+	/*
+	 * Called on go, before the vCPUs start: publishes the VM's control
+	 * socket, so that it exists by the time the migration is reported
+	 * complete. A failure refuses the start (the source is told and
+	 * resumes). May be NULL.
+	 */
+	int (*on_publish)(struct kvm *kvm, void *ctx);
 	void *ctx;
 };
 struct stream;
 int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm **out);
-/* Whether KVM_MIGRATE_FAULT names this fault (test injection, docs/protocol.md s.5). */
+/*
+ * Whether KVM_MIGRATE_FAULT names this fault (test injection, docs/protocol.md
+ * s.5). Only in builds configured with --enable-fault-injection (the tests'):
+ * elsewhere a constant false, so that the fault points and their texts are
+ * not in the binary and an inherited variable changes nothing.
+ */
+#ifdef KM_FAULT_INJECTION
 bool migrate__fault(const char *name);
+#else
+#define migrate__fault(name) false
+#endif
 
 /*
  * A VM name carried in field tag of a payload (the config's ST_CFG_NAME, a

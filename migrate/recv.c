@@ -30,6 +30,7 @@ struct recv {
 	struct stream *s;
 	struct migrate_incoming *in;
 	struct kvm *kvm;
+	struct rundir_name name;	/* reserved before the VM exists, then the VM's */
 	struct bitmap written;	/* pages that hold data here: a zero page must clear them */
 	struct pagewrite pw;
 	struct buf *state;	/* the state records, applied at REC_END */
@@ -123,12 +124,18 @@ static int recv__config(struct recv *rv)
 				  (unsigned long long)cfg.mem_size);
 	if ((r = recv__memory_fits(rv, p, len)) != 0)
 		return r;
-	if (rv->in->name_taken && rv->in->name_taken(rv->in->name, rv->in->ctx))
-		return recv__fail(rv, KM_ERR_STATE, "a VM named %s already runs here", rv->in->name);
+	if (rv->in->rundir && (r = rundir_reserve(rv->in->rundir, rv->in->name, &rv->name,
+						  rv->in->reserve_wait_ms)) != 0)
+		return recv__fail(rv, r, r == KM_ERR_STATE ?
+				  "a VM named %s already runs here, or is arriving" :
+				  "cannot reserve the name %s here: %s", rv->in->name, km_strerror(r));
 	cfg.name = rv->in->name;
 	cfg.console_path = rv->in->console_path;
 	if ((r = kvm__create(&cfg, &rv->kvm)) != 0)
 		return recv__fail(rv, r, "cannot create the VM here: %s", km_strerror(r));
+	/* The VM holds its name from now on, until it stops or leaves. */
+	rv->kvm->reservation = rv->name;
+	rundir_name_init(&rv->name);
 	if ((r = state__check_cpuid(rv->kvm, p, len, why, sizeof(why))) != 0)
 		return recv__fail(rv, r, "this host cannot run the VM: %s",
 				  r == KM_ERR_UNSUPPORTED ? why : km_strerror(r));
@@ -142,12 +149,14 @@ static int recv__config(struct recv *rv)
 	return 0;
 }
 
+#ifdef KM_FAULT_INJECTION
 bool migrate__fault(const char *name)
 {
 	const char *fault = getenv("KVM_MIGRATE_FAULT");
 
 	return fault && !strcmp(fault, name);
 }
+#endif
 
 /* Sends a record of type whose payload is one u64 field 1, and flushes. */
 static int recv__send_u64(struct recv *rv, uint32_t type, uint64_t v)
@@ -363,11 +372,22 @@ static int recv__switchover(struct recv *rv)
 	}
 	if (type != REC_GO)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
+	/*
+	 * The VM becomes visible (its socket), then the decision that it runs
+	 * here is taken, then it starts. A status query that came first (the
+	 * source lost the link, asked, and was told "not here") has decided
+	 * that it never will: then it must not (docs/protocol.md s.6).
+	 */
+	if (rv->in->on_publish && (r = rv->in->on_publish(rv->kvm, rv->in->ctx)) != 0)
+		return recv__fail(rv, r, "cannot publish the VM's control socket: %s",
+				  km_strerror(r));
+	if (rv->in->rundir && (r = rundir_decide_running(&rv->kvm->reservation)) != 0)
+		return recv__fail(rv, r == KM_ERR_CANCELED ? KM_ERR_STATE : r, "%s",
+				  r == KM_ERR_CANCELED ? "a status query settled first that the VM "
+				  "does not run here: it never will" : km_strerror(r));
 	r = rv->paused ? kvm__start_paused(rv->kvm) : kvm__start(rv->kvm);
 	if (r != 0)
 		return recv__fail(rv, r, "cannot start the vCPUs: %s", km_strerror(r));
-	if (rv->in->on_running)
-		rv->in->on_running(rv->kvm, rv->in->ctx);
 	/* The VM runs: from here on it is the only copy that may run, whatever the link does. */
 	if ((r = stream_put(rv->s, REC_RUNNING, NULL, 0)) != 0 || (r = stream_flush(rv->s)) != 0)
 		log_warn("VM %s runs here, but the source was not told (%s); it stays paused "
@@ -382,6 +402,7 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 	struct recv rv = { .s = s, .in = in, .cpu0_ns = kvm__thread_cpu_ns() };
 	int r;
 
+	rundir_name_init(&rv.name);
 	*out = NULL;
 	if (!(rv.state = buf_new(REC_MAX_PAYLOAD))) {
 		r = -ENOMEM;
@@ -421,6 +442,7 @@ out:
 			migrate__send_error(s, r, rv.why[0] ? rv.why : km_strerror(r));
 	}
 	kvm__destroy(rv.kvm);
+	rundir_release(&rv.name);
 	bitmap_free(&rv.written);
 	pagewrite__free(&rv.pw);
 	buf_free(rv.state);
