@@ -48,31 +48,55 @@ static void ioport__write_all(int fd, const uint8_t *b, size_t len)
 	}
 }
 
+/* Writes the gathered line, marked, with one write. Under console_lock. */
+static void ioport__console_flush(struct kvm *kvm)
+{
+	char out[KVM_CONSOLE_LINE + 80];
+	int n;
+
+	if (kvm->console_len == 0)
+		return;
+	n = snprintf(out, sizeof(out), "guest %.48s| %.*s\n", kvm->name, (int)kvm->console_len,
+		     kvm->console_line);
+	if (n > 0)
+		ioport__write_all(kvm->console_fd, (const uint8_t *)out,
+				  (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+	kvm->console_len = 0;
+}
+
 /*
- * Guest bytes for a log: "guest NAME| " at each line's start, printable
- * ASCII, tab and newline as they are, anything else as \xNN. Each piece
- * goes out with one write, so that log lines of the VMM do not land inside
- * a marked line's prefix.
+ * Guest bytes for a log: gathered into lines (printable ASCII and tab as
+ * they are, anything else as \xNN), each written marked and whole when
+ * the guest ends it, or when it grows too long.
  */
 static void ioport__console_marked(struct kvm *kvm, const uint8_t *b, size_t len)
 {
-	char out[CONSOLE_MAX * 4 + 128];
-	size_t o = 0, i;
+	size_t i;
 
 	for (i = 0; i < len; i++) {
-		if (o > sizeof(out) - 96) {
-			ioport__write_all(kvm->console_fd, (const uint8_t *)out, o);
-			o = 0;
+		if (b[i] == '\n') {
+			if (kvm->console_len == 0)
+				kvm->console_line[kvm->console_len++] = ' ';
+			ioport__console_flush(kvm);
+			continue;
 		}
-		if (!kvm->console_midline)
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "guest %.48s| ", kvm->name);
-		kvm->console_midline = b[i] != '\n';
-		if (b[i] == '\n' || b[i] == '\t' || (b[i] >= 0x20 && b[i] < 0x7f))
-			out[o++] = (char)b[i];
+		if (kvm->console_len + 4 > sizeof(kvm->console_line))
+			ioport__console_flush(kvm);
+		if (b[i] == '\t' || (b[i] >= 0x20 && b[i] < 0x7f))
+			kvm->console_line[kvm->console_len++] = (char)b[i];
 		else
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", b[i]);
+			kvm->console_len += (unsigned int)snprintf(kvm->console_line + kvm->console_len,
+				sizeof(kvm->console_line) - kvm->console_len, "\\x%02x", b[i]);
 	}
-	ioport__write_all(kvm->console_fd, (const uint8_t *)out, o);
+}
+
+/* What the guest left unfinished goes out as a line of its own. */
+void ioport__console_end(struct kvm *kvm)
+{
+	pthread_mutex_lock(&kvm->console_lock);
+	if (kvm->console_marked)
+		ioport__console_flush(kvm);
+	pthread_mutex_unlock(&kvm->console_lock);
 }
 
 static void ioport__console_write(struct kvm *kvm, const void *p, size_t len)

@@ -6,6 +6,7 @@
 
 #include "kvm/guest/abi.h"
 
+struct kvm;
 struct kvm_cpu;
 
 /* What a handled exit asks of the run loop. */
@@ -29,5 +30,8 @@ enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc);
  * and PRINT are logged, DONE finishes the vCPU, ASSERT fails the VM.
  */
 enum ioport_action ioport__default_ucall(struct kvm_cpu *cpu, const struct km_ucall *uc);
+
+/* Writes out a console line the guest left unfinished (kvm.h console_marked). */
+void ioport__console_end(struct kvm *kvm);
 
 #endif

@@ -68,6 +68,8 @@ struct kvm_caps {
 	int nr_memslots;
 };
 
+#define KVM_CONSOLE_LINE	512	/* a marked console line: longer ones are split */
+
 struct kvm {
 	int sys_fd;			/* /dev/kvm */
 	int vm_fd;
@@ -126,13 +128,15 @@ struct kvm {
 	int console_fd;
 	bool console_owned;
 	/*
-	 * The console is a log (stderr) rather than a file of its own: each
-	 * line the guest prints is marked "guest NAME| " and control bytes are
-	 * escaped, so that a guest cannot forge the VMM's log lines.
+	 * The console is a log (stderr) rather than a file of its own: the
+	 * guest's output goes out in whole lines, each marked "guest NAME| "
+	 * and written at once, control bytes escaped, so that a guest cannot
+	 * forge the VMM's log lines nor continue one of its own after them.
 	 */
 	bool console_marked;
-	bool console_midline;		/* the last marked byte written was not a newline */
-	pthread_mutex_t console_lock;	/* vCPUs print one at a time (marks stay right) */
+	char console_line[KVM_CONSOLE_LINE];	/* the marked line being gathered */
+	unsigned int console_len;
+	pthread_mutex_t console_lock;	/* vCPUs print one at a time */
 	struct control *control;	/* the control socket, if any (control.c sets it) */
 };
 

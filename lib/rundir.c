@@ -32,17 +32,22 @@ static int rundir_mkdirs(const char *path)
 	return 0;
 }
 
-/* The directory is ours alone: not a symlink, owned by us, no access for others. */
+/*
+ * The directory is ours alone: not a symlink (-ELOOP), owned by us
+ * (KM_ERR_AUTH), no access for others (KM_ERR_STATE).
+ */
 static int rundir_check(const char *path)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
 
 	if (fd < 0)
-		return errno == ELOOP || errno == ENOTDIR ? KM_ERR_STATE : km_errno();
+		return errno == ENOTDIR ? -ELOOP : km_errno();
 	if (fstat(fd, &st) < 0)
 		r = km_errno();
-	else if (st.st_uid != geteuid() || (st.st_mode & 077))
+	else if (st.st_uid != geteuid())
+		r = KM_ERR_AUTH;
+	else if (st.st_mode & 077)
 		r = KM_ERR_STATE;
 	close(fd);
 	return r;
@@ -106,9 +111,12 @@ int rundir_socket_path(const char *dir, const char *name, char *out, size_t len)
 const char *rundir_strerror(int r)
 {
 	switch (r) {
+	case -ELOOP:
+		return "it is a symlink (or not a directory): a run directory must be a real one";
+	case KM_ERR_AUTH:
+		return "it is not owned by this user: another user could reach the VMs' sockets";
 	case KM_ERR_STATE:
-		return "it must be a directory (not a symlink) owned by this user, closed to "
-		       "others (chmod 700)";
+		return "it is open to others: it must be closed to others (chmod 700)";
 	case KM_ERR_INVALID:
 		return "none given and XDG_RUNTIME_DIR is not set: use --rundir or "
 		       "KVM_MIGRATE_RUNDIR";

@@ -9,9 +9,9 @@
  * /run/kvm-migrate as root and $XDG_RUNTIME_DIR/kvm-migrate otherwise
  * (KM_ERR_INVALID without XDG_RUNTIME_DIR: no shared /tmp fallback).
  * Created (mode 0700) if missing. The directory itself must be a real
- * directory, not a symlink, owned by the caller and closed to others
- * (KM_ERR_STATE otherwise): another local user must not be able to plant
- * it or to reach the sockets in it.
+ * directory, not a symlink (-ELOOP), owned by the caller (KM_ERR_AUTH)
+ * and closed to others (KM_ERR_STATE): another local user must not be
+ * able to plant it or to reach the sockets in it.
  */
 int rundir_resolve(const char *opt, char *out, size_t len);
 /* What rundir_resolve's error means, for a message (static text). */

@@ -5,7 +5,7 @@ KM_MIGRATE_TESTS = tests/migrate-faults.sh tests/migrate.sh tests/migrate-limits
 	tests/migrate-switchover.sh \
 	tests/migrate-netns.sh
 KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
-	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh
+	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh
 
 include tests/unit/local.mk
 include tests/bench/local.mk
@@ -44,7 +44,7 @@ tests_lib_switch_proxy_SOURCES = tests/lib/switch-proxy.c
 # Shell tests (TAP through tests/lib.sh).
 TESTS += tests/cli.sh
 EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
-	tests/cli.sh tests/kvm-run.sh $(KM_MIGRATE_TESTS)
+	tests/cli.sh tests/kvm-run.sh tests/local-users.sh $(KM_MIGRATE_TESTS)
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c
