@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -128,6 +130,61 @@ static int chan_tls_path(char *out, size_t outlen, const char *dir, const char *
 	return 0;
 }
 
+/* A private key others can read is no secret: refuse it, saying how to fix it. */
+static int chan_tls_key_private(const char *key, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(key, &st) < 0) {
+		chan__errf(err, errlen, "cannot read %s: %s", key, km_strerror(km_errno()));
+		return KM_ERR_INVALID;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		chan__errf(err, errlen, "%s is open to other users (mode %04o): chmod 600 it, "
+			   "and consider the key compromised", key, (unsigned int)(st.st_mode & 07777));
+		return KM_ERR_AUTH;
+	}
+	return 0;
+}
+
+/*
+ * ca-crl.pem, if the directory has one (QEMU's layout): certificates it
+ * revokes are refused, and every certificate of the chain is checked.
+ */
+static int chan_tls_load_crl(SSL_CTX *ctx, const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	X509_CRL *crl;
+	FILE *f;
+	int n = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/ca-crl.pem", dir) >= sizeof(path))
+		return KM_ERR_INVALID;
+	if (!(f = fopen(path, "re")))
+		return errno == ENOENT ? 0 : (chan__errf(err, errlen, "cannot read %s: %s", path,
+					      km_strerror(km_errno())), KM_ERR_INVALID);
+	while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_crl(store, crl) != 1) {
+			X509_CRL_free(crl);
+			fclose(f);
+			chan__errf(err, errlen, "cannot load %s: %s", path,
+				   chan_tls_reason(ERR_peek_last_error()));
+			return KM_ERR_INVALID;
+		}
+		X509_CRL_free(crl);
+		n++;
+	}
+	fclose(f);
+	ERR_clear_error();	/* the end of the file reads as an error */
+	if (n == 0) {
+		chan__errf(err, errlen, "%s holds no CRL", path);
+		return KM_ERR_INVALID;
+	}
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	return 0;
+}
+
 static int chan_tls_load(SSL_CTX *ctx, const char *dir, bool server, char *err, size_t errlen)
 {
 	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
@@ -138,7 +195,8 @@ static int chan_tls_load(SSL_CTX *ctx, const char *dir, bool server, char *err, 
 	    (r = chan_tls_path(cert, sizeof(cert), dir, server ? "server-cert.pem" :
 			       "client-cert.pem", err, errlen)) != 0 ||
 	    (r = chan_tls_path(key, sizeof(key), dir, server ? "server-key.pem" :
-			       "client-key.pem", err, errlen)) != 0)
+			       "client-key.pem", err, errlen)) != 0 ||
+	    (r = chan_tls_key_private(key, err, errlen)) != 0)
 		return r;
 	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
 		bad = ca;
@@ -150,7 +208,7 @@ static int chan_tls_load(SSL_CTX *ctx, const char *dir, bool server, char *err, 
 		chan__errf(err, errlen, "%s does not match %s", key, cert);
 		return KM_ERR_INVALID;
 	} else
-		return 0;
+		return chan_tls_load_crl(ctx, dir, err, errlen);
 	chan__errf(err, errlen, "cannot load %s: %s", bad, chan_tls_reason(ERR_peek_last_error()));
 	return KM_ERR_INVALID;
 }

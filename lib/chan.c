@@ -38,6 +38,7 @@ struct chan {
 	int timeout_ms;		/* longest wait without progress; 0: none */
 	atomic_bool aborted;	/* chan_abort may run in another thread */
 	char peer[CHAN_PEER_MAX];
+	char cn[128];		/* the peer certificate's CN; "" without TLS */
 };
 
 void chan__errf(char *err, size_t errlen, const char *fmt, ...)
@@ -124,6 +125,7 @@ static int chan_wrap(int fd, struct ssl_st *ssl, struct chan **out)
 		snprintf(addr, sizeof(addr), "?");
 	if (ssl != NULL) {
 		chan_tls_peer_cn(ssl, cn, sizeof(cn));
+		snprintf(c->cn, sizeof(c->cn), "%s", cn);
 		snprintf(c->peer, sizeof(c->peer), "CN=%s (%s)", cn, addr);
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "%s", addr);
@@ -318,6 +320,34 @@ void chan_close(struct chan *c)
 int chan_fd(const struct chan *c)
 {
 	return c != NULL ? c->fd : -1;
+}
+
+void chan_linger(struct chan *c, int ms)
+{
+	int64_t deadline;
+	char sink[16384];
+	ssize_t n;
+	int r;
+
+	if (c == NULL || c->fd < 0)
+		return;
+	shutdown(c->fd, SHUT_WR);
+	deadline = chan_deadline(ms);
+	for (;;) {
+		/* Raw reads: what arrives now is to be thrown away, TLS or not. */
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return;
+		if (n > 0)
+			continue;
+		if ((r = chan__wait(c->fd, POLLIN, deadline, -1)) != 0)
+			return;
+	}
+}
+
+const char *chan_peer_cn(const struct chan *c)
+{
+	return c != NULL ? c->cn : "";
 }
 
 const char *chan_peer(const struct chan *c)

@@ -122,6 +122,14 @@ void chan_abort(struct chan *c);
 /* Sends close_notify (TLS) and closes. NULL-safe. */
 void chan_close(struct chan *c);
 
+/*
+ * Before closing after an error the peer still has to read (a REC_ERROR):
+ * stop writing (the peer reads our last words, then EOF) and read away
+ * what the peer still sends, until it closes or ms have passed, so that
+ * closing does not reset the connection and lose those words. Unusable
+ * afterwards but for chan_close.
+ */
+void chan_linger(struct chan *c, int ms);
 /* The socket descriptor (for poll). */
 int chan_fd(const struct chan *c);
 /*
@@ -129,6 +137,8 @@ int chan_fd(const struct chan *c);
  * address for plain TCP. Never NULL.
  */
 const char *chan_peer(const struct chan *c);
+/* The CN of the peer's certificate (verified by the handshake); "" without TLS. */
+const char *chan_peer_cn(const struct chan *c);
 /* True for a TLS channel. */
 bool chan_is_tls(const struct chan *c);
 

@@ -185,6 +185,19 @@ int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
 	return stream_get_direct(s, max_payload, type, payload, len);
 }
 
+int stream_get_last_words(struct stream *s, int timeout_ms, uint32_t *type,
+			  const uint8_t **payload, uint32_t *len)
+{
+	int r;
+
+	stream_stop_reader(s);
+	stream_async_stop(s);	/* the channel is this thread's alone now */
+	buf_discard(s->out);
+	if ((r = chan_set_timeout(s->c, timeout_ms)) != 0)
+		return r;
+	return stream_get_direct(s, 64 * 1024, type, payload, len);
+}
+
 /* One read into the input buffer: 0, KM_ERR_END (orderly close), or an error. */
 static int stream_fill(struct stream *s)
 {

@@ -69,6 +69,16 @@ int stream_flush(struct stream *s);
 int stream_get(struct stream *s, uint32_t max_payload, uint32_t *type,
 	       const uint8_t **payload, uint32_t *len);
 
+/*
+ * After a write failed because the peer went: the record it sent before
+ * going (typically its REC_ERROR, the reason), if one arrives within
+ * timeout_ms. Stops the writer and the read-ahead; what was queued to be
+ * written is dropped. 0 with the record (valid until the next read), or
+ * an error. The stream is good for nothing else afterwards.
+ */
+int stream_get_last_words(struct stream *s, int timeout_ms, uint32_t *type,
+			  const uint8_t **payload, uint32_t *len);
+
 /* Bytes handed to and taken from the channel so far (record bytes, before TLS). */
 uint64_t stream_bytes_out(const struct stream *s);
 uint64_t stream_bytes_in(const struct stream *s);

@@ -39,6 +39,7 @@ struct options {
 	const char *src, *dst, *rundir, *tls_dir, *trace;
 	json_t *args;		/* the migrate command's arguments */
 	int json, quiet;
+	int ask;		/* --ask: only ask DST's daemon whether SRC (a name) runs there */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -69,6 +70,8 @@ static void usage(FILE *f)
 "      --force             at a limit, stop and copy anyway instead of giving up\n"
 "      --no-compress       send pages raw (no lz4)\n"
 "      --json              print the final report as one JSON object\n"
+"      --ask               do not migrate: ask DST's daemon whether a VM named SRC\n"
+"                          runs there (exit 0 yes, 1 no and never will, 4 cannot tell)\n"
 "      --trace FILE.csv    one row per pre-copy round\n"
 "  -q, --quiet             no progress line\n"
 "  -h, --help              this help\n"
@@ -82,7 +85,7 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_TLS = 256, OPT_INSECURE, OPT_RUNDIR, OPT_AUTO, OPT_ROUNDS, OPT_TIMEOUT,
-	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT };
+	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT, OPT_ASK };
 	static const struct option longopts[] = {
 		{ "tls-dir", required_argument, NULL, OPT_TLS },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
@@ -95,6 +98,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "no-compress", no_argument, NULL, OPT_NOCOMP },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "ask", no_argument, NULL, OPT_ASK },
 		{ "trace", required_argument, NULL, OPT_TRACE },
 		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -163,6 +167,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_NOCOMP:
 			json_object_set_new(o->args, "compress", json_false());
+			break;
+		case OPT_ASK:
+			o->ask = 1;
 			break;
 		case OPT_JSON:
 			o->json = 1;
@@ -401,6 +408,14 @@ int main(int argc, char **argv)
 	}
 	log_init("kvm-migrate", LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	if (o.ask) {
+		/* The settlement's question, for an operator (docs/protocol.md s.2). */
+		r = ask_destination(&o, o.src);
+		printf("%s: %s at %s\n", o.src, r > 0 ? "runs" : r == 0 ?
+		       "does not run (and will not start)" : "cannot tell whether it runs", o.dst);
+		json_decref(o.args);
+		return r > 0 ? 0 : r == 0 ? EXIT_FAILED : EXIT_UNSETTLED;
+	}
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
 	if ((r = source_socket(&o, path, sizeof(path))) != 0 || (r = qmpc_open(path, &q)) != 0) {

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,9 +196,10 @@ int mig__pace(struct mig *m)
 	now = kvm__now_ns();
 	if (now > m->pace_t0 + due_ns + PACE_CREDIT_NS)
 		m->pace_t0 = now - due_ns - PACE_CREDIT_NS;
-	/* Sleep in slices so that a cancel is seen promptly. */
+	/* Sleep in slices so that a cancel, or the destination giving up, is seen promptly. */
 	while ((now = kvm__now_ns()) < m->pace_t0 + due_ns) {
 		uint64_t left = m->pace_t0 + due_ns - now;
+		int r;
 
 		if (left > 20000000ULL)
 			left = 20000000ULL;
@@ -206,6 +208,8 @@ int mig__pace(struct mig *m)
 		nanosleep(&ts, NULL);
 		if (atomic_load(&m->cancel))
 			return KM_ERR_CANCELED;
+		if ((r = mig__peer_spoke(m)) != 0)
+			return r;
 	}
 	return 0;
 }
@@ -408,10 +412,49 @@ int mig__go(struct mig *m)
 	return 0;
 }
 
+/*
+ * A destination that gives up mid-stream (a limit, a deadline, a refusal)
+ * says why in a REC_ERROR before it goes, unread behind the pages we keep
+ * sending. Reads it (a second at most; the writer is stopped first, what
+ * it had queued is dropped): 1 and the reason in st.error if it was there.
+ */
+static int mig__last_words(struct mig *m)
+{
+	const uint8_t *p;
+	uint32_t type, len;
+	char text[200];
+
+	if (stream_get_last_words(m->s, 1000, &type, &p, &len) != 0 || type != REC_ERROR)
+		return 0;
+	migrate__error_text(p, len, text, sizeof(text));
+	log_error("migration of %s: the destination gave up: %s", m->kvm->name, text);
+	/* The destination's reason, over whatever the broken link made us say. */
+	mig__lock(m);
+	snprintf(m->st.error, sizeof(m->st.error), "the destination gave up: %s", text);
+	mig__unlock(m);
+	return 1;
+}
+
+int mig__peer_spoke(struct mig *m)
+{
+	struct pollfd p = { .fd = chan_fd(m->c), .events = POLLIN };
+
+	/* Mid-round the destination says nothing, unless it gives up. */
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (!mig__last_words(m))
+		mig__fail(m, "the destination closed the connection mid-round");
+	return KM_ERR_REFUSED;
+}
+
 void mig__finish(struct mig *m, int r)
 {
 	struct kvm *kvm = m->kvm;
 	enum migrate_status s;
+
+	/* The link broke while we wrote: the destination may have said why. */
+	if (m->s && m->c && (r == KM_ERR_PEER || r == -EPIPE || r == -ECONNRESET))
+		mig__last_words(m);
 
 	throttle__stop(m);
 	if (m->sub >= 0) {

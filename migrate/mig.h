@@ -99,6 +99,11 @@ void mig__set_waiting(struct mig *m, bool waiting);
 void mig__account(struct mig *m, const struct pages_stats *st);
 /* Bandwidth cap: sleeps until the bytes sent so far fit the rate. */
 int mig__pace(struct mig *m);
+/*
+ * Whether the destination spoke mid-round (it does only to give up): then
+ * KM_ERR_REFUSED, its reason in st.error; else 0. Called per batch.
+ */
+int mig__peer_spoke(struct mig *m);
 /* Decides after a read of n dirty pages (updates expected downtime, throttle). */
 enum mig_verdict mig__policy(struct mig *m, uint64_t n);
 /* A round of n pages starts / ended (rate, trace row, round count). */

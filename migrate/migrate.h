@@ -160,6 +160,19 @@ struct migrate_incoming {
 	 * resumes). May be NULL.
 	 */
 	int (*on_publish)(struct kvm *kvm, void *ctx);
+	/*
+	 * Asked once the config is read, with the VM's whole guest memory: 0
+	 * to go on, or a refusal with its reason in why (kvm-migrated's receive
+	 * slots and guest memory budget, admit.h). May be NULL.
+	 */
+	int (*admit)(uint64_t guest_bytes, void *ctx, char *why, size_t whylen);
+	/*
+	 * in: a receive still under way at deadline_ns (kvm__now_ns), or past
+	 * max_rounds rounds, is refused, whatever pace the peer keeps (0: no
+	 * bound). The caller enforces the deadline inside reads as well
+	 * (chan_abort); the receive then names it as the reason.
+	 */
+	uint64_t deadline_ns, max_rounds;
 	void *ctx;
 };
 struct stream;

@@ -124,6 +124,8 @@ static int recv__config(struct recv *rv)
 				  (unsigned long long)cfg.mem_size);
 	if ((r = recv__memory_fits(rv, p, len)) != 0)
 		return r;
+	if (rv->in->admit && (r = rv->in->admit(cfg.mem_size, rv->in->ctx, why, sizeof(why))) != 0)
+		return recv__fail(rv, r, "%s", r == KM_ERR_REFUSED ? why : km_strerror(r));
 	if (rv->in->rundir && (r = rundir_reserve(rv->in->rundir, rv->in->name, &rv->name,
 						  rv->in->reserve_wait_ms)) != 0)
 		return recv__fail(rv, r, r == KM_ERR_STATE ?
@@ -250,6 +252,8 @@ static int recv__stream(struct recv *rv)
 	for (;;) {
 		if ((r = stream_get(rv->s, REC_MAX_PAYLOAD, &type, &p, &len)) != 0)
 			return recv__fail(rv, r, "stream: %s", km_strerror(r));
+		if (rv->in->deadline_ns && kvm__now_ns() > rv->in->deadline_ns)
+			return recv__fail(rv, KM_ERR_TIMEOUT, "still arriving at its deadline");
 		switch (type) {
 		case REC_PAGES:
 			if ((r = recv__pages(rv, p, len)) != 0)
@@ -258,6 +262,10 @@ static int recv__stream(struct recv *rv)
 		case REC_ROUND_END:
 			/* Every page before it is applied: say so (the read-ahead stopped here). */
 			rv->rounds++;
+			if (rv->in->max_rounds && rv->rounds > rv->in->max_rounds)
+				return recv__fail(rv, KM_ERR_TOO_LARGE, "more than %llu pre-copy rounds "
+						  "(kvm-migrated --max-rounds)",
+						  (unsigned long long)rv->in->max_rounds);
 			if ((r = stream_put(rv->s, REC_ROUND_ACK, NULL, 0)) != 0 ||
 			    (r = stream_flush(rv->s)) != 0 ||
 			    (r = recv__read_ahead(rv)) != 0)
@@ -435,6 +443,10 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 	*out = rv.kvm;
 	rv.kvm = NULL;
 out:
+	/* Whatever broke at the deadline (the caller cut the link then), that is why. */
+	if (r != 0 && in->deadline_ns && kvm__now_ns() >= in->deadline_ns)
+		recv__fail(&rv, KM_ERR_TIMEOUT, "the migration was still arriving at its deadline "
+			   "(kvm-migrated --max-receive-time)");
 	if (r != 0) {
 		log_error("incoming VM %s from %s refused: %s", in->name[0] ? in->name : "?",
 			  in->peer, rv.why[0] ? rv.why : km_strerror(r));

@@ -52,6 +52,8 @@ static int send__batch(struct mig *m, struct buf **payload)
 		return r;
 	mig__account(m, &m->acc);
 	memset(&m->acc, 0, sizeof(m->acc));
+	if ((r = mig__peer_spoke(m)) != 0)
+		return r;
 	return mig__pace(m);
 }
 

@@ -12,7 +12,7 @@ require_kvm
 tap_plan 42
 
 "$MAKE_CERTS" "$tmp/other-ca" >/dev/null 2>&1 &&
-	"$MAKE_CERTS" --expired --ca-from "$tmp/x509" "$tmp/expired" >/dev/null 2>&1 ||
+	"$MAKE_CERTS" --expired --ca-from "$tmp/x509-ca" "$tmp/expired" >/dev/null 2>&1 ||
 	bail "scripts/make-certs failed"
 
 A=$tmp/a B=$tmp/b C=$tmp/c

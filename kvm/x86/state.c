@@ -247,6 +247,20 @@ static int state__load_cpuid(struct kvm_cpu *cpu, const struct state_fields *f)
 	if (len % sizeof(c->entries[0]) || len / sizeof(c->entries[0]) > CPUID_MAX)
 		return KM_ERR_CORRUPT;
 	n = len / sizeof(c->entries[0]);
+	/*
+	 * Checked as the config's CPUID is (state__check_cpuid): a peer's
+	 * vCPU must not be given features this host does not offer.
+	 */
+	{
+		char why[160] = "";
+
+		if (x86__cpuid_compatible((const void *)f->data[ST_CPUID], n, cpu->kvm->cpuid, why,
+					  sizeof(why)) != 0) {
+			log_error("vCPU %u: its saved CPUID asks for more than this host offers: %s",
+				  cpu->id, why);
+			return KM_ERR_UNSUPPORTED;
+		}
+	}
 	c = calloc(1, sizeof(*c) + len);
 	if (!c)
 		return -ENOMEM;
@@ -313,6 +327,16 @@ static void state__msr_refused(struct kvm_cpu *cpu, const struct kvm_msr_entry *
 		 (unsigned long long)now.e.data);
 }
 
+static bool state__msr_known(const struct kvm *kvm, uint32_t index)
+{
+	unsigned int i;
+
+	for (i = 0; i < kvm->nr_msr_index; i++)
+		if (kvm->msr_index[i] == index)
+			return true;
+	return false;
+}
+
 static int state__load_msrs(struct kvm_cpu *cpu, const struct state_fields *f)
 {
 	uint32_t len = f->len[ST_MSRS], n, done = 0;
@@ -324,6 +348,18 @@ static int state__load_msrs(struct kvm_cpu *cpu, const struct state_fields *f)
 	if (len % sizeof(struct kvm_msr_entry) || len / sizeof(struct kvm_msr_entry) > MSRS_MAX)
 		return KM_ERR_CORRUPT;
 	n = len / sizeof(struct kvm_msr_entry);
+	/* Only the MSRs this VMM saves (state__save_msrs) may come back. */
+	for (done = 0; done < n; done++) {
+		struct kvm_msr_entry e;
+
+		memcpy(&e, (const uint8_t *)f->data[ST_MSRS] + done * sizeof(e), sizeof(e));
+		if (!state__msr_known(cpu->kvm, e.index)) {
+			log_error("vCPU %u: saved state sets MSR 0x%x, which this VMM does not "
+				  "save", cpu->id, e.index);
+			return KM_ERR_CORRUPT;
+		}
+	}
+	done = 0;
 	m = calloc(1, sizeof(*m) + len);
 	if (!m)
 		return -ENOMEM;
@@ -646,7 +682,7 @@ int state__load_all(struct kvm *kvm, const uint8_t *data, size_t len)
 	struct kvm_config cfg;
 	const uint8_t *p;
 	uint32_t type, plen;
-	uint64_t id;
+	uint64_t id, loaded = 0;	/* KM_MAX_VCPUS <= 64 */
 	unsigned int vcpus = 0;
 	bool have_config = false;
 	int r;
@@ -679,12 +715,17 @@ int state__load_all(struct kvm *kvm, const uint8_t *data, size_t len)
 		case REC_VCPU_STATE:
 			if ((r = state__vcpu_id(p, plen, &id)) != 0)
 				goto out;
-			if (id >= kvm->nr_cpus) {
+			/* Each vCPU once: a second record must not stand in for a missing one. */
+			if (id >= kvm->nr_cpus || (loaded & (1ULL << id))) {
+				log_error("vCPU state record for vCPU %llu: %s",
+					  (unsigned long long)id, id >= kvm->nr_cpus ?
+					  "no such vCPU" : "given twice");
 				r = KM_ERR_CORRUPT;
 				goto out;
 			}
 			if ((r = state__load_vcpu(kvm->cpus[id], p, plen)) != 0)
 				goto out;
+			loaded |= 1ULL << id;
 			vcpus++;
 			break;
 		default:

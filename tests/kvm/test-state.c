@@ -322,6 +322,138 @@ static void round_trip(bool irqchip)
 	kvm__destroy(vm);
 }
 
+/*
+ * Peer-supplied state is checked as strictly as the config: a copy of a
+ * real capture with one thing wrong is refused by the loader. mutate()
+ * rewrites each vCPU record's fields through edit (which appends what it
+ * keeps to out), or, with dup_vcpu0, replaces vCPU 1's record by a second
+ * copy of vCPU 0's.
+ */
+typedef void (*field_edit)(struct kvm *vm, uint32_t tag, const uint8_t *d, uint32_t len,
+			   struct buf *out);
+
+static struct buf *mutate(struct kvm *vm, struct buf *state, field_edit edit, bool dup_vcpu0)
+{
+	struct buf *in = buf_view(buf_ptr(state), buf_len(state));
+	struct buf *out = buf_new(REC_MAX_PAYLOAD), *pl = buf_new(REC_MAX_PAYLOAD);
+	const uint8_t *p, *vcpu0 = NULL, *d;
+	uint32_t type, len, vcpu0_len = 0, tag, dlen, k = 0;
+
+	while (buf_len(in) > 0) {
+		assert_int_equal(rec_get(in, REC_MAX_PAYLOAD, &type, &p, &len), 0);
+		if (type != REC_VCPU_STATE) {
+			assert_int_equal(rec_put(out, type, p, len), 0);
+			continue;
+		}
+		if (k++ == 0) {
+			vcpu0 = p;
+			vcpu0_len = len;
+		} else if (dup_vcpu0) {
+			assert_int_equal(rec_put(out, type, vcpu0, vcpu0_len), 0);
+			continue;
+		}
+		if (!edit) {
+			assert_int_equal(rec_put(out, type, p, len), 0);
+			continue;
+		}
+		{
+			struct buf *f = buf_view(p, len);
+
+			buf_reset(pl);
+			while (rec_get_field(f, &tag, &d, &dlen) == 0)
+				edit(vm, tag, d, dlen, pl);
+			buf_free(f);
+		}
+		assert_int_equal(rec_put(out, type, buf_ptr(pl), (uint32_t)buf_len(pl)), 0);
+	}
+	buf_free(in);
+	buf_free(pl);
+	return out;
+}
+
+static void keep(struct buf *out, uint32_t tag, const uint8_t *d, uint32_t len)
+{
+	assert_int_equal(rec_put_field(out, tag, d, len), 0);
+}
+
+/* An MSR this VMM never saves, appended to the vCPU's MSRs. */
+static void add_unknown_msr(struct kvm *vm, uint32_t tag, const uint8_t *d, uint32_t len,
+			    struct buf *out)
+{
+	uint8_t more[64 * 1024];
+	struct kvm_msr_entry e = { .index = 0x4b4d0001, .data = 1 };
+
+	if (tag != ST_MSRS || len + sizeof(e) > sizeof(more)) {
+		keep(out, tag, d, len);
+		return;
+	}
+	memcpy(more, d, len);
+	memcpy(more + len, &e, sizeof(e));
+	keep(out, tag, more, len + (uint32_t)sizeof(e));
+}
+
+/* A feature of leaf 7.0 EBX that this host does not offer, asked for. */
+static void add_missing_feature(struct kvm *vm, uint32_t tag, const uint8_t *d, uint32_t len,
+				struct buf *out)
+{
+	const struct kvm_cpuid_entry2 *host = x86__cpuid_entry(vm->cpuid, 7, 0);
+	struct kvm_cpuid_entry2 *e;
+	uint8_t copy[64 * 1024];
+	uint32_t i, bit;
+
+	if (tag != ST_CPUID || len > sizeof(copy)) {
+		keep(out, tag, d, len);
+		return;
+	}
+	memcpy(copy, d, len);
+	for (bit = 0; bit < 32 && host && (host->ebx & (1U << bit)); bit++)
+		;
+	assert_true(host && bit < 32);	/* some leaf 7 feature is missing here */
+	for (i = 0; i < len / sizeof(*e); i++) {
+		e = (struct kvm_cpuid_entry2 *)copy + i;
+		if (e->function == 7 && e->index == 0)
+			e->ebx |= 1U << bit;
+	}
+	keep(out, tag, copy, len);
+}
+
+static void refused(field_edit edit, bool dup_vcpu0, int want)
+{
+	struct kvm *vm = vm_create_with_code(64ULL << 20, 2, true, guest_code), *vm2;
+	struct buf *s1 = buf_new(REC_MAX_PAYLOAD), *bad;
+	struct km_ucall uc;
+
+	vcpu_run_to_sync(vm->cpus[0], 1, &uc);
+	assert_int_equal(kvm_cpu__complete_io(vm->cpus[0]), 0);
+	assert_int_equal(state__save_all(vm, s1), 0);
+	bad = mutate(vm, s1, edit, dup_vcpu0);
+	vm2 = vm_create_like(vm);
+	assert_int_equal(state__load_all(vm2, buf_ptr(bad), buf_len(bad)), want);
+	/* The unchanged capture loads: the refusal was for what was changed. */
+	kvm__destroy(vm2);
+	vm2 = vm_create_like(vm);
+	assert_int_equal(state__load_all(vm2, buf_ptr(s1), buf_len(s1)), 0);
+	buf_free(bad);
+	buf_free(s1);
+	kvm__destroy(vm2);
+	kvm__destroy(vm);
+}
+
+static void test_state_refuses_duplicate_vcpu(void **unused)
+{
+	refused(NULL, true, KM_ERR_CORRUPT);
+}
+
+static void test_state_refuses_unknown_msr(void **unused)
+{
+	refused(add_unknown_msr, false, KM_ERR_CORRUPT);
+}
+
+static void test_state_refuses_cpuid_beyond_host(void **unused)
+{
+	refused(add_missing_feature, false, KM_ERR_UNSUPPORTED);
+}
+
 static void test_state_round_trip_irqchip(void **unused)
 {
 	round_trip(true);
@@ -337,6 +469,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_state_round_trip_irqchip),
 		cmocka_unit_test(test_state_round_trip_no_irqchip),
+		cmocka_unit_test(test_state_refuses_duplicate_vcpu),
+		cmocka_unit_test(test_state_refuses_unknown_msr),
+		cmocka_unit_test(test_state_refuses_cpuid_beyond_host),
 	};
 
 	kvm_test_require_kvm();

@@ -138,11 +138,11 @@ static int make_rogue(void)
 static int setup(void **state)
 {
 	static const char *const mk_a[] = { "--cn", "host-a", "a", NULL };
-	static const char *const mk_b[] = { "--ca-from", "a", "--cn", "host-b", "b", NULL };
+	static const char *const mk_b[] = { "--ca-from", "a-ca", "--cn", "host-b", "b", NULL };
 	static const char *const mk_other[] = { "--cn", "rogue", "other", NULL };
-	static const char *const mk_exp[] = { "--ca-from", "a", "--expired", "--cn", "old",
+	static const char *const mk_exp[] = { "--ca-from", "a-ca", "--expired", "--cn", "old",
 					      "expired", NULL };
-	static const char *const mk_wrong[] = { "--ca-from", "a", "--no-default-san", "--san",
+	static const char *const mk_wrong[] = { "--ca-from", "a-ca", "--no-default-san", "--san",
 						"DNS:elsewhere.example,IP:192.0.2.1", "--cn",
 						"wrong", "wrong", NULL };
 
