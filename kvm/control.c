@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +28,28 @@
 #define CONTROL_MAX_CLIENTS	16
 #define CHECK_TIMEOUT_MS	60000
 
+/*
+ * A client. Its requests are answered in order; a long one (check,
+ * query-dirty-rate: seconds) runs on a worker thread of its own while the
+ * control thread goes on serving the other clients, so that a cancel or a
+ * quit is never stuck behind it. The client is not read meanwhile.
+ */
 struct control_client {
 	int fd;
 	struct qmp_linebuf *lb;
+	bool busy;		/* a worker answers its current request */
+	atomic_bool done;	/* the worker has answered (control thread joins it) */
+	bool gone;		/* the worker could not send: drop the client */
+	pthread_t worker;
+	struct qmp_request req;	/* the worker's request */
+	struct control *c;
 };
 
 struct control {
 	struct kvm *kvm;
 	int listen_fd;
 	int wake_fd;		/* eventfd: control__stop */
+	int done_fd;		/* eventfd: a worker has answered */
 	char path[108];
 	dev_t dev;		/* the socket file we made: only that one is removed */
 	ino_t ino;
@@ -89,14 +103,13 @@ static json_t *control__query_status(struct kvm *kvm)
 
 /*
  * query-dirty-rate: a subscriber of its own for window-ms, so the result is
- * the pages dirtied in that window whatever other consumers do. The control
- * thread waits out the window (at most 10 s).
+ * the pages dirtied in that window whatever other consumers do. A worker
+ * waits out the window (at most 10 s; less if the VM stops).
  */
 static char *control__dirty_rate(struct control *c, const struct qmp_request *req)
 {
 	struct kvm *kvm = c->kvm;
 	json_int_t window = 1000;
-	struct timespec ts;
 	struct bitmap seen;
 	struct dirty_stats d;
 	bool logging;
@@ -118,10 +131,12 @@ static char *control__dirty_rate(struct control *c, const struct qmp_request *re
 		bitmap_free(&seen);
 		return qmp_reply_error("GenericError", km_strerror(sub), req->id);
 	}
-	ts.tv_sec = window / 1000;
-	ts.tv_nsec = (window % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	/* The window, or less if the VM stops meanwhile (then no answer is worth waiting). */
+	if (kvm__wait_stopped(kvm, kvm__now_ns() + (uint64_t)window * 1000000ULL) == 0) {
+		dirty__unsubscribe(&kvm->dirty, sub);
+		bitmap_free(&seen);
+		return qmp_reply_error("GenericError", "the VM stopped during the window", req->id);
+	}
 	n = dirty__read(&kvm->dirty, sub, &seen);
 	dirty__unsubscribe(&kvm->dirty, sub);
 	bitmap_free(&seen);
@@ -235,8 +250,29 @@ static void control__drop(struct control_client *cl)
 	cl->lb = NULL;
 }
 
-/* Serves what a client sent; -1 when the client must be dropped. */
-static int control__serve(struct control *c, struct control_client *cl)
+/* The commands that take seconds: answered by a worker thread. */
+static bool control__is_long(const char *cmd)
+{
+	return !strcmp(cmd, "check") || !strcmp(cmd, "query-dirty-rate");
+}
+
+static void *control__worker(void *arg)
+{
+	struct control_client *cl = arg;
+	uint64_t one = 1;
+	int quit = 0;
+
+	pthread_setname_np(pthread_self(), "control-long");
+	if (control__send(cl->fd, control__dispatch(cl->c, &cl->req, &quit)) != 0)
+		cl->gone = true;
+	qmp_request_free(&cl->req);
+	atomic_store(&cl->done, true);
+	(void)!write(cl->c->done_fd, &one, sizeof(one));
+	return NULL;
+}
+
+/* Answers the complete request lines a client has sent; -1 when it must be dropped. */
+static int control__serve_lines(struct control *c, struct control_client *cl)
 {
 	struct qmp_request req;
 	char err[256];
@@ -244,12 +280,7 @@ static int control__serve(struct control *c, struct control_client *cl)
 	size_t len;
 	int r, quit = 0;
 
-	r = qmp_linebuf_fill(cl->lb, cl->fd);
-	if (r == -EAGAIN || r == -EINTR)
-		return 0;
-	if (r != 0)
-		return -1;
-	for (;;) {
+	while (!cl->busy) {
 		r = qmp_linebuf_next(cl->lb, &line, &len);
 		if (r == KM_ERR_TRUNCATED)
 			return 0;
@@ -266,6 +297,18 @@ static int control__serve(struct control *c, struct control_client *cl)
 		memset(&req, 0, sizeof(req));
 		if (qmp_parse_request(line, len, &req, err, sizeof(err)) != 0) {
 			r = control__send(cl->fd, qmp_reply_error("GenericError", err, NULL));
+		} else if (control__is_long(req.execute)) {
+			cl->req = req;
+			cl->c = c;
+			atomic_store(&cl->done, false);
+			cl->gone = false;
+			if (pthread_create(&cl->worker, NULL, control__worker, cl) == 0) {
+				cl->busy = true;
+				return 0;
+			}
+			r = control__send(cl->fd, qmp_reply_error("GenericError",
+					  "no thread for the command", req.id));
+			qmp_request_free(&cl->req);
 		} else {
 			r = control__send(cl->fd, control__dispatch(c, &req, &quit));
 			qmp_request_free(&req);
@@ -274,6 +317,38 @@ static int control__serve(struct control *c, struct control_client *cl)
 			kvm__request_stop(c->kvm, KVM_STOP_QUIT, "quit requested on the control socket");
 		if (r)
 			return -1;
+	}
+	return 0;
+}
+
+/* Reads what a client sent and answers it; -1 when the client must be dropped. */
+static int control__serve(struct control *c, struct control_client *cl)
+{
+	int r = qmp_linebuf_fill(cl->lb, cl->fd);
+
+	if (r == -EAGAIN || r == -EINTR)
+		return 0;
+	if (r != 0)
+		return -1;
+	return control__serve_lines(c, cl);
+}
+
+/* Workers that answered: joined; their clients' next requests are served. */
+static void control__reap_workers(struct control *c)
+{
+	uint64_t v;
+	unsigned int i;
+
+	(void)!read(c->done_fd, &v, sizeof(v));
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct control_client *cl = &c->clients[i];
+
+		if (!cl->busy || !atomic_load(&cl->done))
+			continue;
+		pthread_join(cl->worker, NULL);
+		cl->busy = false;
+		if (cl->gone || control__serve_lines(c, cl) < 0)
+			control__drop(cl);
 	}
 }
 
@@ -327,8 +402,8 @@ static void control__accept(struct control *c)
 static void *control__thread(void *arg)
 {
 	struct control *c = arg;
-	struct pollfd pfd[CONTROL_MAX_CLIENTS + 2];
-	int map[CONTROL_MAX_CLIENTS + 2];
+	struct pollfd pfd[CONTROL_MAX_CLIENTS + 3];
+	int map[CONTROL_MAX_CLIENTS + 3];
 	unsigned int i, n;
 
 	pthread_setname_np(pthread_self(), "control");
@@ -338,8 +413,11 @@ static void *control__thread(void *arg)
 		pfd[n++].events = POLLIN;
 		pfd[n].fd = c->listen_fd;
 		pfd[n++].events = POLLIN;
+		pfd[n].fd = c->done_fd;
+		pfd[n++].events = POLLIN;
 		for (i = 0; i < CONTROL_MAX_CLIENTS; i++) {
-			if (c->clients[i].fd < 0)
+			/* A client whose worker runs is left alone until it answers. */
+			if (c->clients[i].fd < 0 || c->clients[i].busy)
 				continue;
 			map[n] = (int)i;
 			pfd[n].fd = c->clients[i].fd;
@@ -355,7 +433,9 @@ static void *control__thread(void *arg)
 			break;
 		if (pfd[1].revents & POLLIN)
 			control__accept(c);
-		for (i = 2; i < n; i++) {
+		if (pfd[2].revents & POLLIN)
+			control__reap_workers(c);
+		for (i = 3; i < n; i++) {
 			struct control_client *cl = &c->clients[map[i]];
 
 			if (!pfd[i].revents || cl->fd < 0)
@@ -430,8 +510,13 @@ int control__start_ext(struct kvm *kvm, const char *path, const struct control_c
 		r = km_errno();
 		goto out_free;
 	}
-	if ((r = control__bind(c)) != 0)
+	c->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->done_fd < 0) {
+		r = km_errno();
 		goto out_wake;
+	}
+	if ((r = control__bind(c)) != 0)
+		goto out_done;
 	if ((r = pthread_create(&c->thread, NULL, control__thread, c)) != 0) {
 		r = -r;
 		goto out_listen;
@@ -443,6 +528,8 @@ int control__start_ext(struct kvm *kvm, const char *path, const struct control_c
 out_listen:
 	close(c->listen_fd);
 	unlink(c->path);
+out_done:
+	close(c->done_fd);
 out_wake:
 	close(c->wake_fd);
 out_free:
@@ -472,11 +559,18 @@ void control__stop(struct control *c)
 	if (write(c->wake_fd, &one, sizeof(one)) != sizeof(one))
 		log_warn("control socket: cannot wake the thread");
 	pthread_join(c->thread, NULL);
-	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		/* A worker ends with the VM (check and the dirty-rate window end there). */
+		if (c->clients[i].busy) {
+			pthread_join(c->clients[i].worker, NULL);
+			c->clients[i].busy = false;
+		}
 		if (c->clients[i].fd >= 0)
 			control__drop(&c->clients[i]);
+	}
 	close(c->listen_fd);
 	control__unpublish(c);
+	close(c->done_fd);
 	close(c->wake_fd);
 	if (c->kvm->control == c)
 		c->kvm->control = NULL;

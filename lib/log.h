@@ -7,7 +7,8 @@
 #ifndef KM_LOG_H
 #define KM_LOG_H
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LOG_NONE: not even errors (for log_init only: a fuzzer's million refusals). */
+enum log_level { LOG_NONE = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Call once from main() before threads start; prog may be argv[0]. Default: info. */
 void log_init(const char *prog, enum log_level level);

@@ -5,8 +5,14 @@
  *	REC_HEADER	stream_parse_header
  *	REC_VM_CONFIG	state__parse_config (fields only if built with
  *			-DFUZZ_NO_KVM_STATE, when kvm/x86/state.c cannot be linked)
- *	REC_PAGES	pages_get loop, pages_expand into a scratch page
+ *	REC_PAGES	pages_get loop, pages_expand into a scratch page, and
+ *			the receiver's address check of each page (its page
+ *			number and host address in a 4 GiB guest's slots)
  *	anything else	rec_get_field loop (REC_ERROR, REC_END, state records)
+ * and, unless built with -DFUZZ_NO_KVM_STATE, the whole input through
+ * state__load_all into a VM of 2 vCPUs that has no KVM behind it: its
+ * record walk, vCPU ids (range, duplicates), field index and the CPUID
+ * check run; what would reach KVM fails at the first ioctl.
  *
  * Random bytes almost never carry a right XXH3 checksum, so the mutator's
  * work would stop at rec_get. Each input is therefore read twice: as it is
@@ -32,6 +38,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
 #include "pages.h"
 #include "record.h"
 #include "stream.h"
@@ -39,6 +46,7 @@
 #include "kvm/state.h"
 #ifndef FUZZ_NO_KVM_STATE
 #include "kvm/kvm.h"
+#include "kvm/kvm-cpu.h"
 #endif
 
 /* A broken promise is a finding: abort so libFuzzer saves the input. */
@@ -79,6 +87,11 @@ int64_t chan_read(struct chan *c, void *data, size_t len)
 	memcpy(data, feed + feed_off, n);
 	feed_off += n;
 	return (int64_t)n;
+}
+
+int chan_set_timeout(struct chan *c, int timeout_ms)
+{
+	return 0;	/* the input is all there: nothing to wait for */
 }
 
 int chan_read_full(struct chan *c, void *data, size_t len)
@@ -128,6 +141,70 @@ static void fuzz_reencode(uint64_t gpa, const uint8_t *page)
 	buf_free(b);
 }
 
+#ifndef FUZZ_NO_KVM_STATE
+/*
+ * A VM of 4 GiB laid out as kvm/memory.c does (3 GiB below the hole, the
+ * rest from 4 GiB), with two vCPUs and no KVM: enough for the receiver's
+ * address checks and the state loaders' parsing. Host addresses are fake
+ * and never dereferenced.
+ */
+static struct kvm *fuzz_vm(void)
+{
+	static struct kvm vm;
+	static struct kvm_cpu cpu[2];
+	static struct {
+		struct kvm_cpuid2 h;
+		struct kvm_cpuid_entry2 e[2];
+	} cpuid;
+	static uint32_t msrs[] = { 0x10, 0xc0000080, 0xc0000081 };
+
+	if (vm.nr_cpus)
+		return &vm;
+	vm.sys_fd = vm.vm_fd = -1;
+	vm.mem.size = 4ULL << 30;
+	vm.mem.nr_slots = 2;
+	vm.mem.slots[0] = (struct kvm_slot){ .gpa = 0, .size = 3ULL << 30,
+					     .hva = (uint8_t *)(uintptr_t)(1ULL << 40) };
+	vm.mem.slots[1] = (struct kvm_slot){ .gpa = 4ULL << 30, .size = 1ULL << 30,
+					     .hva = (uint8_t *)(uintptr_t)(1ULL << 40) + (3ULL << 30) };
+	vm.dirty.kvm = &vm;
+	vm.dirty.nr_pages = (4ULL << 30) / PAGE_SIZE_4K;
+	vm.dirty.slot_first[1] = (3ULL << 30) / PAGE_SIZE_4K;
+	cpuid.h.nent = 2;
+	cpuid.e[0] = (struct kvm_cpuid_entry2){ .function = 1, .ecx = 0x00000201 };
+	cpuid.e[1] = (struct kvm_cpuid_entry2){ .function = 7, .index = 0, .ebx = 0x1 };
+	vm.cpuid = &cpuid.h;
+	vm.msr_index = msrs;
+	vm.nr_msr_index = 3;
+	vm.cfg.mem_size = vm.mem.size;
+	vm.cfg.nr_vcpus = 2;
+	vm.cfg.irqchip = true;
+	for (unsigned int i = 0; i < 2; i++) {
+		cpu[i].fd = -1;
+		cpu[i].id = i;
+		cpu[i].kvm = &vm;
+		vm.cpus[i] = &cpu[i];
+	}
+	vm.nr_cpus = 2;
+	return &vm;
+}
+
+/* The receiver's check of a page's address (migrate/recv.c recv__pages). */
+static void fuzz_address(uint64_t gpa)
+{
+	struct kvm *vm = fuzz_vm();
+	uint64_t n = dirty__page_of(&vm->dirty, gpa);
+	void *hva = memory__hva(&vm->mem, gpa, PAGE_SIZE_4K);
+
+	/* Both say "outside guest memory" or neither does, and they agree. */
+	FUZZ_CHECK((n == UINT64_MAX) == (hva == NULL));
+	if (n != UINT64_MAX) {
+		FUZZ_CHECK(n < vm->dirty.nr_pages);
+		FUZZ_CHECK(dirty__gpa_of(&vm->dirty, n) == gpa);
+	}
+}
+#endif
+
 static int fuzz_pages(const uint8_t *p, uint32_t size)
 {
 	/* Aligned as guest memory is (pages_is_zero reads it in words). */
@@ -158,6 +235,9 @@ static int fuzz_pages(const uint8_t *p, uint32_t size)
 		}
 		if (len)
 			FUZZ_CHECK(fuzz_inside(data, len, p, size));
+#ifndef FUZZ_NO_KVM_STATE
+		fuzz_address(gpa);
+#endif
 		if ((r = pages_expand(kind, data, len, page)) != 0) {
 			FUZZ_CHECK(r == KM_ERR_CORRUPT && kind == PAGE_LZ4);
 			break;
@@ -272,6 +352,15 @@ static void fuzz_read(const uint8_t *data, size_t size, struct fuzz_result *res)
 			res->end = true;
 	}
 	buf_free(in);
+#ifndef FUZZ_NO_KVM_STATE
+	/*
+	 * The state loader over the whole input, as the receiver hands it the
+	 * state records at REC_END. Without KVM it fails at the first ioctl;
+	 * what comes before (records, vCPU ids, fields, CPUID) is what counts.
+	 */
+	r = state__load_all(fuzz_vm(), data, size);
+	FUZZ_CHECK(r != 0 || res->records > 0);
+#endif
 }
 
 /*
@@ -336,6 +425,14 @@ static void fuzz_stream_into(const uint8_t *data, size_t size)
 	buf_free(again);
 	buf_free(dst);
 	stream_free(s);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	/* The loaders log each refusal: a million lines would be the run's cost. */
+	log_init("fuzz-stream", LOG_NONE);
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
