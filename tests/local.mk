@@ -1,9 +1,9 @@
 # The KVM tests (scripts/check counts their checks apart: they must run).
 # TESTS starts with them (Makefile.am), the longest first, so that make -j
 # starts them first.
-KM_MIGRATE_TESTS = tests/migrate-faults.sh tests/migrate.sh tests/migrate-limits.sh \
-	tests/migrate-switchover.sh tests/migrate-daemon.sh tests/migrate-trust.sh \
-	tests/migrate-netns.sh
+KM_MIGRATE_TESTS = tests/migrate-daemon.sh tests/migrate-limits.sh tests/migrate-faults.sh \
+	tests/migrate-netns.sh tests/migrate-switchover.sh tests/migrate.sh \
+	tests/migrate-trust.sh
 KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
 	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh
 
@@ -38,8 +38,8 @@ tests_kvm_test_vm_LDADD = $(KVM_TEST_LIBS)
 
 check_PROGRAMS += tests/lib/qmp-send tests/lib/flip-proxy tests/lib/switch-proxy tests/lib/flood
 tests_lib_qmp_send_SOURCES = tests/lib/qmp-send.c
-tests_lib_flip_proxy_SOURCES = tests/lib/flip-proxy.c
-tests_lib_switch_proxy_SOURCES = tests/lib/switch-proxy.c
+tests_lib_flip_proxy_SOURCES = tests/lib/flip-proxy.c tests/lib/sockutil.h
+tests_lib_switch_proxy_SOURCES = tests/lib/switch-proxy.c tests/lib/sockutil.h
 tests_lib_flood_SOURCES = tests/lib/flood.c
 
 # Shell tests (TAP through tests/lib.sh).

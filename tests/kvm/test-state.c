@@ -122,22 +122,34 @@ static uint64_t test_msr_value(unsigned int i)
 	return i == 3 ? 0x47700 : 0xffffffff81000000ULL + 0x1000 * (i + 1);
 }
 
+#define NR_TEST_MSRS	(sizeof(test_msrs) / sizeof(test_msrs[0]))
+
+struct test_msr_list {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[NR_TEST_MSRS];
+};
+
+/* The test MSRs for KVM_GET_MSRS or, with their values, KVM_SET_MSRS. */
+static void test_msr_list(struct test_msr_list *m, bool values)
+{
+	unsigned int i;
+
+	memset(m, 0, sizeof(*m));
+	m->hdr.nmsrs = NR_TEST_MSRS;
+	for (i = 0; i < NR_TEST_MSRS; i++) {
+		m->e[i].index = test_msrs[i][0];
+		if (values)
+			m->e[i].data = test_msr_value(test_msrs[i][1]);
+	}
+}
+
 static void set_distinctive_state(struct kvm_cpu *cpu)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[8];
-	} m;
+	struct test_msr_list m;
 	struct kvm_debugregs dr;
-	unsigned int i, n = sizeof(test_msrs) / sizeof(test_msrs[0]);
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = n;
-	for (i = 0; i < n; i++) {
-		m.e[i].index = test_msrs[i][0];
-		m.e[i].data = test_msr_value(test_msrs[i][1]);
-	}
-	assert_int_equal(ioctl(cpu->fd, KVM_SET_MSRS, &m), (int)n);
+	test_msr_list(&m, true);
+	assert_int_equal(ioctl(cpu->fd, KVM_SET_MSRS, &m), (int)NR_TEST_MSRS);
 	memset(&dr, 0, sizeof(dr));
 	assert_int_equal(ioctl(cpu->fd, KVM_GET_DEBUGREGS, &dr), 0);
 	dr.db[0] = 0x400000;
@@ -155,19 +167,13 @@ static void set_distinctive_state(struct kvm_cpu *cpu)
  */
 static void assert_distinctive_state(struct kvm_cpu *cpu)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[8];
-	} m;
+	struct test_msr_list m;
 	struct kvm_debugregs dr;
-	unsigned int i, n = sizeof(test_msrs) / sizeof(test_msrs[0]);
+	unsigned int i;
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = n;
-	for (i = 0; i < n; i++)
-		m.e[i].index = test_msrs[i][0];
-	assert_int_equal(ioctl(cpu->fd, KVM_GET_MSRS, &m), (int)n);
-	for (i = 0; i < n; i++) {
+	test_msr_list(&m, false);
+	assert_int_equal(ioctl(cpu->fd, KVM_GET_MSRS, &m), (int)NR_TEST_MSRS);
+	for (i = 0; i < NR_TEST_MSRS; i++) {
 		if (m.e[i].data != test_msr_value(test_msrs[i][1]))
 			fail_msg("MSR 0x%x in the restored vCPU: 0x%llx, set 0x%llx", m.e[i].index,
 				 (unsigned long long)m.e[i].data,
