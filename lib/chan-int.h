@@ -1,6 +1,6 @@
 /*
  * Internal to chan.c, chan-sock.c and chan-tls.c; other modules use chan.h.
- * Only chan-tls.c includes OpenSSL.
+ * Only chan-tls.c and chan-tls-key.c include OpenSSL.
  */
 #ifndef KM_CHAN_INT_H
 #define KM_CHAN_INT_H
@@ -63,5 +63,11 @@ int64_t chan_tls_write(struct ssl_st *ssl, const void *data, size_t len, short *
 void chan_tls_peer_cn(struct ssl_st *ssl, char *out, size_t outlen);
 /* Sends close_notify if notify (best effort, never waits) and frees. NULL-safe. */
 void chan_tls_end(struct ssl_st *ssl, bool notify);
+/* KM_ERR_AUTH (with the fix in err) if the key file at path is open to others. */
+int chan_tls__key_private(const char *path, char *err, size_t errlen);
+/* Installs in ctx (its certificate loaded) the public key signing through sign. */
+struct ssl_ctx_st;
+int chan_tls__remote_key(struct ssl_ctx_st *ctx, chan_tls_sign_fn sign, void *sctx, char *err,
+			 size_t errlen);
 
 #endif

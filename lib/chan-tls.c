@@ -131,7 +131,7 @@ static int chan_tls_path(char *out, size_t outlen, const char *dir, const char *
 }
 
 /* A private key others can read is no secret: refuse it, saying how to fix it. */
-static int chan_tls_key_private(const char *key, char *err, size_t errlen)
+int chan_tls__key_private(const char *key, char *err, size_t errlen)
 {
 	struct stat st;
 
@@ -185,7 +185,9 @@ static int chan_tls_load_crl(SSL_CTX *ctx, const char *dir, char *err, size_t er
 	return 0;
 }
 
-static int chan_tls_load(SSL_CTX *ctx, const char *dir, bool server, char *err, size_t errlen)
+/* The CA, the certificate chain, the CRL, and the key (unless sign: then it signs). */
+static int chan_tls_load(SSL_CTX *ctx, const char *dir, bool server, chan_tls_sign_fn sign,
+			 void *sctx, char *err, size_t errlen)
 {
 	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	const char *bad;
@@ -193,10 +195,25 @@ static int chan_tls_load(SSL_CTX *ctx, const char *dir, bool server, char *err, 
 
 	if ((r = chan_tls_path(ca, sizeof(ca), dir, "ca-cert.pem", err, errlen)) != 0 ||
 	    (r = chan_tls_path(cert, sizeof(cert), dir, server ? "server-cert.pem" :
-			       "client-cert.pem", err, errlen)) != 0 ||
-	    (r = chan_tls_path(key, sizeof(key), dir, server ? "server-key.pem" :
+			       "client-cert.pem", err, errlen)) != 0)
+		return r;
+	if (sign) {
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			bad = ca;
+		} else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+			bad = cert;
+		} else {
+			if ((r = chan_tls__remote_key(ctx, sign, sctx, err, errlen)) != 0)
+				return r;
+			return chan_tls_load_crl(ctx, dir, err, errlen);
+		}
+		chan__errf(err, errlen, "cannot load %s: %s", bad,
+			   chan_tls_reason(ERR_peek_last_error()));
+		return KM_ERR_INVALID;
+	}
+	if ((r = chan_tls_path(key, sizeof(key), dir, server ? "server-key.pem" :
 			       "client-key.pem", err, errlen)) != 0 ||
-	    (r = chan_tls_key_private(key, err, errlen)) != 0)
+	    (r = chan_tls__key_private(key, err, errlen)) != 0)
 		return r;
 	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
 		bad = ca;
@@ -241,7 +258,22 @@ static int chan_tls_setup(SSL_CTX *ctx, bool server)
 	return 0;
 }
 
+static int chan_tls_make(const char *dir, bool server, chan_tls_sign_fn sign, void *sctx,
+			 struct chan_tls **out, char *err, size_t errlen);
+
 int chan_tls_new(const char *dir, bool server, struct chan_tls **out, char *err, size_t errlen)
+{
+	return chan_tls_make(dir, server, NULL, NULL, out, err, errlen);
+}
+
+int chan_tls_new_remote_key(const char *dir, chan_tls_sign_fn sign, void *sign_ctx,
+			    struct chan_tls **out, char *err, size_t errlen)
+{
+	return chan_tls_make(dir, true, sign, sign_ctx, out, err, errlen);
+}
+
+static int chan_tls_make(const char *dir, bool server, chan_tls_sign_fn sign, void *sctx,
+			 struct chan_tls **out, char *err, size_t errlen)
 {
 	struct chan_tls *t = NULL;
 	int r;
@@ -262,7 +294,7 @@ int chan_tls_new(const char *dir, bool server, struct chan_tls **out, char *err,
 		chan__errf(err, errlen, "this OpenSSL cannot do TLS 1.3");
 		goto out;
 	}
-	if ((r = chan_tls_load(t->ctx, dir, server, err, errlen)) != 0)
+	if ((r = chan_tls_load(t->ctx, dir, server, sign, sctx, err, errlen)) != 0)
 		goto out;
 	*out = t;
 	t = NULL;

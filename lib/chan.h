@@ -41,6 +41,30 @@ struct chan_tls;	/* an SSL_CTX and what it was loaded from */
  * missing or unreadable file named in err. *out owned by the caller.
  */
 int chan_tls_new(const char *dir, bool server, struct chan_tls **out, char *err, size_t errlen);
+
+/*
+ * Private keys kept out of the process that speaks TLS (kvm-migrated's key
+ * agent). chan_tls_sign_fn: the server key's ECDSA signature (DER, at most
+ * CHAN_TLS_SIG_MAX bytes) of a handshake digest, made elsewhere; 0 or an
+ * error.
+ */
+#define CHAN_TLS_SIG_MAX	160
+typedef int (*chan_tls_sign_fn)(const uint8_t *digest, size_t len, uint8_t *sig,
+				size_t *siglen, void *ctx);
+/*
+ * A server context as chan_tls_new(dir, true, ...) makes, except that
+ * server-key.pem is never read: the certificate's public key signs
+ * through sign(..., sign_ctx). KM_ERR_UNSUPPORTED unless the key is ECDSA.
+ */
+int chan_tls_new_remote_key(const char *dir, chan_tls_sign_fn sign, void *sign_ctx,
+			    struct chan_tls **out, char *err, size_t errlen);
+/* The key agent's side: dir/server-key.pem (private to its user, ECDSA), and signing. */
+struct chan_tls_key;
+int chan_tls_key_load(const char *dir, struct chan_tls_key **out, char *err, size_t errlen);
+/* *siglen: the room at sig (at least CHAN_TLS_SIG_MAX), then the length. */
+int chan_tls_key_sign(struct chan_tls_key *k, const uint8_t *digest, size_t len, uint8_t *sig,
+		      size_t *siglen);
+void chan_tls_key_free(struct chan_tls_key *k);	/* NULL-safe; the key is cleared */
 /* NULL-safe. */
 void chan_tls_free(struct chan_tls *tls);
 

@@ -17,6 +17,8 @@ enum admit_kind {
 	MSG_RECEIVE = 2,	/* child: may it receive a VM of value guest bytes? */
 	MSG_GRANTED = 3,	/* daemon */
 	MSG_REFUSED = 4,	/* daemon: why in text */
+	MSG_SIGN = 5,		/* child: sign the digest in text (value bytes) */
+	MSG_SIGNED = 6,		/* daemon: the signature in text (value bytes) */
 };
 
 struct admit_msg {
@@ -38,16 +40,21 @@ struct child {
 
 struct admit {
 	struct admit_limits lim;
+	admit_sign_fn sign;	/* the key agent, for children in their handshake */
+	void *sign_ctx;
 	struct child *c;
 	size_t n, cap;
 };
 
-struct admit *admit__new(const struct admit_limits *lim)
+struct admit *admit__new(const struct admit_limits *lim, admit_sign_fn sign, void *sign_ctx)
 {
 	struct admit *a = calloc(1, sizeof(*a));
 
-	if (a)
+	if (a) {
 		a->lim = *lim;
+		a->sign = sign;
+		a->sign_ctx = sign_ctx;
+	}
 	return a;
 }
 
@@ -224,6 +231,22 @@ void admit__serve(struct admit *a, size_t index)
 		}
 		admit__send(c->fd, &reply);
 		break;
+	case MSG_SIGN: {
+		size_t len = sizeof(reply.text);
+
+		/* Only while its handshake runs: a VM process is no signing oracle. */
+		if (c->state != CHILD_HANDSHAKE || !a->sign || m.value == 0 || m.value > 64 ||
+		    a->sign((const uint8_t *)m.text, (size_t)m.value, (uint8_t *)reply.text, &len,
+			    a->sign_ctx) != 0) {
+			reply.kind = MSG_REFUSED;
+			snprintf(reply.text, sizeof(reply.text), "no signature");
+		} else {
+			reply.kind = MSG_SIGNED;
+			reply.value = len;
+		}
+		admit__send(c->fd, &reply);
+		break;
+	}
 	default:
 		log_warn("child %d: unknown report %u", (int)c->pid, m.kind);
 	}
@@ -236,20 +259,47 @@ int admit__report(int fd, enum admit_state state)
 	return send(fd, &m, sizeof(m), MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : km_errno();
 }
 
-int admit__ask_receive(int fd, uint64_t bytes, int timeout_ms, char *why, size_t whylen)
+/* Sends m and waits for the daemon's answer into m. */
+static int admit__ask(int fd, struct admit_msg *m, int timeout_ms)
 {
-	struct admit_msg m = { .kind = MSG_RECEIVE, .value = bytes };
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int r;
 
-	if (send(fd, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+	if (send(fd, m, sizeof(*m), MSG_NOSIGNAL) != (ssize_t)sizeof(*m))
 		return km_errno();
 	while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
 		;
 	if (r == 0)
 		return KM_ERR_TIMEOUT;
-	if (r < 0 || recv(fd, &m, sizeof(m), 0) != (ssize_t)sizeof(m))
+	if (r < 0 || recv(fd, m, sizeof(*m), 0) != (ssize_t)sizeof(*m))
 		return r < 0 ? km_errno() : KM_ERR_PEER;
+	return 0;
+}
+
+int admit__ask_sign(int fd, const uint8_t *digest, size_t len, uint8_t *sig, size_t *siglen)
+{
+	struct admit_msg m = { .kind = MSG_SIGN, .value = len };
+	int r;
+
+	if (len == 0 || len > 64)
+		return KM_ERR_INVALID;
+	memcpy(m.text, digest, len);
+	if ((r = admit__ask(fd, &m, 10000)) != 0)
+		return r;
+	if (m.kind != MSG_SIGNED || m.value > *siglen || m.value > sizeof(m.text))
+		return KM_ERR_AUTH;
+	memcpy(sig, m.text, (size_t)m.value);
+	*siglen = (size_t)m.value;
+	return 0;
+}
+
+int admit__ask_receive(int fd, uint64_t bytes, int timeout_ms, char *why, size_t whylen)
+{
+	struct admit_msg m = { .kind = MSG_RECEIVE, .value = bytes };
+	int r;
+
+	if ((r = admit__ask(fd, &m, timeout_ms)) != 0)
+		return r;
 	if (m.kind == MSG_GRANTED)
 		return 0;
 	m.text[sizeof(m.text) - 1] = 0;

@@ -39,8 +39,15 @@ struct admit_limits {
 
 struct admit;
 
-/* NULL if out of memory. */
-struct admit *admit__new(const struct admit_limits *lim);
+/* The key agent's signature of a handshake digest (keyagent.h), 0 or an error. */
+typedef int (*admit_sign_fn)(const uint8_t *digest, size_t len, uint8_t *sig, size_t *siglen,
+			     void *ctx);
+
+/*
+ * NULL if out of memory. sign (may be NULL): relays a child's handshake
+ * signature to the key agent, for children still in their handshake only.
+ */
+struct admit *admit__new(const struct admit_limits *lim, admit_sign_fn sign, void *sign_ctx);
 void admit__free(struct admit *a);	/* closes the children's sockets; NULL-safe */
 
 /*
@@ -77,5 +84,7 @@ int admit__report(int fd, enum admit_state state);
  * timeout_ms).
  */
 int admit__ask_receive(int fd, uint64_t bytes, int timeout_ms, char *why, size_t whylen);
+/* The server key's signature of a handshake digest, through the daemon (0 or an error). */
+int admit__ask_sign(int fd, const uint8_t *digest, size_t len, uint8_t *sig, size_t *siglen);
 
 #endif

@@ -40,6 +40,7 @@
 #include "kvm/control.h"
 #include "kvm/kvm.h"
 #include "migrate/admit.h"
+#include "migrate/keyagent.h"
 #include "migrate/migrate.h"
 
 #define RECEIVE_TIME_DEFAULT_S	3600
@@ -63,6 +64,8 @@ struct daemon {
 	int lfd;
 	struct admit *admit;	/* the daemon's children (admit.h) */
 	int report_fd;		/* in a child: its end of the socket pair to the daemon */
+	int agent_fd;		/* the key agent (keyagent.h); -1 without TLS */
+	pid_t agent_pid;
 	uint64_t refused, refused_logged_ns;	/* connections refused by the limits */
 };
 
@@ -335,6 +338,27 @@ static int child_become_vm(struct daemon *d, struct kvm *kvm)
 	}
 }
 
+/*
+ * The server key signs a handshake digest: in a connection's child, asked
+ * of the daemon (admit.h), which has the key agent sign it (keyagent.h).
+ * Neither process ever holds the key.
+ */
+static int child_sign(const uint8_t *digest, size_t len, uint8_t *sig, size_t *siglen, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	return admit__ask_sign(d->report_fd, digest, len, sig, siglen);
+}
+
+static int daemon_sign(const uint8_t *digest, size_t len, uint8_t *sig, size_t *siglen,
+		       void *ctx)
+{
+	struct daemon *d = ctx;
+
+	return d->agent_fd >= 0 ? keyagent__sign(d->agent_fd, digest, len, sig, siglen) :
+	       KM_ERR_STATE;
+}
+
 /* The daemon's receive slots and guest memory budget (admit.h), asked by the receive. */
 static int child_admit(uint64_t guest_bytes, void *ctx, char *why, size_t whylen)
 {
@@ -426,15 +450,7 @@ static int child_main(struct daemon *d, int fd)
 		return 2;
 	}
 	snprintf(in.peer, sizeof(in.peer), "%s", chan_peer(c));
-	/*
-	 * The server key is not needed past the handshake: the context goes,
-	 * and the key object with the connection's last reference (OpenSSL
-	 * clears it). Not enough to say a received VM holds no copy: this
-	 * process is a fork of the daemon, whose heap keeps what OpenSSL
-	 * freed without clearing while loading the key (measured: the private
-	 * scalar is still found there). Keeping the key out of the children
-	 * altogether (signing by the daemon) is the next step.
-	 */
+	/* Past the handshake: no more signatures (the daemon refuses them now too). */
 	chan_tls_free(d->tls);
 	d->tls = NULL;
 	chan_set_timeout(c, d->io_timeout_ms);
@@ -523,6 +539,14 @@ static void reap(struct daemon *d)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == d->agent_pid) {
+			log_error("the key agent exited: no TLS handshake can succeed; restart "
+				  "kvm-migrated (VMs it received run on)");
+			d->agent_pid = 0;
+			close(d->agent_fd);
+			d->agent_fd = -1;
+			continue;
+		}
 		admit__exited(d->admit, pid);
 		if (WIFEXITED(st))
 			log_debug("child %d exited with status %d", (int)pid, WEXITSTATUS(st));
@@ -610,6 +634,9 @@ static void accept_one(struct daemon *d, sigset_t *blocked)
 		(void)setsid();
 		close(d->lfd);
 		close(sp[0]);
+		if (d->agent_fd >= 0)
+			close(d->agent_fd);	/* signatures go through the daemon only */
+		d->agent_fd = -1;
 		admit__free(d->admit);
 		d->admit = NULL;
 		d->report_fd = sp[1];
@@ -652,7 +679,7 @@ static struct pollfd *pollset_fill(struct pollset *ps, struct daemon *d, int sfd
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .lfd = -1, .report_fd = -1 };
+	struct daemon d = { .lfd = -1, .report_fd = -1, .agent_fd = -1 };
 	const char *rundir_opt = NULL;
 	char err[CHAN_ERR_MAX] = "";
 	struct pollset ps = { 0 };
@@ -666,6 +693,12 @@ int main(int argc, char **argv)
 		return 2;
 	log_init("kvm-migrated", d.verbose ? LOG_DEBUG : LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	/* First, with nothing else open: the only process that will read the key. */
+	if (strncmp(d.listen, "unix:", 5) != 0 && !d.insecure &&
+	    keyagent__start(d.tls_dir, &d.agent_fd, &d.agent_pid, err, sizeof(err)) != 0) {
+		log_error("TLS: %s (use --tls-dir, or scripts/make-certs to create one)", err);
+		goto out;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -675,7 +708,7 @@ int main(int argc, char **argv)
 		log_error("signalfd: %s", strerror(errno));
 		goto out;
 	}
-	if (!(d.admit = admit__new(&d.lim))) {
+	if (!(d.admit = admit__new(&d.lim, daemon_sign, &d))) {
 		log_error("out of memory");
 		goto out;
 	}
@@ -683,8 +716,8 @@ int main(int argc, char **argv)
 		log_error("run directory %s: %s", d.rundir, rundir_strerror(r));
 		goto out;
 	}
-	if (strncmp(d.listen, "unix:", 5) != 0 && !d.insecure &&
-	    chan_tls_new(d.tls_dir, true, &d.tls, err, sizeof(err)) != 0) {
+	if (d.agent_fd >= 0 &&
+	    chan_tls_new_remote_key(d.tls_dir, child_sign, &d, &d.tls, err, sizeof(err)) != 0) {
 		log_error("TLS: %s (use --tls-dir, or scripts/make-certs to create one)", err);
 		goto out;
 	}
@@ -735,5 +768,9 @@ out:
 	admit__free(d.admit);
 	free(ps.p);
 	chan_tls_free(d.tls);
+	if (d.agent_fd >= 0)
+		close(d.agent_fd);	/* the agent ends with it */
+	if (d.agent_pid > 0)
+		waitpid(d.agent_pid, NULL, 0);
 	return status;
 }

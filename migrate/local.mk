@@ -7,7 +7,8 @@ migrate_libkmmig_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
 MIGRATE_LIBS = migrate/libkmmig.a $(KVM_LIBS)
 
 bin_PROGRAMS += migrate/kvm-migrated migrate/kvm-migrate
-migrate_kvm_migrated_SOURCES = migrate/kvm-migrated.c migrate/admit.c migrate/admit.h
+migrate_kvm_migrated_SOURCES = migrate/kvm-migrated.c migrate/admit.c migrate/admit.h \
+	migrate/keyagent.c migrate/keyagent.h
 migrate_kvm_migrated_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 migrate_kvm_migrated_LDADD = $(MIGRATE_LIBS)
 migrate_kvm_migrate_SOURCES = migrate/kvm-migrate.c migrate/qmpc.c migrate/qmpc.h

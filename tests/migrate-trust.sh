@@ -4,15 +4,17 @@
 # migrate a VM there and back, each proving its own name; --allow-peer
 # narrows the CA's word to listed names; a revoked certificate (ca-crl.pem)
 # is refused at either end; a private key open to others is refused; plain
-# TCP is refused on a non-loopback address unless asked for. Sizes follow
-# the machine's pace (tests/README.md).
+# TCP is refused on a non-loopback address unless asked for; the server's
+# private key is only in the daemon's key agent, not in the daemon nor in
+# the VMs it received. Sizes follow the machine's pace (tests/README.md).
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 23
+tap_plan 27
 
 CA=$tmp/ca
+MEMGREP=$top_builddir/tests/lib/memgrep
 A=$tmp/a B=$tmp/b
 rate1=$(rate_of 2000 1) pages16=$(wss_pages 16)
 
@@ -110,3 +112,19 @@ check "--insecure on all addresses is refused" 2 "give a loopback --listen addre
 pids+=($!)
 ok_if "--insecure-network says it means it: the daemon listens" \
 	wait_for "daemon i" 10 grep -q "listening on 0.0.0.0:0 (no TLS)" "$tmp/daemon-i.log"
+
+# The server's private key lives in the key agent only: not in the daemon,
+# not in the process of a VM it received (a search of their memory for the
+# private scalar, both byte orders; the agent is the control).
+priv=$(openssl pkey -in "$tmp/hostb/server-key.pem" -noout -text |
+	sed -n '/^priv:/,/^pub:/p' | grep -v '^p' | tr -d ' :\n' | sed 's/^00\(.\{64\}\)$/\1/')
+rev=$(echo "$priv" | sed 's/../& /g' | tr ' ' '\n' | tac | tr -d '\n')
+go "$tmp/mem.out" "$tmp/hosta" --rundir "$A" t1 "127.0.0.1:$port_b"
+agent=$(pgrep -P "$pid_b" -x km-keyagent)
+vm=$(pgrep -n -P "$pid_b" -x kvm-migrated)
+ok_if "the key agent (pid ${agent:-?}) holds the key: the search works" \
+	"$MEMGREP" "${agent:-0}" "$priv" "$rev"
+ok_if "the daemon (pid $pid_b) does not" sh -c "! '$MEMGREP' '$pid_b' '$priv' '$rev'"
+ok_if "the VM it received (pid ${vm:-?}) does not" \
+	sh -c "[ -n '$vm' ] && ! '$MEMGREP' '$vm' '$priv' '$rev'"
+ok_if "and that VM runs, every page correct" vm_ok "$B/t1.sock"
