@@ -35,7 +35,7 @@ check "kvm-migrate: no such VM"       3 "cannot reach its control socket" \
 	"$KVM_MIGRATE" --rundir "$t" nosuchvm 127.0.0.1
 check "kvm-migrated --help exits 0"   0 "Usage: kvm-migrated"       "$KVM_MIGRATED" --help
 check "kvm-migrated unknown option"   2 "unrecognized option"       "$KVM_MIGRATED" --frobnicate
-check "kvm-migrated: no TLS material" 3 "TLS: cannot read .*ca-cert.pem" \
+check "kvm-migrated: no TLS material" 3 "TLS: cannot read .*server-key.pem" \
 	"$KVM_MIGRATED" --listen 127.0.0.1:0 --tls-dir "$t/none" --rundir "$t/run"
 check "kvm-migrated: bad address"     3 "bad address .127.0.0.1:99999" \
 	"$KVM_MIGRATED" --insecure --listen 127.0.0.1:99999 --rundir "$t/run"
