@@ -49,11 +49,12 @@ int dirty__init(struct dirty_tracker *t, struct kvm *kvm, enum dirty_backend bac
 	t->kvm = kvm;
 	t->backend = backend;
 	t->ring_bytes = ring_bytes ? ring_bytes : DIRTY_RING_DEFAULT_BYTES;
+	/* Pages are numbered by memory (memory__page_of); a slot's are consecutive. */
+	t->nr_pages = memory__nr_pages(&kvm->mem);
 	for (i = 0; i < kvm->mem.nr_slots; i++) {
 		uint64_t pages = kvm->mem.slots[i].size / KM_PAGE_SIZE;
 
-		t->slot_first[i] = t->nr_pages;
-		t->nr_pages += pages;
+		t->slot_first[i] = kvm->mem.slots[i].offset / KM_PAGE_SIZE;
 		if (pages > max_slot)
 			max_slot = pages;
 	}
@@ -285,29 +286,6 @@ const char *dirty__mode_name(enum dirty_log_mode m)
 	return "unknown";
 }
 
-uint64_t dirty__page_of(const struct dirty_tracker *t, uint64_t gpa)
-{
-	const struct kvm_memory *mem = &t->kvm->mem;
-	unsigned int i;
-
-	for (i = 0; i < mem->nr_slots; i++) {
-		const struct kvm_slot *s = &mem->slots[i];
-
-		if (gpa >= s->gpa && gpa - s->gpa < s->size)
-			return t->slot_first[i] + (gpa - s->gpa) / KM_PAGE_SIZE;
-	}
-	return UINT64_MAX;
-}
-
-uint64_t dirty__gpa_of(const struct dirty_tracker *t, uint64_t n)
-{
-	const struct kvm_memory *mem = &t->kvm->mem;
-
-	if (mem->nr_slots > 1 && n >= t->slot_first[1])
-		return mem->slots[1].gpa + (n - t->slot_first[1]) * KM_PAGE_SIZE;
-	return mem->slots[0].gpa + n * KM_PAGE_SIZE;
-}
-
 void dirty__mark(struct dirty_tracker *t, uint64_t gpa, uint64_t len)
 {
 	uint64_t first, last, n;
@@ -315,8 +293,8 @@ void dirty__mark(struct dirty_tracker *t, uint64_t gpa, uint64_t len)
 
 	if (!t->kvm || len == 0)
 		return;
-	first = dirty__page_of(t, gpa);
-	last = dirty__page_of(t, gpa + len - 1);
+	first = memory__page_of(&t->kvm->mem, gpa);
+	last = memory__page_of(&t->kvm->mem, gpa + len - 1);
 	if (first == UINT64_MAX || last == UINT64_MAX || last < first)
 		return;
 	n = last - first + 1;

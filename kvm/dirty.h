@@ -130,10 +130,6 @@ void dirty__mark(struct dirty_tracker *t, uint64_t gpa, uint64_t len);
 /* KVM_EXIT_DIRTY_RING_FULL on cpu: harvest the rings so it can run again. */
 int dirty__ring_full(struct dirty_tracker *t, struct kvm_cpu *cpu);
 
-/* Page number of a guest physical address, or UINT64_MAX outside RAM. */
-uint64_t dirty__page_of(const struct dirty_tracker *t, uint64_t gpa);
-/* Guest physical address of page number n. */
-uint64_t dirty__gpa_of(const struct dirty_tracker *t, uint64_t n);
 
 void dirty__get_stats(struct dirty_tracker *t, struct dirty_stats *out, bool *logging);
 

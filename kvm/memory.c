@@ -113,6 +113,24 @@ void memory__destroy(struct kvm_memory *mem)
 	mem->nr_slots = 0;
 }
 
+uint64_t memory__page_of(const struct kvm_memory *mem, uint64_t gpa)
+{
+	const struct kvm_slot *s = memory__slot(mem, gpa);
+
+	return s ? (s->offset + (gpa - s->gpa)) / KM_PAGE_SIZE : UINT64_MAX;
+}
+
+uint64_t memory__gpa_of(const struct kvm_memory *mem, uint64_t n)
+{
+	uint64_t off = n * KM_PAGE_SIZE;
+	unsigned int i;
+
+	for (i = mem->nr_slots; i-- > 1;)
+		if (off >= mem->slots[i].offset)
+			return mem->slots[i].gpa + (off - mem->slots[i].offset);
+	return mem->slots[0].gpa + off;
+}
+
 const struct kvm_slot *memory__slot(const struct kvm_memory *mem, uint64_t gpa)
 {
 	unsigned int i;

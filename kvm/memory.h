@@ -50,6 +50,25 @@ void *memory__hva(const struct kvm_memory *mem, uint64_t gpa, uint64_t len);
 /* The slot holding gpa, or NULL. */
 const struct kvm_slot *memory__slot(const struct kvm_memory *mem, uint64_t gpa);
 
+/*
+ * Page numbering, owned here: page n of guest RAM is at byte n * 4096 of
+ * the memfd (the slots lie in it back to back, in gpa order), and dirty
+ * bitmaps, page records and checkpoints all count pages this way.
+ */
+static inline uint64_t memory__nr_pages(const struct kvm_memory *mem)
+{
+	return mem->size / 4096;
+}
+/* Page number of gpa, or UINT64_MAX if gpa is not RAM. */
+uint64_t memory__page_of(const struct kvm_memory *mem, uint64_t gpa);
+/* Guest physical address of page n (n < memory__nr_pages). */
+uint64_t memory__gpa_of(const struct kvm_memory *mem, uint64_t n);
+/* Host address of page n, in the mapping of the whole memfd. */
+static inline uint8_t *memory__page_hva(const struct kvm_memory *mem, uint64_t n)
+{
+	return mem->base + n * 4096;
+}
+
 /* One past the highest guest physical address of RAM. */
 uint64_t memory__end_gpa(const struct kvm_memory *mem);
 

@@ -11,6 +11,8 @@
 #ifndef KM_STATE_H
 #define KM_STATE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -80,6 +82,24 @@ int state__save_all(struct kvm *kvm, struct buf *out);
  * same configuration. KM_ERR_INVALID if the configuration differs.
  */
 int state__load_all(struct kvm *kvm, const uint8_t *data, size_t len);
+
+/*
+ * The same, one record at a time as a stream or file brings them (no
+ * reframing): state__load_record for each state record in any order the
+ * writer chose (config first), then state__load_complete. Each vCPU's
+ * state is accepted once: a second record must not stand in for a
+ * missing one.
+ */
+struct state_loader {
+	uint64_t loaded;	/* vCPU ids seen (KM_MAX_VCPUS <= 64) */
+	unsigned int vcpus;
+	bool have_config;
+};
+/* REC_VM_CONFIG, REC_VM_STATE or REC_VCPU_STATE; other types are ignored. */
+int state__load_record(struct kvm *kvm, struct state_loader *sl, uint32_t type,
+		       const uint8_t *p, uint32_t len);
+/* 0 once the config and every vCPU's state were loaded, else KM_ERR_TRUNCATED. */
+int state__load_complete(struct kvm *kvm, const struct state_loader *sl);
 
 /*
  * Moves every vCPU's TSC ns nanoseconds forward: after a migration the

@@ -35,6 +35,7 @@
 struct chan {
 	int fd;
 	struct ssl_st *ssl;	/* NULL for a plain channel */
+	bool file;		/* a file, not a socket (chan_file) */
 	int timeout_ms;		/* longest wait without progress; 0: none */
 	atomic_bool aborted;	/* chan_abort may run in another thread */
 	char peer[CHAN_PEER_MAX];
@@ -160,6 +161,23 @@ out_close:
 	return r;
 }
 
+int chan_file(int fd, const char *name, struct chan **out)
+{
+	struct chan *c;
+
+	*out = NULL;
+	if (fd < 0)
+		return KM_ERR_INVALID;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -ENOMEM;
+	c->fd = fd;
+	c->file = true;
+	atomic_init(&c->aborted, false);
+	snprintf(c->peer, sizeof(c->peer), "%s", name ? name : "file");
+	*out = c;
+	return 0;
+}
+
 int chan_accept_fd(int fd, struct chan_tls *tls, int timeout_ms, struct chan **out,
 		   char *err, size_t errlen)
 {
@@ -202,7 +220,8 @@ static int64_t chan_read_step(struct chan *c, void *data, size_t len, short *wan
 
 	if (c->ssl != NULL)
 		return chan_tls_read(c->ssl, data, len, want);
-	if ((n = recv(c->fd, data, len, 0)) > 0)
+	n = c->file ? read(c->fd, data, len) : recv(c->fd, data, len, 0);
+	if (n > 0)
 		return n;
 	if (n == 0)
 		return KM_ERR_END;
@@ -219,8 +238,11 @@ static int64_t chan_write_step(struct chan *c, const void *data, size_t len, sho
 
 	if (c->ssl != NULL)
 		return chan_tls_write(c->ssl, data, len, want);
-	if ((n = send(c->fd, data, len, MSG_NOSIGNAL)) >= 0)
+	n = c->file ? write(c->fd, data, len) : send(c->fd, data, len, MSG_NOSIGNAL);
+	if (n > 0 || (n == 0 && !c->file))
 		return n;
+	if (n == 0)
+		return -EIO;	/* a file that takes nothing: no progress will come */
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 		*want = POLLOUT;
 		return 0;

@@ -114,6 +114,15 @@ int chan_connect_cancellable(const char *addr, struct chan_tls *tls, int timeout
 			     int cancel_fd, struct chan **out, char *err, size_t errlen);
 
 /*
+ * A channel over an open file (a checkpoint being written or read), so
+ * that a record stream reads and writes files as it does sockets. Takes
+ * fd (closed by chan_close; durability, fsync, is the caller's business).
+ * Reads return KM_ERR_END at the end of the file; a write error is the
+ * file system's (-ENOSPC...). name shows as the peer in messages.
+ */
+int chan_file(int fd, const char *name, struct chan **out);
+
+/*
  * Writes all of len bytes (blocking). 0, or a negative error:
  * KM_ERR_PEER if the peer is gone, KM_ERR_TIMEOUT past the I/O timeout.
  */

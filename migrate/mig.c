@@ -61,33 +61,6 @@ void mig__fail(struct mig *m, const char *fmt, ...)
 	mig__unlock(m);
 }
 
-int migrate__name_field(const uint8_t *p, uint32_t len, uint32_t tag, char *name, size_t max)
-{
-	const uint8_t *d;
-	uint32_t flen;
-
-	name[0] = 0;
-	if (rec_find_field(p, len, tag, &d, &flen) != 0 || flen == 0 || flen >= max)
-		return KM_ERR_CORRUPT;
-	memcpy(name, d, flen);
-	name[flen] = 0;
-	return rundir_valid_name(name) ? 0 : KM_ERR_CORRUPT;
-}
-
-void migrate__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen)
-{
-	const uint8_t *d;
-	uint32_t flen, i;
-	size_t n = 0;
-
-	snprintf(out, outlen, "(no reason given)");
-	if (rec_find_field(p, len, 2, &d, &flen) != 0)	/* field 2: the text */
-		return;
-	for (i = 0; i < flen && n + 1 < outlen; i++)
-		out[n++] = d[i] >= 0x20 && d[i] < 0x7f ? (char)d[i] : '?';
-	out[n] = 0;
-}
-
 int mig__connect(struct mig *m)
 {
 	char err[CHAN_ERR_MAX] = "";

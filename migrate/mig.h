@@ -14,6 +14,7 @@
 #include "bitmap.h"
 #include "pages.h"
 #include "stream.h"
+#include "kvm/vmrec.h"
 #include "migrate/migrate.h"
 
 struct mig {
@@ -47,9 +48,7 @@ struct mig {
 	uint64_t round_ns;		/* duration of the last round */
 	uint64_t round_dirty;		/* pages the current round sends */
 	uint64_t round_t0, round_bytes0, round_pages0;	/* where the current round began */
-	struct pages_stats acc;		/* pages of the batch being filled, not yet in st */
-	unsigned int lz4_misses;	/* pages in a row lz4 could not shrink */
-	unsigned int lz4_probe;
+	struct vmrec_enc enc;		/* pages into batches (kvm/vmrec.h) */
 
 	struct mig_round *trace;	/* MIG_TRACE_MAX rows */
 	unsigned int nr_trace;

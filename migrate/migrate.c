@@ -73,8 +73,6 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->paused_by_us = m->go_sent = m->final_read = m->waiting = false;
 	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = m->round_pages0 = 0;
 	m->nr_trace = 0;
-	m->lz4_misses = m->lz4_probe = 0;
-	memset(&m->acc, 0, sizeof(m->acc));
 	if (!m->trace && !(m->trace = calloc(MIG_TRACE_MAX, sizeof(*m->trace)))) {
 		mig__unlock(m);
 		return -ENOMEM;

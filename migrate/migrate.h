@@ -199,5 +199,8 @@ int migrate__name_field(const uint8_t *p, uint32_t len, uint32_t tag, char *name
 void migrate__error_text(const uint8_t *p, uint32_t len, char *out, size_t outlen);
 /* Sends REC_ERROR (code, text) and flushes, best effort. */
 void migrate__send_error(struct stream *s, int code, const char *text);
+/* Queues a record of type whose payload is one u64 field 1 / and flushes. */
+int migrate__put_u64(struct stream *s, uint32_t type, uint64_t v);
+int migrate__send_u64(struct stream *s, uint32_t type, uint64_t v);
 
 #endif

@@ -21,8 +21,8 @@
 #include "stream.h"
 #include "kvm/kvm.h"
 #include "kvm/state.h"
+#include "kvm/vmrec.h"
 #include "migrate/migrate.h"
-#include "migrate/pagewrite.h"
 
 #define RECV_MAX_MEM	(256ULL << 30)
 
@@ -31,26 +31,13 @@ struct recv {
 	struct migrate_incoming *in;
 	struct kvm *kvm;
 	struct rundir_name name;	/* reserved before the VM exists, then the VM's */
-	struct bitmap written;	/* pages that hold data here: a zero page must clear them */
-	struct pagewrite pw;
-	struct buf *state;	/* the state records, applied at REC_END */
+	struct vmrec_loader ld;	/* pages and state into the VM (kvm/vmrec.h) */
 	uint64_t pause_realtime_ns;
 	uint64_t paused;	/* the VM was paused at the source: it arrives paused */
-	uint64_t pages, rounds;
+	uint64_t rounds;
 	uint64_t cpu0_ns;	/* this thread's CPU time when the VM config arrived */
 	char why[256];
 };
-
-void migrate__send_error(struct stream *s, int code, const char *text)
-{
-	struct buf *e = buf_new(512);
-
-	if (e && !rec_put_field_u64(e, 1, (uint64_t)(code < 0 ? -code : code)) &&
-	    !rec_put_field(e, 2, text, (uint32_t)strnlen(text, 400)) &&
-	    !stream_put(s, REC_ERROR, buf_ptr(e), (uint32_t)buf_len(e)))
-		stream_flush(s);
-	buf_free(e);
-}
 
 static int recv__fail(struct recv *rv, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -115,13 +102,9 @@ static int recv__config(struct recv *rv)
 	if (type != REC_VM_CONFIG)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected the VM config, got record type %u",
 				  type);
-	if ((r = state__parse_config(p, len, &cfg)) != 0 ||
-	    (r = migrate__name_field(p, len, ST_CFG_NAME, rv->in->name,
-					 sizeof(rv->in->name))) != 0)
-		return recv__fail(rv, r, "VM config: %s", km_strerror(r));
-	if (cfg.mem_size > RECV_MAX_MEM)
-		return recv__fail(rv, KM_ERR_TOO_LARGE, "VM config: %llu bytes of memory is too much",
-				  (unsigned long long)cfg.mem_size);
+	if ((r = vmrec_parse_config(p, len, &cfg, rv->in->name, sizeof(rv->in->name),
+				    RECV_MAX_MEM, rv->why, sizeof(rv->why))) != 0)
+		return r;
 	if ((r = recv__memory_fits(rv, p, len)) != 0)
 		return r;
 	if (rv->in->admit && (r = rv->in->admit(cfg.mem_size, rv->in->ctx, why, sizeof(why))) != 0)
@@ -133,91 +116,21 @@ static int recv__config(struct recv *rv)
 				  "cannot reserve the name %s here: %s", rv->in->name, km_strerror(r));
 	cfg.name = rv->in->name;
 	cfg.console_path = rv->in->console_path;
-	if ((r = kvm__create(&cfg, &rv->kvm)) != 0)
-		return recv__fail(rv, r, "cannot create the VM here: %s", km_strerror(r));
-	/* The VM holds its name from now on, until it stops or leaves. */
-	rv->kvm->reservation = rv->name;
-	rundir_name_init(&rv->name);
-	if ((r = state__check_cpuid(rv->kvm, p, len, why, sizeof(why))) != 0)
-		return recv__fail(rv, r, "this host cannot run the VM: %s",
-				  r == KM_ERR_UNSUPPORTED ? why : km_strerror(r));
-	if ((r = bitmap_init(&rv->written, rv->kvm->dirty.nr_pages)) != 0 ||
-	    (r = pagewrite__init(&rv->pw, rv->kvm->mem.memfd)) != 0)
+	r = vmrec_create(&cfg, p, len, &rv->kvm, rv->why, sizeof(rv->why));
+	if (rv->kvm) {
+		/* The VM holds its name from now on, until it stops or leaves. */
+		rv->kvm->reservation = rv->name;
+		rundir_name_init(&rv->name);
+	}
+	if (r != 0)
+		return r;
+	if ((r = vmrec_load_init(&rv->ld, rv->kvm, rv->in->caps & STREAM_CAP_LZ4)) != 0)
 		return recv__fail(rv, r, "out of memory");
 	/* The one info line per migration is its outcome (migrate__receive). */
 	log_debug("incoming VM %s from %s: %llu MiB, %u vCPU%s", rv->in->name, rv->in->peer,
 		  (unsigned long long)(cfg.mem_size >> 20), cfg.nr_vcpus,
 		  cfg.nr_vcpus > 1 ? "s" : "");
 	return 0;
-}
-
-#ifdef KM_FAULT_INJECTION
-bool migrate__fault(const char *name)
-{
-	const char *fault = getenv("KVM_MIGRATE_FAULT");
-
-	return fault && !strcmp(fault, name);
-}
-#endif
-
-/* Sends a record of type whose payload is one u64 field 1, and flushes. */
-static int recv__send_u64(struct recv *rv, uint32_t type, uint64_t v)
-{
-	struct buf *p = buf_new(64);
-	int r;
-
-	if (!p)
-		return -ENOMEM;
-	if ((r = rec_put_field_u64(p, 1, v)) == 0 &&
-	    (r = stream_put(rv->s, type, buf_ptr(p), (uint32_t)buf_len(p))) == 0)
-		r = stream_flush(rv->s);
-	buf_free(p);
-	return r;
-}
-
-static int recv__pages(struct recv *rv, const uint8_t *p, uint32_t len)
-{
-	struct kvm *kvm = rv->kvm;
-	struct buf *f = buf_view(p, len);
-	enum page_kind kind;
-	const uint8_t *data;
-	uint32_t dlen;
-	uint64_t gpa, n;
-	int r;
-
-	if (!f)
-		return -ENOMEM;
-	while ((r = pages_get(f, &gpa, &kind, &data, &dlen)) == 0) {
-		n = dirty__page_of(&kvm->dirty, gpa);
-		if (n == UINT64_MAX || !memory__hva(&kvm->mem, gpa, KM_PAGE_SIZE)) {
-			r = recv__fail(rv, KM_ERR_CORRUPT, "page at 0x%llx is outside guest memory",
-				       (unsigned long long)gpa);
-			break;
-		}
-		if (kind == PAGE_LZ4 && !(rv->in->caps & STREAM_CAP_LZ4)) {
-			r = recv__fail(rv, KM_ERR_CORRUPT, "an lz4 page, but lz4 was not agreed on");
-			break;
-		}
-		rv->pages++;
-		/* Never written here: it reads as zero already, and stays unallocated. */
-		if (kind == PAGE_ZERO && !bitmap_test(&rv->written, n))
-			continue;
-		if ((r = pagewrite__add(&rv->pw, n, kind, data, dlen)) != 0) {
-			recv__fail(rv, r, "page at 0x%llx: %s", (unsigned long long)gpa,
-				   km_strerror(r));
-			break;
-		}
-		bitmap_set(&rv->written, n);
-	}
-	buf_free(f);
-	/* The raw pages are referenced from the payload: out before it goes. */
-	if (r == KM_ERR_END && (r = pagewrite__flush(&rv->pw)) != 0)
-		recv__fail(rv, r, "writing pages to guest memory: %s", km_strerror(r));
-	if (r == KM_ERR_END)
-		return 0;
-	if (!rv->why[0])
-		recv__fail(rv, r, "page batch: %s", km_strerror(r));
-	return r;
 }
 
 static int recv__end(struct recv *rv, const uint8_t *p, uint32_t len)
@@ -256,8 +169,8 @@ static int recv__stream(struct recv *rv)
 			return recv__fail(rv, KM_ERR_TIMEOUT, "still arriving at its deadline");
 		switch (type) {
 		case REC_PAGES:
-			if ((r = recv__pages(rv, p, len)) != 0)
-				return r;
+			if ((r = vmrec_load_pages(&rv->ld, p, len)) != 0)
+				return recv__fail(rv, r, "%s", rv->ld.why);
 			break;
 		case REC_ROUND_END:
 			/* Every page before it is applied: say so (the read-ahead stopped here). */
@@ -275,9 +188,9 @@ static int recv__stream(struct recv *rv)
 		case REC_VM_CONFIG:
 		case REC_VM_STATE:
 		case REC_VCPU_STATE:
-			/* Applied together at the end, in state__load_all's order. */
-			if ((r = rec_put(rv->state, type, p, len)) != 0)
-				return recv__fail(rv, r, "state: %s", km_strerror(r));
+			/* Applied as it comes: the source sends it paused, after the last pages. */
+			if ((r = vmrec_load_state(&rv->ld, type, p, len)) != 0)
+				return recv__fail(rv, r, "%s", rv->ld.why);
 			break;
 		case REC_END:
 			return recv__end(rv, p, len);
@@ -341,7 +254,7 @@ static void recv__guest_report(struct recv *rv)
 	}
 	if (reported == 0 || !kvm->tsc_khz)
 		return;
-	(void)recv__send_u64(rv, REC_GUEST_REPORT,
+	(void)migrate__send_u64(rv->s, REC_GUEST_REPORT,
 			     (uint64_t)((double)max_tsc * 1e6 / (double)kvm->tsc_khz));
 }
 
@@ -359,7 +272,7 @@ static int recv__switchover(struct recv *rv)
 			pause();
 	}
 	/* Field 1: the CPU time this end spent receiving, for the source's report. */
-	if ((r = recv__send_u64(rv, REC_READY, kvm__thread_cpu_ns() - rv->cpu0_ns +
+	if ((r = migrate__send_u64(rv->s, REC_READY, kvm__thread_cpu_ns() - rv->cpu0_ns +
 						  stream_threads_cpu_ns(rv->s))) != 0)
 		return recv__fail(rv, r, "sending ready: %s", km_strerror(r));
 	/*
@@ -412,14 +325,10 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 
 	rundir_name_init(&rv.name);
 	*out = NULL;
-	if (!(rv.state = buf_new(REC_MAX_PAYLOAD))) {
-		r = -ENOMEM;
-		goto out;
-	}
 	if ((r = recv__config(&rv)) != 0)
 		goto out;
 	/* Field 1: the caps accepted (the source uses no others). */
-	if ((r = recv__send_u64(&rv, REC_ACCEPT, in->caps)) != 0) {
+	if ((r = migrate__send_u64(rv.s, REC_ACCEPT, in->caps)) != 0) {
 		recv__fail(&rv, r, "sending accept: %s", km_strerror(r));
 		goto out;
 	}
@@ -429,8 +338,8 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 	}
 	if ((r = recv__stream(&rv)) != 0)
 		goto out;
-	if ((r = state__load_all(rv.kvm, buf_ptr(rv.state), buf_len(rv.state))) != 0) {
-		recv__fail(&rv, r, "loading the VM state: %s", km_strerror(r));
+	if ((r = vmrec_load_done(&rv.ld)) != 0) {
+		recv__fail(&rv, r, "%s", rv.ld.why);
 		goto out;
 	}
 	recv__advance_tsc(&rv);
@@ -438,7 +347,7 @@ int migrate__receive(struct stream *s, struct migrate_incoming *in, struct kvm *
 		goto out;
 	log_info("VM %s from %s runs here: %llu MiB, %u vCPU%s, %llu pages in %llu rounds",
 		 in->name, in->peer, (unsigned long long)(rv.kvm->mem.size >> 20),
-		 rv.kvm->nr_cpus, rv.kvm->nr_cpus > 1 ? "s" : "", (unsigned long long)rv.pages,
+		 rv.kvm->nr_cpus, rv.kvm->nr_cpus > 1 ? "s" : "", (unsigned long long)rv.ld.pages,
 		 (unsigned long long)rv.rounds);
 	*out = rv.kvm;
 	rv.kvm = NULL;
@@ -455,8 +364,6 @@ out:
 	}
 	kvm__destroy(rv.kvm);
 	rundir_release(&rv.name);
-	bitmap_free(&rv.written);
-	pagewrite__free(&rv.pw);
-	buf_free(rv.state);
+	vmrec_load_free(&rv.ld);
 	return r;
 }

@@ -27,130 +27,53 @@
 #include "stream.h"
 #include "kvm/kvm.h"
 #include "kvm/state.h"
+#include "kvm/vmrec.h"
 #include "migrate/migrate.h"
 #include "migrate/mig.h"
 
-#define BATCH_PAYLOAD	(1U << 20)	/* a REC_PAGES payload: ~256 raw pages */
-/*
- * Adaptive lz4: after this many pages in a row that lz4 could not shrink,
- * only every LZ4_PROBE_EVERY-th page is tried until one compresses again.
- * Guest data comes in runs (a heap of random data, a page cache of text),
- * so this spends almost nothing on incompressible runs and loses little
- * on compressible ones.
- */
-#define LZ4_MISS_LIMIT	64
-#define LZ4_PROBE_EVERY	32
-
-/* Hands the batch to the stream's writer thread; *payload comes back empty. */
-static int send__batch(struct mig *m, struct buf **payload)
+/* A full batch of pages: to the stream's writer thread, then accounting and pacing. */
+static int send__batch(void *ctx, struct buf **payload, const struct pages_stats *st)
 {
+	struct mig *m = ctx;
 	int r;
 
-	if (buf_len(*payload) == 0)
-		return 0;
 	if ((r = stream_put_owned(m->s, REC_PAGES, payload)) != 0)
 		return r;
-	mig__account(m, &m->acc);
-	memset(&m->acc, 0, sizeof(m->acc));
+	mig__account(m, st);
 	if ((r = mig__peer_spoke(m)) != 0)
 		return r;
 	return mig__pace(m);
 }
 
-/* Sends page n; flushes the batch when it is full. */
-static int send__page(struct mig *m, struct buf **payload, uint64_t n)
+static int send__tick(void *ctx)
 {
-	struct kvm *kvm = m->kvm;
-	const uint8_t *page = kvm->mem.base + n * KM_PAGE_SIZE;
-	uint64_t lz4_before, raw_before;
-	bool lz4 = m->p.compress &&
-		   (m->lz4_misses < LZ4_MISS_LIMIT || ++m->lz4_probe % LZ4_PROBE_EVERY == 0);
-	int r;
-
-	/* Summed into acc, published per batch: no lock per page. */
-	lz4_before = m->acc.lz4;
-	raw_before = m->acc.raw;
-	r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &m->acc);
-	if (r == KM_ERR_NO_SPACE) {
-		if ((r = send__batch(m, payload)) != 0)
-			return r;
-		lz4_before = raw_before = 0;	/* acc was published and reset */
-		r = pages_put(*payload, dirty__gpa_of(&kvm->dirty, n), page, lz4, &m->acc);
-	}
-	if (r)
-		return r;
-	if (m->acc.lz4 != lz4_before)
-		m->lz4_misses = 0;
-	else if (lz4 && m->acc.raw != raw_before)
-		m->lz4_misses++;
-	return 0;
+	return mig__check_cancel(ctx);
 }
 
 /*
- * Sends the pages of set. In the bulk round only the memfd's data ranges
- * are looked at: the rest was never written, reads as zero on both sides,
- * and reading it here would allocate it.
+ * Sends the pages of set. The bulk round skips memory never written: it
+ * reads as zero on both sides, and reading it here would allocate it.
  */
 static int send__set(struct mig *m, struct bitmap *set, bool bulk)
 {
-	struct kvm *kvm = m->kvm;
-	struct buf *payload = buf_new(BATCH_PAYLOAD);
-	uint64_t n, start, end, off = 0, sent = 0;
-	int r = 0;
+	uint64_t todo = 0, skipped = 0;
+	int r;
 
-	if (!payload)
-		return -ENOMEM;
-	buf_set_bulk(payload);
-	if (!bulk) {
-		for (n = bitmap_next_set(set, 0); n < set->nbits; n = bitmap_next_set(set, n + 1)) {
-			if ((r = send__page(m, &payload, n)) != 0)
-				goto out;
-			if (++sent % 256 == 0 && (r = mig__check_cancel(m)) != 0)
-				goto out;
-		}
-	} else {
+	if (bulk) {
 		/* What the bulk round will really send: the pages ever written (the memfd's). */
-		uint64_t todo = 0;
-
-		memory__resident(&kvm->mem, &todo);
+		memory__resident(&m->kvm->mem, &todo);
 		mig__lock(m);
 		m->st.remaining_pages = todo / KM_PAGE_SIZE;
 		mig__unlock(m);
-		while ((r = memory__next_data(&kvm->mem, off, &start, &end)) == 0) {
-			for (n = start / KM_PAGE_SIZE; n < (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE; n++) {
-				if (!bitmap_test(set, n))
-					continue;
-				if ((r = send__page(m, &payload, n)) != 0)
-					goto out;
-				if (++sent % 256 == 0 && (r = mig__check_cancel(m)) != 0)
-					goto out;
-			}
-			off = end;
-		}
-		if (r != KM_ERR_END)
-			goto out;
-		r = 0;
+	}
+	if ((r = vmrec_enc_set(&m->enc, set, bulk, send__tick, NULL, &skipped)) != 0)
+		return r;
+	if (bulk) {
 		mig__lock(m);
-		m->st.skipped_pages = bitmap_count(set) - sent;
+		m->st.skipped_pages = skipped;
 		mig__unlock(m);
 	}
-	r = send__batch(m, &payload);
-out:
-	buf_free(payload);
-	return r;
-}
-
-static int send__round_end(struct mig *m, unsigned int round)
-{
-	struct buf *p = buf_new(64);
-	int r;
-
-	if (!p)
-		return -ENOMEM;
-	if ((r = rec_put_field_u64(p, 1, round)) == 0)
-		r = stream_put(m->s, REC_ROUND_END, buf_ptr(p), (uint32_t)buf_len(p));
-	buf_free(p);
-	return r;
+	return vmrec_enc_flush(&m->enc);
 }
 
 /* Waits for one record of type want; a REC_ERROR is the peer's refusal. */
@@ -246,7 +169,8 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 		mig__begin_round(m, n);
 		if ((r = send__set(m, dirty, m->st.rounds == 0)) != 0)
 			return r;
-		if ((r = send__round_end(m, m->st.rounds)) != 0 || (r = stream_flush(m->s)) != 0)
+		if ((r = migrate__put_u64(m->s, REC_ROUND_END, m->st.rounds)) != 0 ||
+		    (r = stream_flush(m->s)) != 0)
 			return r;
 		/*
 		 * The round ends when the destination has applied it: the rate
@@ -275,7 +199,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	int64_t got;
 	int r;
 
-	if ((r = bitmap_init(&last, kvm->dirty.nr_pages)) != 0)
+	if ((r = bitmap_init(&last, memory__nr_pages(&kvm->mem))) != 0)
 		return r;
 	if ((r = mig__pause(m)) != 0)
 		goto out;
@@ -333,9 +257,10 @@ void *mig__thread(void *arg)
 		goto out;
 	mig__setup_done(m);
 	/* From here on, encrypting and sending overlap preparing the next batch. */
-	if ((r = stream_start_writer(m->s, BATCH_PAYLOAD)) != 0)
+	if ((r = stream_start_writer(m->s, VMREC_BATCH)) != 0 ||
+	    (r = vmrec_enc_init(&m->enc, m->kvm, m->p.compress, send__batch, m)) != 0)
 		goto out;
-	if ((r = bitmap_init(&dirty, m->kvm->dirty.nr_pages)) != 0)
+	if ((r = bitmap_init(&dirty, memory__nr_pages(&m->kvm->mem))) != 0)
 		goto out;
 	m->sub = dirty__subscribe(&m->kvm->dirty, "migration", true);
 	if (m->sub < 0) {
@@ -349,6 +274,7 @@ void *mig__thread(void *arg)
 		r = send__stop_and_copy(m, &dirty);
 out:
 	mig__finish(m, r);
+	vmrec_enc_free(&m->enc);
 	bitmap_free(&dirty);
 	if (m->st.status == MIGRATE_COMPLETED)
 		mig__linger_and_stop(m);

@@ -676,65 +676,69 @@ static int state__vcpu_id(const uint8_t *payload, uint32_t len, uint64_t *id)
 	return r;
 }
 
+int state__load_record(struct kvm *kvm, struct state_loader *sl, uint32_t type,
+		       const uint8_t *p, uint32_t len)
+{
+	struct kvm_config cfg;
+	uint64_t id;
+	int r;
+
+	switch (type) {
+	case REC_VM_CONFIG:
+		if ((r = state__parse_config(p, len, &cfg)) != 0)
+			return r;
+		if (cfg.mem_size != kvm->mem.size || cfg.nr_vcpus != kvm->nr_cpus ||
+		    cfg.irqchip != kvm->cfg.irqchip) {
+			log_error("saved VM has %llu bytes, %u vCPUs, irqchip %d; "
+				  "this VM has %llu, %u, %d",
+				  (unsigned long long)cfg.mem_size, cfg.nr_vcpus,
+				  cfg.irqchip, (unsigned long long)kvm->mem.size,
+				  kvm->nr_cpus, kvm->cfg.irqchip);
+			return KM_ERR_INVALID;
+		}
+		sl->have_config = true;
+		return 0;
+	case REC_VM_STATE:
+		return state__load_vm(kvm, p, len);
+	case REC_VCPU_STATE:
+		if ((r = state__vcpu_id(p, len, &id)) != 0)
+			return r;
+		if (id >= kvm->nr_cpus || (sl->loaded & (1ULL << id))) {
+			log_error("vCPU state record for vCPU %llu: %s", (unsigned long long)id,
+				  id >= kvm->nr_cpus ? "no such vCPU" : "given twice");
+			return KM_ERR_CORRUPT;
+		}
+		if ((r = state__load_vcpu(kvm->cpus[id], p, len)) != 0)
+			return r;
+		sl->loaded |= 1ULL << id;
+		sl->vcpus++;
+		return 0;
+	default:
+		/* Other records (pages...) belong to other readers. */
+		return 0;
+	}
+}
+
+int state__load_complete(struct kvm *kvm, const struct state_loader *sl)
+{
+	return sl->have_config && sl->vcpus == kvm->nr_cpus ? 0 : KM_ERR_TRUNCATED;
+}
+
 int state__load_all(struct kvm *kvm, const uint8_t *data, size_t len)
 {
 	struct buf *in = buf_view(data, len);
-	struct kvm_config cfg;
+	struct state_loader sl = { 0 };
 	const uint8_t *p;
 	uint32_t type, plen;
-	uint64_t id, loaded = 0;	/* KM_MAX_VCPUS <= 64 */
-	unsigned int vcpus = 0;
-	bool have_config = false;
-	int r;
+	int r = 0;
 
 	if (!in)
 		return -ENOMEM;
-	while (buf_len(in) > 0) {
-		if ((r = rec_get(in, REC_MAX_PAYLOAD, &type, &p, &plen)) != 0)
-			goto out;
-		switch (type) {
-		case REC_VM_CONFIG:
-			if ((r = state__parse_config(p, plen, &cfg)) != 0)
-				goto out;
-			if (cfg.mem_size != kvm->mem.size || cfg.nr_vcpus != kvm->nr_cpus ||
-			    cfg.irqchip != kvm->cfg.irqchip) {
-				log_error("saved VM has %llu bytes, %u vCPUs, irqchip %d; "
-					  "this VM has %llu, %u, %d",
-					  (unsigned long long)cfg.mem_size, cfg.nr_vcpus,
-					  cfg.irqchip, (unsigned long long)kvm->mem.size,
-					  kvm->nr_cpus, kvm->cfg.irqchip);
-				r = KM_ERR_INVALID;
-				goto out;
-			}
-			have_config = true;
-			break;
-		case REC_VM_STATE:
-			if ((r = state__load_vm(kvm, p, plen)) != 0)
-				goto out;
-			break;
-		case REC_VCPU_STATE:
-			if ((r = state__vcpu_id(p, plen, &id)) != 0)
-				goto out;
-			/* Each vCPU once: a second record must not stand in for a missing one. */
-			if (id >= kvm->nr_cpus || (loaded & (1ULL << id))) {
-				log_error("vCPU state record for vCPU %llu: %s",
-					  (unsigned long long)id, id >= kvm->nr_cpus ?
-					  "no such vCPU" : "given twice");
-				r = KM_ERR_CORRUPT;
-				goto out;
-			}
-			if ((r = state__load_vcpu(kvm->cpus[id], p, plen)) != 0)
-				goto out;
-			loaded |= 1ULL << id;
-			vcpus++;
-			break;
-		default:
-			/* Other records (pages...) belong to other readers. */
-			break;
-		}
-	}
-	r = have_config && vcpus == kvm->nr_cpus ? 0 : KM_ERR_TRUNCATED;
-out:
+	while (buf_len(in) > 0 && r == 0)
+		if ((r = rec_get(in, REC_MAX_PAYLOAD, &type, &p, &plen)) == 0)
+			r = state__load_record(kvm, &sl, type, p, plen);
+	if (r == 0)
+		r = state__load_complete(kvm, &sl);
 	buf_free(in);
 	return r;
 }

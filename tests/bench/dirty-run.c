@@ -185,7 +185,7 @@ static uint64_t missed_pages(struct runner *run, const struct bitmap *got, uint6
 
 	for (v = 0; v < run->nr_vcpus; v++)
 		for (i = v * plan.share; i < (v + 1) * plan.share; i += stride)
-			if (!bitmap_test(got, dirty__page_of(&run->vm->dirty, test_page_gpa(i))))
+			if (!bitmap_test(got, memory__page_of(&run->vm->mem, test_page_gpa(i))))
 				missed++;
 	return missed;
 }

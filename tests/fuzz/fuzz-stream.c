@@ -166,10 +166,8 @@ static struct kvm *fuzz_vm(void)
 	vm.mem.slots[0] = (struct kvm_slot){ .gpa = 0, .size = 3ULL << 30,
 					     .hva = (uint8_t *)(uintptr_t)(1ULL << 40) };
 	vm.mem.slots[1] = (struct kvm_slot){ .gpa = 4ULL << 30, .size = 1ULL << 30,
+					     .offset = 3ULL << 30,
 					     .hva = (uint8_t *)(uintptr_t)(1ULL << 40) + (3ULL << 30) };
-	vm.dirty.kvm = &vm;
-	vm.dirty.nr_pages = (4ULL << 30) / PAGE_SIZE_4K;
-	vm.dirty.slot_first[1] = (3ULL << 30) / PAGE_SIZE_4K;
 	cpuid.h.nent = 2;
 	cpuid.e[0] = (struct kvm_cpuid_entry2){ .function = 1, .ecx = 0x00000201 };
 	cpuid.e[1] = (struct kvm_cpuid_entry2){ .function = 7, .index = 0, .ebx = 0x1 };
@@ -189,18 +187,18 @@ static struct kvm *fuzz_vm(void)
 	return &vm;
 }
 
-/* The receiver's check of a page's address (migrate/recv.c recv__pages). */
+/* The loader's check of a page's address (kvm/vmrec-load.c vmrec__page). */
 static void fuzz_address(uint64_t gpa)
 {
 	struct kvm *vm = fuzz_vm();
-	uint64_t n = dirty__page_of(&vm->dirty, gpa);
+	uint64_t n = memory__page_of(&vm->mem, gpa);
 	void *hva = memory__hva(&vm->mem, gpa, PAGE_SIZE_4K);
 
 	/* Both say "outside guest memory" or neither does, and they agree. */
 	FUZZ_CHECK((n == UINT64_MAX) == (hva == NULL));
 	if (n != UINT64_MAX) {
-		FUZZ_CHECK(n < vm->dirty.nr_pages);
-		FUZZ_CHECK(dirty__gpa_of(&vm->dirty, n) == gpa);
+		FUZZ_CHECK(n < memory__nr_pages(&vm->mem));
+		FUZZ_CHECK(memory__gpa_of(&vm->mem, n) == gpa);
 	}
 }
 #endif

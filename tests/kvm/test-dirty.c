@@ -120,12 +120,12 @@ static unsigned int compare_rounds(struct kvm *vm, const struct bitmap *got,
 	for (r = from; r <= to; r++)
 		for (v = 0; v < NR_VCPUS; v++)
 			for (i = 0; i < writes_per_round; i++)
-				bitmap_set(&want, dirty__page_of(&vm->dirty, test_page_gpa(r, v, i)));
+				bitmap_set(&want, memory__page_of(&vm->mem, test_page_gpa(r, v, i)));
 	if (also)
 		bitmap_or_at(&want, 0, also->words, also->nbits);
 	for (n = 0; n < got->nbits; n++) {
 		bool w = bitmap_test(&want, n), g = bitmap_test(got, n);
-		uint64_t gpa = dirty__gpa_of(&vm->dirty, n);
+		uint64_t gpa = memory__gpa_of(&vm->mem, n);
 
 		if (w && !g) {
 			if (problems++ < 10)
@@ -278,8 +278,8 @@ static void toggle_at_sync(struct runner *run, uint64_t r, void *p)
 
 		assert_int_equal(memory__write(&vm->mem, gpa1, &v, sizeof(v)), 0);
 		assert_int_equal(memory__write(&vm->mem, gpa2, &v, sizeof(v)), 0);
-		bitmap_set(&c->vmm, dirty__page_of(&vm->dirty, gpa1));
-		bitmap_set(&c->vmm, dirty__page_of(&vm->dirty, gpa2));
+		bitmap_set(&c->vmm, memory__page_of(&vm->mem, gpa1));
+		bitmap_set(&c->vmm, memory__page_of(&vm->mem, gpa2));
 	}
 }
 

@@ -1,6 +1,6 @@
 /*
- * Unit tests of lib/pages.c (the REC_PAGES payload codec) and of
- * stream_parse_header (the REC_HEADER payload). Everything a reader is
+ * Unit tests of lib/pages.c (the REC_PAGES payload codec), of
+ * stream_parse_header (the REC_HEADER payload) and of streams over files. Everything a reader is
  * handed here sits in a malloc'd block of exactly its size, so that ASan
  * or valgrind see any read past the end.
  */
@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lz4.h>
 
@@ -806,6 +810,110 @@ static void test_header_damage(void **state)
 	free(p);
 }
 
+/*
+ * Streams over files (chan_file): a checkpoint file is written and read
+ * as a migration stream is. Records come back as written, the end of the
+ * file is KM_ERR_END between records and KM_ERR_TRUNCATED inside one, and
+ * a full file system is the write's error.
+ */
+static void stream_file_write(const char *path, unsigned int n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	struct chan *c;
+	struct stream *s;
+	uint8_t payload[3000];
+	unsigned int i;
+
+	assert_true(fd >= 0);
+	assert_int_equal(chan_file(fd, path, &c), 0);
+	assert_non_null(s = stream_new(c));
+	assert_int_equal(stream_put_header(s, STREAM_SNAPSHOT, STREAM_CAP_LZ4), 0);
+	for (i = 0; i < n; i++) {
+		fill_random(payload, sizeof(payload), i);
+		assert_int_equal(stream_put(s, REC_PAGES, payload, 1000 + i), 0);
+	}
+	assert_int_equal(stream_flush(s), 0);
+	stream_free(s);
+	chan_close(c);
+}
+
+static struct stream *stream_file_open(const char *path, struct chan **c)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	enum stream_purpose purpose;
+	struct stream *s;
+	uint64_t caps;
+
+	assert_true(fd >= 0);
+	assert_int_equal(chan_file(fd, path, c), 0);
+	assert_non_null(s = stream_new(*c));
+	assert_int_equal(stream_get_header(s, &purpose, &caps), 0);
+	assert_int_equal(purpose, STREAM_SNAPSHOT);
+	assert_int_equal(caps, STREAM_CAP_LZ4);
+	return s;
+}
+
+static void test_stream_over_file(void **state)
+{
+	char path[] = "/tmp/km-test-stream-XXXXXX";
+	uint8_t want[3000];
+	const uint8_t *p;
+	uint32_t type, len;
+	struct chan *c;
+	struct stream *s;
+	unsigned int i;
+	struct stat st;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	stream_file_write(path, 600);	/* more than one output buffer */
+	s = stream_file_open(path, &c);
+	for (i = 0; i < 600; i++) {
+		fill_random(want, sizeof(want), i);
+		assert_int_equal(stream_get(s, REC_MAX_PAYLOAD, &type, &p, &len), 0);
+		assert_int_equal(type, REC_PAGES);
+		assert_int_equal(len, 1000 + i);
+		assert_memory_equal(p, want, len);
+	}
+	assert_int_equal(stream_get(s, REC_MAX_PAYLOAD, &type, &p, &len), KM_ERR_END);
+	stream_free(s);
+	chan_close(c);
+
+	/* Cut in the middle of the last record: truncated, not the end. */
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(truncate(path, st.st_size - 10), 0);
+	s = stream_file_open(path, &c);
+	for (i = 0; i < 599; i++)
+		assert_int_equal(stream_get(s, REC_MAX_PAYLOAD, &type, &p, &len), 0);
+	assert_int_equal(stream_get(s, REC_MAX_PAYLOAD, &type, &p, &len), KM_ERR_TRUNCATED);
+	stream_free(s);
+	chan_close(c);
+	unlink(path);
+}
+
+static void test_stream_file_full(void **state)
+{
+	int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	uint8_t payload[4096] = { 1 };
+	struct chan *c;
+	struct stream *s;
+	unsigned int i;
+	int r = 0;
+
+	if (fd < 0)
+		skip();
+	assert_int_equal(chan_file(fd, "/dev/full", &c), 0);
+	assert_non_null(s = stream_new(c));
+	for (i = 0; i < 1000 && r == 0; i++)
+		r = stream_put(s, REC_PAGES, payload, sizeof(payload));
+	if (r == 0)
+		r = stream_flush(s);
+	assert_int_equal(r, -ENOSPC);
+	stream_free(s);
+	chan_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -829,6 +937,8 @@ int main(void)
 		cmocka_unit_test(test_header_skippable),
 		cmocka_unit_test(test_header_purpose),
 		cmocka_unit_test(test_header_damage),
+		cmocka_unit_test(test_stream_over_file),
+		cmocka_unit_test(test_stream_file_full),
 	};
 
 	/* Keep TAP lines (stdout) in order with failure messages (stderr). */
