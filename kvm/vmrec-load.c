@@ -127,20 +127,28 @@ static int vmrec__flush(struct vmrec_loader *ld)
 	return 0;
 }
 
-/* Queues page n's 4096 bytes at src (referenced until the run is written). */
-static int vmrec__queue(struct vmrec_loader *ld, uint64_t n, const uint8_t *src)
+/*
+ * Before page n is queued: the pending run is written first if n does not
+ * extend it, it is full, or an lz4 page needs a scratch slot and none is
+ * left. Done before an lz4 page is expanded, so that the slot it takes is
+ * never one the pending run still points at.
+ */
+static int vmrec__make_room(struct vmrec_loader *ld, uint64_t n, bool lz4)
 {
-	int r;
+	if (ld->n > 0 && (n != ld->first + ld->n || ld->n == VMREC_RUN ||
+			  (lz4 && ld->used == VMREC_RUN)))
+		return vmrec__flush(ld);
+	return 0;
+}
 
-	if (ld->n > 0 && (n != ld->first + ld->n || ld->n == VMREC_RUN) &&
-	    (r = vmrec__flush(ld)) != 0)
-		return r;
+/* Queues page n's 4096 bytes at src (referenced until the run is written). */
+static void vmrec__queue(struct vmrec_loader *ld, uint64_t n, const uint8_t *src)
+{
 	if (ld->n == 0)
 		ld->first = n;
 	ld->iov[ld->n].iov_base = (void *)(uintptr_t)src;
 	ld->iov[ld->n].iov_len = KM_PAGE_SIZE;
 	ld->n++;
-	return 0;
 }
 
 /* One entry, its kind decoded once: where its 4096 bytes come from. */
@@ -156,40 +164,38 @@ static int vmrec__page(struct vmrec_loader *ld, uint64_t gpa, enum page_kind kin
 				  "page at 0x%llx is outside guest memory",
 				  (unsigned long long)gpa);
 	ld->pages++;
+	/* Never written here: it reads as zero already, and stays unallocated. */
+	if (kind == PAGE_ZERO && !bitmap_test(&ld->written, n))
+		return 0;
+	if ((r = vmrec__make_room(ld, n, kind == PAGE_LZ4)) != 0)
+		return vmrec__why(ld->why, sizeof(ld->why), r, "writing pages to guest memory: %s",
+				  km_strerror(r));
 	switch (kind) {
 	case PAGE_ZERO:
-		/* Never written here: it reads as zero already, and stays unallocated. */
-		if (!bitmap_test(&ld->written, n))
-			return 0;
-		r = vmrec__queue(ld, n, zero_page);
+		vmrec__queue(ld, n, zero_page);
 		break;
 	case PAGE_RAW:
 		if (dlen != KM_PAGE_SIZE)
 			return vmrec__why(ld->why, sizeof(ld->why), KM_ERR_CORRUPT,
 					  "page at 0x%llx: raw page of %u bytes",
 					  (unsigned long long)gpa, dlen);
-		r = vmrec__queue(ld, n, data);
+		vmrec__queue(ld, n, data);
 		break;
 	case PAGE_LZ4:
 		if (!ld->lz4_ok)
 			return vmrec__why(ld->why, sizeof(ld->why), KM_ERR_CORRUPT,
 					  "an lz4 page, but lz4 was not agreed on");
-		if (ld->used == VMREC_RUN && (r = vmrec__flush(ld)) != 0)
-			break;
 		dst = ld->scratch + (size_t)ld->used * KM_PAGE_SIZE;
 		if ((r = pages_expand(kind, data, dlen, dst)) != 0)
 			return vmrec__why(ld->why, sizeof(ld->why), r, "page at 0x%llx: %s",
 					  (unsigned long long)gpa, km_strerror(r));
 		ld->used++;
-		r = vmrec__queue(ld, n, dst);
+		vmrec__queue(ld, n, dst);
 		break;
 	default:
 		return vmrec__why(ld->why, sizeof(ld->why), KM_ERR_CORRUPT,
 				  "page at 0x%llx: unknown kind %d", (unsigned long long)gpa, kind);
 	}
-	if (r != 0)
-		return vmrec__why(ld->why, sizeof(ld->why), r, "writing pages to guest memory: %s",
-				  km_strerror(r));
 	bitmap_set(&ld->written, n);
 	return 0;
 }

@@ -45,3 +45,18 @@ TESTS += tests/unit/test-cpuid
 tests_unit_test_cpuid_SOURCES = tests/unit/test-cpuid.c kvm/x86/cpuid.c
 tests_unit_test_cpuid_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_cpuid_LDADD = $(KM_UNIT_LDADD)
+
+# The checkpoint store: snapshot/store.c, crash points and all (a build
+# without fault injection skips those).
+check_PROGRAMS += tests/unit/test-store
+TESTS += tests/unit/test-store
+tests_unit_test_store_SOURCES = tests/unit/test-store.c
+tests_unit_test_store_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_store_LDADD = snapshot/libsnapshot.a $(KM_UNIT_LDADD)
+
+# The VM as records (kvm/vmrec.c) on guest memory without /dev/kvm.
+check_PROGRAMS += tests/unit/test-vmrec
+TESTS += tests/unit/test-vmrec
+tests_unit_test_vmrec_SOURCES = tests/unit/test-vmrec.c
+tests_unit_test_vmrec_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_vmrec_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
