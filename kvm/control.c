@@ -180,6 +180,26 @@ static char *control__dirty_log(struct control *c, const struct qmp_request *req
 	return qmp_reply_return(stats__dirty(c->kvm), req->id);
 }
 
+/*
+ * A hash of guest memory (memory__hash), taken with the vCPUs held so
+ * that it is one instant's: what a restore or migration must reproduce.
+ */
+static char *control__memory_hash(struct control *c, const struct qmp_request *req)
+{
+	char hex[32];
+	uint64_t h;
+	int r;
+
+	if ((r = kvm__hold(c->kvm, KVM_HOLD_CHECKPOINT)) != 0)
+		return qmp_reply_error("GenericError", km_strerror(r), req->id);
+	r = memory__hash(&c->kvm->mem, &h);
+	kvm__release(c->kvm, KVM_HOLD_CHECKPOINT);
+	if (r != 0)
+		return qmp_reply_error("GenericError", km_strerror(r), req->id);
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+	return qmp_reply_return(json_pack("{s:s}", "hash", hex), req->id);
+}
+
 /* Runs one request; returns the reply line (malloc'd). *quit set by "quit". */
 static char *control__dispatch(struct control *c, const struct qmp_request *req,
 			       int *quit)
@@ -225,6 +245,8 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 	}
 	if (!strcmp(cmd, "query-dirty-rate"))
 		return control__dirty_rate(c, req);
+	if (!strcmp(cmd, "query-memory-hash"))
+		return control__memory_hash(c, req);
 	if (!strcmp(cmd, "dirty-log"))
 		return control__dirty_log(c, req);
 	if (!strcmp(cmd, "quit")) {
@@ -251,9 +273,15 @@ static void control__drop(struct control_client *cl)
 }
 
 /* The commands that take seconds: answered by a worker thread. */
-static bool control__is_long(const char *cmd)
+static bool control__is_long(const struct control *c, const char *cmd)
 {
-	return !strcmp(cmd, "check") || !strcmp(cmd, "query-dirty-rate");
+	if (!strcmp(cmd, "check") || !strcmp(cmd, "query-dirty-rate") ||
+	    !strcmp(cmd, "query-memory-hash"))
+		return true;
+	for (const struct control_cmd *x = c->extra; x && x->name; x++)
+		if (!strcmp(cmd, x->name))
+			return x->slow;
+	return false;
 }
 
 static void *control__worker(void *arg)
@@ -297,7 +325,7 @@ static int control__serve_lines(struct control *c, struct control_client *cl)
 		memset(&req, 0, sizeof(req));
 		if (qmp_parse_request(line, len, &req, err, sizeof(err)) != 0) {
 			r = control__send(cl->fd, qmp_reply_error("GenericError", err, NULL));
-		} else if (control__is_long(req.execute)) {
+		} else if (control__is_long(c, req.execute)) {
 			cl->req = req;
 			cl->c = c;
 			atomic_store(&cl->done, false);

@@ -6,6 +6,8 @@
 #ifndef KM_CONTROL_H
 #define KM_CONTROL_H
 
+#include <stdbool.h>
+
 struct kvm;
 struct control;
 struct qmp_request;
@@ -20,6 +22,7 @@ struct control_cmd {
 	const char *name;
 	char *(*fn)(void *ctx, const struct qmp_request *req);
 	void *ctx;
+	bool slow;	/* may take seconds: answered on a worker thread, as check is */
 };
 
 /*

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@
 #include "kvm/loader.h"
 #include "kvm/stats.h"
 #include "migrate/migrate.h"
+#include "snapshot/checkpoint.h"
+#include "snapshot/restore.h"
 
 #define EXIT_GUEST	1
 #define EXIT_USAGE	2
@@ -38,6 +41,10 @@ struct options {
 	uint64_t seconds;
 	int verbose;
 	int quiet;
+	const char *restore;		/* --restore DIR[@ID] */
+	bool paused;			/* --paused */
+	bool mem_given, vcpus_given, guest_given;
+	struct checkpoint_params ckpt;	/* ckpt.dir[0]: --checkpoint-dir given */
 };
 
 static void usage(FILE *f)
@@ -59,18 +66,30 @@ static void usage(FILE *f)
 "      --dirty-log MODE   dirty tracking backend: bitmap, clear, ring\n"
 "                         (default: clear where KVM offers it, else bitmap)\n"
 "      --dirty-ring-size SIZE  per-vCPU dirty ring, power of two >= 4K (default 1M)\n"
+"      --paused           start with the vCPUs stopped (cont on the control socket)\n"
+"\n"
+"Checkpoints (docs/kvm-snapshot.1):\n"
+"      --checkpoint-dir DIR    keep checkpoints of this VM in DIR (made 0700)\n"
+"      --checkpoint-every MS   take one every MS milliseconds (default: on request)\n"
+"      --checkpoint-keep N     keep the newest N restorable, delete the rest\n"
+"      --checkpoint-chain N    increments before a new base (default %d)\n"
+"      --no-checkpoint-compress  store pages raw (default: lz4 where it helps)\n"
+"      --restore DIR[@ID]      run the VM from a checkpoint (default: the newest);\n"
+"                              memory, vCPUs and guest come from it\n"
 "  -v, --verbose          debug logging\n"
 "  -q, --quiet            no statistics at exit\n"
 "  -h, --help             this help\n"
 "  -V, --version          version\n"
 "\n"
 "Exit status: 0 finished or quit, 1 guest or KVM failure, 2 usage, 3 setup.\n",
-		KM_MAX_VCPUS);
+		KM_MAX_VCPUS, CKPT_DEFAULT_CHAIN);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE };
+	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
+	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
+	       OPT_CKPT_RAW, OPT_RESTORE };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
@@ -83,6 +102,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "no-irqchip", no_argument, NULL, OPT_NO_IRQCHIP },
 		{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
 		{ "dirty-ring-size", required_argument, NULL, OPT_RING_SIZE },
+		{ "paused", no_argument, NULL, OPT_PAUSED },
+		{ "checkpoint-dir", required_argument, NULL, OPT_CKPT_DIR },
+		{ "checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY },
+		{ "checkpoint-keep", required_argument, NULL, OPT_CKPT_KEEP },
+		{ "checkpoint-chain", required_argument, NULL, OPT_CKPT_CHAIN },
+		{ "no-checkpoint-compress", no_argument, NULL, OPT_CKPT_RAW },
+		{ "restore", required_argument, NULL, OPT_RESTORE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -99,6 +125,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->cfg.dirty_backend = DIRTY_DEFAULT;
 	o->guest = "idle";
 	o->guest_args = "";
+	o->ckpt.compress = true;
 	while ((c = getopt_long(argc, argv, "n:m:c:g:a:s:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -117,6 +144,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->cfg.mem_size = v;
+			o->mem_given = true;
 			break;
 		case 'c':
 			if (parse_u64(optarg, 1, KM_MAX_VCPUS, &v) != 0) {
@@ -125,9 +153,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->cfg.nr_vcpus = (unsigned int)v;
+			o->vcpus_given = true;
 			break;
 		case 'g':
 			o->guest = optarg;
+			o->guest_given = true;
 			break;
 		case 'a':
 			if (strlen(optarg) >= KM_BOOT_ARGS_MAX) {
@@ -170,6 +200,46 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->cfg.dirty_ring_bytes = (uint32_t)v;
 			break;
+		case OPT_PAUSED:
+			o->paused = true;
+			break;
+		case OPT_CKPT_DIR:
+			if (strlen(optarg) >= sizeof(o->ckpt.dir)) {
+				fprintf(stderr, "kvm-run: --checkpoint-dir: too long\n");
+				return -1;
+			}
+			snprintf(o->ckpt.dir, sizeof(o->ckpt.dir), "%s", optarg);
+			break;
+		case OPT_CKPT_EVERY:
+			if (parse_u64(optarg, 10, 86400000, &v) != 0) {
+				fprintf(stderr, "kvm-run: --checkpoint-every '%s': need 10 to 86400000 "
+					"milliseconds\n", optarg);
+				return -1;
+			}
+			o->ckpt.every_ms = v;
+			break;
+		case OPT_CKPT_KEEP:
+			if (parse_u64(optarg, 1, 100000, &v) != 0) {
+				fprintf(stderr, "kvm-run: --checkpoint-keep '%s': need 1 to 100000\n",
+					optarg);
+				return -1;
+			}
+			o->ckpt.keep = (unsigned int)v;
+			break;
+		case OPT_CKPT_CHAIN:
+			if (parse_u64(optarg, 1, 100000, &v) != 0) {
+				fprintf(stderr, "kvm-run: --checkpoint-chain '%s': need 1 to 100000\n",
+					optarg);
+				return -1;
+			}
+			o->ckpt.chain_max = (unsigned int)v;
+			break;
+		case OPT_CKPT_RAW:
+			o->ckpt.compress = false;
+			break;
+		case OPT_RESTORE:
+			o->restore = optarg;
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -191,12 +261,40 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "kvm-run: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
+	if (o->restore && (o->mem_given || o->vcpus_given || o->guest_given || *o->guest_args)) {
+		fprintf(stderr, "kvm-run: --restore: memory, vCPUs and the guest come from the "
+			"checkpoint (no --mem, --vcpus, --guest, --guest-arg)\n");
+		return -1;
+	}
+	if (!o->ckpt.dir[0] && (o->ckpt.every_ms || o->ckpt.keep || o->ckpt.chain_max)) {
+		fprintf(stderr, "kvm-run: --checkpoint-every, -keep and -chain need "
+			"--checkpoint-dir\n");
+		return -1;
+	}
 	return 0;
+}
+
+/*
+ * The control socket serves the migration's and the checkpoints' commands
+ * too: kvm/ knows neither, so their tables are joined here.
+ */
+static const struct control_cmd *commands(struct kvm *kvm)
+{
+	static struct control_cmd all[16];
+	const struct control_cmd *parts[] = { migrate__control_table(kvm),
+					      checkpoint__control_table(kvm) };
+	unsigned int i, n = 0;
+
+	for (i = 0; i < 2; i++)
+		for (const struct control_cmd *x = parts[i]; x->name && n + 1 < 16; x++)
+			all[n++] = *x;
+	return all;
 }
 
 int main(int argc, char **argv)
 {
-	char path[4096], rundir[4096], sock[4096];
+	char path[4096], rundir[4096], sock[4096], name[64];
+	struct restore_info ri;
 	struct control *control = NULL;
 	struct kvm *kvm = NULL;
 	struct options o;
@@ -216,17 +314,31 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((r = loader__find_guest(o.guest, path, sizeof(path))) != 0)
-		goto out;
-	if ((r = kvm__create(&o.cfg, &kvm)) != 0) {
-		if (r == -ENOENT || r == -ENODEV)
-			log_error("KVM is not available on this machine (/dev/kvm)");
-		goto out;
+	if (o.restore) {
+		char err[512];
+
+		if ((r = restore__vm(o.restore, &o.cfg, name, sizeof(name), &kvm, &ri, err,
+				     sizeof(err))) != 0) {
+			log_error("restore: %s", err);
+			goto out;
+		}
+		log_info("VM %s restored from checkpoint %llu (%u file%s, %llu pages)", kvm->name,
+			 (unsigned long long)ri.id, ri.files, ri.files > 1 ? "s" : "",
+			 (unsigned long long)ri.pages);
+		o.paused |= ri.paused;
+	} else {
+		if ((r = loader__find_guest(o.guest, path, sizeof(path))) != 0)
+			goto out;
+		if ((r = kvm__create(&o.cfg, &kvm)) != 0) {
+			if (r == -ENOENT || r == -ENODEV)
+				log_error("KVM is not available on this machine (/dev/kvm)");
+			goto out;
+		}
+		if ((r = loader__load_flat(kvm, path, &entry)) != 0)
+			goto out;
+		if ((r = kvm__setup_boot(kvm, o.guest, o.guest_args, entry)) != 0)
+			goto out;
 	}
-	if ((r = loader__load_flat(kvm, path, &entry)) != 0)
-		goto out;
-	if ((r = kvm__setup_boot(kvm, o.guest, o.guest_args, entry)) != 0)
-		goto out;
 	if (o.cfg.name) {
 		if ((r = rundir_resolve(o.rundir, rundir, sizeof(rundir))) != 0) {
 			log_error("run directory %s: %s", rundir, rundir_strerror(r));
@@ -241,21 +353,30 @@ int main(int argc, char **argv)
 				  km_strerror(r));
 			goto out;
 		}
-		if ((r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
+		if ((r = control__start_ext(kvm, sock, commands(kvm), &control)) != 0)
 			goto out;
 		if ((r = rundir_decide_running(&kvm->reservation)) != 0)
 			goto out;
 	}
+	if (o.ckpt.dir[0]) {
+		char err[512];
+
+		if ((r = checkpoint__setup(kvm, &o.ckpt, err, sizeof(err))) != 0) {
+			log_error("checkpoints: %s", err);
+			goto out;
+		}
+	}
 	if ((r = kvm__stop_on_signals(kvm)) != 0)
 		goto out;
-	if ((r = kvm__start(kvm)) != 0) {
+	if ((r = o.paused ? kvm__start_paused(kvm) : kvm__start(kvm)) != 0) {
 		status = EXIT_GUEST;
 		goto out;
 	}
-	log_info("VM %s: %llu MiB, %u vCPU%s, guest %s%s%s%s", kvm->name,
-		 (unsigned long long)(o.cfg.mem_size >> 20), o.cfg.nr_vcpus,
-		 o.cfg.nr_vcpus > 1 ? "s" : "", o.guest, *o.guest_args ? " (" : "",
-		 o.guest_args, *o.guest_args ? ")" : "");
+	if (!o.restore)
+		log_info("VM %s: %llu MiB, %u vCPU%s, guest %s%s%s%s", kvm->name,
+			 (unsigned long long)(o.cfg.mem_size >> 20), o.cfg.nr_vcpus,
+			 o.cfg.nr_vcpus > 1 ? "s" : "", o.guest, *o.guest_args ? " (" : "",
+			 o.guest_args, *o.guest_args ? ")" : "");
 	if (o.seconds)
 		deadline = kvm__now_ns() + o.seconds * 1000000000ULL;
 	if (kvm__wait_stopped(kvm, deadline) == KM_ERR_TIMEOUT)
@@ -277,8 +398,10 @@ int main(int argc, char **argv)
 		stats__print(kvm, stdout);
 out:
 	control__stop(control);
-	if (kvm)
+	if (kvm) {
+		checkpoint__shutdown(kvm);
 		migrate__shutdown(kvm);
+	}
 	kvm__destroy(kvm);
 	return status;
 }

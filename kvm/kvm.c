@@ -303,12 +303,13 @@ static void kvm__kick_all(struct kvm *kvm)
 			kvm_cpu__kick(kvm->cpus[i]);
 }
 
-/* RUNNING or PAUSED as the holds say (the throttle's alone does not show); under kvm->lock. */
+/* RUNNING or PAUSED as the holds say (the throttle's and a checkpoint's do not show); under kvm->lock. */
 static void kvm__update_state(struct kvm *kvm)
 {
 	if (kvm->state != KVM_STATE_RUNNING && kvm->state != KVM_STATE_PAUSED)
 		return;
-	kvm->state = kvm->holds & ~KVM_HOLD_THROTTLE ? KVM_STATE_PAUSED : KVM_STATE_RUNNING;
+	kvm->state = kvm->holds & ~(KVM_HOLD_THROTTLE | KVM_HOLD_CHECKPOINT) ?
+		     KVM_STATE_PAUSED : KVM_STATE_RUNNING;
 }
 
 int kvm__hold(struct kvm *kvm, unsigned int hold)

@@ -19,6 +19,6 @@ KVM_LIBS = kvm/libkmvm.a lib/libkm.a $(JANSSON_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) 
 bin_PROGRAMS += kvm/kvm-run
 kvm_kvm_run_SOURCES = kvm/kvm-run.c
 kvm_kvm_run_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
-kvm_kvm_run_LDADD = migrate/libkmmig.a $(KVM_LIBS)
+kvm_kvm_run_LDADD = migrate/libkmmig.a snapshot/libsnapshot.a $(KVM_LIBS)
 
 dist_man_MANS += docs/kvm-run.1

@@ -8,10 +8,14 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <endian.h>
 #include <linux/kvm.h>
+
+#include <xxhash.h>
 
 #include "err.h"
 #include "log.h"
+#include "pages.h"
 #include "kvm/guest/abi.h"
 #include "kvm/dirty.h"
 #include "kvm/memory.h"
@@ -219,4 +223,30 @@ int memory__resident(const struct kvm_memory *mem, uint64_t *bytes)
 		return km_errno();
 	*bytes = (uint64_t)st.st_blocks * 512;
 	return 0;
+}
+
+int memory__hash(const struct kvm_memory *mem, uint64_t *hash)
+{
+	XXH3_state_t *x = XXH3_createState();
+	uint64_t start, end, off = 0, n, le;
+	int r;
+
+	if (!x)
+		return -ENOMEM;
+	XXH3_64bits_reset(x);
+	while ((r = memory__next_data(mem, off, &start, &end)) == 0) {
+		for (n = start / KM_PAGE_SIZE; n < (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE; n++) {
+			const uint8_t *p = memory__page_hva(mem, n);
+
+			if (pages_is_zero(p))
+				continue;
+			le = htole64(n);
+			XXH3_64bits_update(x, &le, sizeof(le));
+			XXH3_64bits_update(x, p, KM_PAGE_SIZE);
+		}
+		off = end;
+	}
+	*hash = XXH3_64bits_digest(x);
+	XXH3_freeState(x);
+	return r == KM_ERR_END ? 0 : r;
 }

@@ -88,6 +88,15 @@ int memory__read(const struct kvm_memory *mem, uint64_t gpa, void *data, uint64_
 int memory__next_data(const struct kvm_memory *mem, uint64_t off, uint64_t *start,
 		      uint64_t *end);
 
+/*
+ * A hash of guest RAM's content: XXH3-64 over (u64 LE page number, 4096
+ * bytes) of every page that is not all zero, in page order. Two VMs whose
+ * memory reads the same have the same hash, however their memory was
+ * filled (never-touched and zeroed pages count alike). Reads all memory
+ * ever written: for tests and checks, not for a running guest's pause.
+ */
+int memory__hash(const struct kvm_memory *mem, uint64_t *hash);
+
 /* Guest RAM allocated, in bytes: the memfd's blocks, mapped or not. */
 int memory__resident(const struct kvm_memory *mem, uint64_t *bytes);
 

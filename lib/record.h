@@ -40,6 +40,7 @@ enum rec_type {
 	REC_QUERY_REPLY = 14,	/* daemon -> client: fields Q_NAME, Q_STATE */
 	REC_GUEST_REPORT = 15,	/* after RUNNING: what the guest measured (field 1: stall ns) */
 	REC_ROUND_ACK = 16,	/* destination -> source: every page of that round is applied */
+	REC_CHECKPOINT = 17,	/* a checkpoint file's identity: CK_* fields (docs/format.md) */
 	REC_TYPE_MAX
 };
 

@@ -152,11 +152,11 @@ static char *cmd_migrate_settle(void *ctx, const struct qmp_request *req)
 
 /* ctx is filled in by migrate__control_table. */
 static struct control_cmd table[] = {
-	{ "migrate", cmd_migrate, NULL },
-	{ "query-migrate", cmd_query_migrate, NULL },
-	{ "migrate-cancel", cmd_migrate_cancel, NULL },
-	{ "migrate-settle", cmd_migrate_settle, NULL },
-	{ NULL, NULL, NULL },
+	{ "migrate", cmd_migrate, NULL, false },
+	{ "query-migrate", cmd_query_migrate, NULL, false },
+	{ "migrate-cancel", cmd_migrate_cancel, NULL, false },
+	{ "migrate-settle", cmd_migrate_settle, NULL, false },
+	{ NULL, NULL, NULL, false },
 };
 
 const struct control_cmd *migrate__control_table(struct kvm *kvm)

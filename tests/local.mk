@@ -5,7 +5,8 @@ KM_MIGRATE_TESTS = tests/migrate-daemon.sh tests/migrate-limits.sh tests/migrate
 	tests/migrate-netns.sh tests/migrate-switchover.sh tests/migrate.sh \
 	tests/migrate-trust.sh
 KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
-	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh
+	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh \
+	tests/checkpoint.sh
 
 include tests/unit/local.mk
 include tests/bench/local.mk
@@ -47,7 +48,7 @@ tests_lib_memgrep_SOURCES = tests/lib/memgrep.c
 # Shell tests (TAP through tests/lib.sh).
 TESTS += tests/cli.sh
 EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
-	tests/cli.sh tests/kvm-run.sh tests/local-users.sh $(KM_MIGRATE_TESTS)
+	tests/cli.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh $(KM_MIGRATE_TESTS)
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c

@@ -1,0 +1,538 @@
+/* Checkpoints of a running VM: see checkpoint.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "record.h"
+#include "stream.h"
+#include "kvm/kvm.h"
+#include "kvm/state.h"
+#include "kvm/vmrec.h"
+#include "snapshot/checkpoint.h"
+#include "snapshot/ckptfile.h"
+#include "snapshot/store.h"
+
+struct ckpt {
+	struct kvm *kvm;
+	struct checkpoint_params p;
+	struct store *st;
+	int sub;			/* dirty subscriber */
+	pthread_t thread;
+	bool started;
+
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t cond;
+	bool stop;
+	uint64_t due_ns;		/* next periodic checkpoint (0: none) */
+	bool req_full, req_hash;	/* asked for: a base, a memory hash */
+	uint64_t req_seq, done_seq;	/* requests made / answered */
+	uint64_t running_seq;		/* the request the checkpoint under way answers */
+	int req_r;
+	struct checkpoint_result req_res;
+	char req_err[256];
+	struct checkpoint_stats stats;
+
+	/* The thread's own. */
+	struct bitmap owed;		/* read from the tracker, not yet in a committed checkpoint */
+	struct bitmap todo, got;	/* scratch */
+	uint64_t parent;		/* the last committed checkpoint: 0 until one is */
+	unsigned int chain;		/* increments since the base */
+};
+
+static struct ckpt ckpt__g = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.sub = -1,
+};
+
+/* What one attempt needs besides the thread's state. */
+struct attempt {
+	struct ckpt *c;
+	struct store_pending pend;
+	struct chan *chan;
+	struct stream *s;
+	struct vmrec_enc enc;
+	uint8_t *copies;		/* pages copied at the capture */
+	struct buf *state;
+	uint64_t id, pages, pause_ns, time_ns, hash;
+	bool full, want_hash, paused;
+	char err[256];
+};
+
+static int ckpt__batch(void *ctx, struct buf **payload, const struct pages_stats *st)
+{
+	struct attempt *a = ctx;
+
+	a->pages += st->pages;
+	return stream_put_owned(a->s, REC_PAGES, payload);
+}
+
+/* Reads the tracker into a->c->got, and owes those pages until a commit. */
+static int ckpt__read(struct ckpt *c)
+{
+	int64_t n = dirty__read(&c->kvm->dirty, c->sub, &c->got);
+	uint64_t i;
+
+	if (n < 0)
+		return (int)n;
+	for (i = 0; i < BITMAP_WORDS(c->owed.nbits); i++)
+		c->owed.words[i] |= c->got.words[i];
+	return 0;
+}
+
+/* todo = the pages of guest RAM ever written (the memfd's data ranges). */
+static int ckpt__touched(struct ckpt *c)
+{
+	uint64_t start, end, off = 0;
+	int r;
+
+	bitmap_clear_all(&c->todo);
+	while ((r = memory__next_data(&c->kvm->mem, off, &start, &end)) == 0) {
+		bitmap_set_range(&c->todo, start / KM_PAGE_SIZE,
+				 (end + KM_PAGE_SIZE - 1) / KM_PAGE_SIZE - start / KM_PAGE_SIZE);
+		off = end;
+	}
+	return r == KM_ERR_END ? 0 : r;
+}
+
+static void ckpt__or(struct bitmap *dst, const struct bitmap *src)
+{
+	uint64_t i;
+
+	for (i = 0; i < BITMAP_WORDS(dst->nbits); i++)
+		dst->words[i] |= src->words[i];
+}
+
+/* Header, identity and config: what every checkpoint file starts with. */
+static int ckpt__open_file(struct attempt *a)
+{
+	struct buf *b = buf_new(64 * 1024);
+	int fd, r;
+
+	if (!b)
+		return -ENOMEM;
+	/* The store keeps its fd (its lock marks the file alive): the stream gets a copy. */
+	if ((fd = fcntl(a->pend.fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		r = km_errno();
+		goto out;
+	}
+	if ((r = chan_file(fd, a->pend.tmp, &a->chan)) != 0) {
+		close(fd);
+		goto out;
+	}
+	if (!(a->s = stream_new(a->chan))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = stream_put_header(a->s, STREAM_SNAPSHOT,
+				   a->c->p.compress ? STREAM_CAP_LZ4 : 0)) != 0 ||
+	    (r = ckptfile_put_identity(a->s, a->id, a->full ? 0 : a->c->parent,
+				       a->full ? STORE_FULL : STORE_INCR, a->c->kvm->name)) != 0 ||
+	    (r = state__save_config(a->c->kvm, b)) != 0 ||
+	    (r = stream_put(a->s, REC_VM_CONFIG, buf_ptr(b), (uint32_t)buf_len(b))) != 0)
+		goto out;
+out:
+	buf_free(b);
+	return r;
+}
+
+/* Pre-copy into the file while the guest runs, until few pages are left. */
+static int ckpt__precopy(struct attempt *a)
+{
+	struct ckpt *c = a->c;
+	bool first = a->full;
+	unsigned int round;
+	int r;
+
+	if ((r = ckpt__read(c)) != 0)
+		return r;
+	if (a->full) {
+		if ((r = ckpt__touched(c)) != 0)
+			return r;
+	} else {
+		/* Everything owed: this read, and whatever failed checkpoints did not save. */
+		memcpy(c->todo.words, c->owed.words, BITMAP_WORDS(c->owed.nbits) * 8);
+	}
+	for (round = 0; round < CKPT_ROUNDS && bitmap_count(&c->todo) > CKPT_PAUSE_PAGES;
+	     round++) {
+		/* A base's first round walks data ranges only: holes read as zero anyway. */
+		if ((r = vmrec_enc_set(&a->enc, &c->todo, first, NULL, NULL, NULL)) != 0)
+			return r;
+		first = false;
+		if ((r = ckpt__read(c)) != 0)
+			return r;
+		memcpy(c->todo.words, c->got.words, BITMAP_WORDS(c->got.nbits) * 8);
+	}
+	return 0;
+}
+
+/*
+ * The pause: the last dirty pages copied, the state captured. The copies
+ * are taken only of pages ever written when this is a base that had no
+ * pre-copy round (todo came from the data ranges).
+ */
+static int ckpt__capture(struct attempt *a)
+{
+	struct ckpt *c = a->c;
+	struct kvm *kvm = c->kvm;
+	uint64_t t0, n, i = 0, count;
+	int r, r2;
+
+	if ((r = kvm__hold(kvm, KVM_HOLD_CHECKPOINT)) != 0)
+		return r;
+	t0 = kvm__now_ns();
+	a->paused = (kvm__holds(kvm) & (KVM_HOLD_USER | KVM_HOLD_MIGRATION)) != 0;
+	if ((r = ckpt__read(c)) != 0)
+		goto out;
+	ckpt__or(&c->todo, &c->got);
+	count = bitmap_count(&c->todo);
+	if (count && !(a->copies = malloc(count * KM_PAGE_SIZE))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (n = bitmap_next_set(&c->todo, 0); n < c->todo.nbits;
+	     n = bitmap_next_set(&c->todo, n + 1))
+		memcpy(a->copies + (i++) * KM_PAGE_SIZE, memory__page_hva(&kvm->mem, n),
+		       KM_PAGE_SIZE);
+	if ((r = state__save_all(kvm, a->state)) != 0)
+		goto out;
+	a->time_ns = kvm__wall_ns();
+	if (a->want_hash && (r = memory__hash(&kvm->mem, &a->hash)) != 0)
+		goto out;
+out:
+	a->pause_ns = kvm__now_ns() - t0;
+	r2 = kvm__release(kvm, KVM_HOLD_CHECKPOINT);
+	return r ? r : r2;
+}
+
+/* The copies, the state and the end, while the guest runs. */
+static int ckpt__finish_file(struct attempt *a)
+{
+	struct ckpt *c = a->c;
+	struct ckptfile_end end = {
+		.capture_ns = a->time_ns, .paused = a->paused, .pause_ns = a->pause_ns,
+		.hash = a->hash, .has_hash = a->want_hash,
+	};
+	uint64_t n, i = 0;
+	int r;
+
+	for (n = bitmap_next_set(&c->todo, 0); n < c->todo.nbits;
+	     n = bitmap_next_set(&c->todo, n + 1))
+		if ((r = vmrec_enc_page(&a->enc, n, a->copies + (i++) * KM_PAGE_SIZE)) != 0)
+			return r;
+	if ((r = vmrec_enc_flush(&a->enc)) != 0 ||
+	    (r = stream_put_framed(a->s, buf_ptr(a->state), buf_len(a->state))) != 0)
+		return r;
+	end.pages = a->pages;
+	if ((r = ckptfile_put_end(a->s, &end)) != 0)
+		return r;
+	return stream_flush(a->s);
+}
+
+/* Retention after a commit: keep the newest keep restorable, drop the rest. */
+static void ckpt__retain(struct ckpt *c)
+{
+	struct store_entry *e = NULL;
+	uint64_t *del = NULL;
+	size_t n = 0, ndel = 0;
+	char err[256] = "";
+
+	if (!c->p.keep || store__list(c->st, &e, &n, err, sizeof(err)) != 0 || n <= c->p.keep)
+		goto out;
+	if (!(del = calloc(n, sizeof(*del))) ||
+	    store__prune_plan(e, n, c->p.keep, del, &ndel) != 0)
+		goto out;
+	if (ndel && store__remove(c->st, del, ndel, err, sizeof(err)) != 0)
+		log_warn("checkpoints of %s: pruning: %s", c->kvm->name, err);
+out:
+	if (err[0] && !ndel)
+		log_warn("checkpoints of %s: %s", c->kvm->name, err);
+	free(del);
+	free(e);
+}
+
+static void ckpt__attempt_free(struct attempt *a)
+{
+	if (a->pend.fd >= 0)
+		store__abort(a->c->st, &a->pend);
+	stream_free(a->s);
+	chan_close(a->chan);
+	vmrec_enc_free(&a->enc);
+	buf_free(a->state);
+	free(a->copies);
+}
+
+/* One checkpoint, start to commit. 0 and its id, or the error with the reason in a->err. */
+static int ckpt__take(struct ckpt *c, bool full, bool hash, struct checkpoint_result *res,
+		      char *err, size_t errlen)
+{
+	struct attempt a = { .c = c, .pend = { .fd = -1 }, .want_hash = hash };
+	struct store_entry e = { 0 };
+	uint64_t t0 = kvm__now_ns();
+	const char *step = "starting";
+	int r;
+
+	a.full = full || !c->parent || c->chain >= c->p.chain_max;
+	if ((r = store__begin(c->st, &a.pend, err, errlen)) != 0)
+		goto out_noerr;
+	a.id = a.pend.id;
+	if (!(a.state = buf_new(REC_MAX_PAYLOAD)) ||
+	    (r = vmrec_enc_init(&a.enc, c->kvm, c->p.compress, ckpt__batch, &a)) != 0) {
+		r = r ? r : -ENOMEM;
+		goto out;
+	}
+	step = "writing";
+	if ((r = ckpt__open_file(&a)) != 0 || (r = ckpt__precopy(&a)) != 0)
+		goto out;
+	step = "capturing";
+	if ((r = ckpt__capture(&a)) != 0)
+		goto out;
+	step = "writing";
+	if ((r = ckpt__finish_file(&a)) != 0)
+		goto out;
+	e.kind = a.full ? STORE_FULL : STORE_INCR;
+	e.parent = a.full ? 0 : c->parent;
+	e.time_ns = a.time_ns;
+	e.pages = a.pages;
+	e.pause_ns = a.pause_ns;
+	if ((r = store__commit(c->st, &a.pend, &e, err, errlen)) != 0)
+		goto out_noerr;
+	/* Every page owed is in a committed checkpoint now. */
+	bitmap_clear_all(&c->owed);
+	c->parent = a.id;
+	c->chain = a.full ? 0 : c->chain + 1;
+	*res = (struct checkpoint_result){ .id = a.id, .pause_ns = a.pause_ns, .pages = a.pages,
+					   .bytes = e.bytes, .mem_hash = a.hash, .full = a.full,
+					   .has_hash = a.want_hash };
+	pthread_mutex_lock(&c->lock);
+	c->stats.taken++;
+	c->stats.last_id = a.id;
+	c->stats.last_pause_ns = a.pause_ns;
+	if (a.pause_ns > c->stats.max_pause_ns)
+		c->stats.max_pause_ns = a.pause_ns;
+	c->stats.last_pages = a.pages;
+	c->stats.last_bytes = e.bytes;
+	c->stats.last_ns = kvm__now_ns() - t0;
+	c->stats.owed_pages = 0;
+	pthread_mutex_unlock(&c->lock);
+	log_debug("checkpoint %llu of %s: %s, %llu pages, %llu bytes, pause %.3f ms",
+		  (unsigned long long)a.id, c->kvm->name, a.full ? "base" : "increment",
+		  (unsigned long long)a.pages, (unsigned long long)e.bytes, a.pause_ns / 1e6);
+	ckpt__attempt_free(&a);
+	ckpt__retain(c);
+	return 0;
+out:
+	snprintf(err, errlen, "%s: %s checkpoint %llu: %s", store__dir(c->st), step,
+		 (unsigned long long)a.id, km_strerror(r));
+out_noerr:
+	ckpt__attempt_free(&a);
+	pthread_mutex_lock(&c->lock);
+	c->stats.failed++;
+	c->stats.owed_pages = bitmap_count(&c->owed);
+	snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s", err);
+	pthread_mutex_unlock(&c->lock);
+	log_error("checkpoint of %s failed: %s (its pages are owed to the next one)",
+		  c->kvm->name, err);
+	return r;
+}
+
+static void *ckpt__thread(void *arg)
+{
+	struct ckpt *c = arg;
+	struct checkpoint_result res;
+	char err[256];
+	uint64_t seq, now;
+	bool full, hash, periodic;
+	int r;
+
+	pthread_setname_np(pthread_self(), "checkpoint");
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop) {
+		now = kvm__now_ns();
+		periodic = c->due_ns && now >= c->due_ns;
+		if (c->req_seq == c->done_seq && !periodic) {
+			if (c->due_ns) {
+				struct timespec ts;
+				uint64_t wall = (uint64_t)kvm__wall_ns() + (c->due_ns - now);
+
+				/* The condvar waits on CLOCK_REALTIME; a late wake-up only checks again. */
+				ts.tv_sec = (time_t)(wall / 1000000000ULL);
+				ts.tv_nsec = (long)(wall % 1000000000ULL);
+				pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+			} else {
+				pthread_cond_wait(&c->cond, &c->lock);
+			}
+			continue;
+		}
+		/* Requests made from now on wait for the next checkpoint. */
+		seq = c->running_seq = c->req_seq;
+		full = c->req_full;
+		hash = c->req_hash;
+		c->req_full = c->req_hash = false;
+		if (c->due_ns)
+			c->due_ns = now + c->p.every_ms * 1000000ULL;
+		pthread_mutex_unlock(&c->lock);
+
+		/* A VM that stopped or left has nothing more to save. */
+		if (c->kvm->state == KVM_STATE_STOPPED) {
+			r = KM_ERR_STATE;
+			snprintf(err, sizeof(err), "the VM has stopped");
+		} else {
+			err[0] = '\0';
+			r = ckpt__take(c, full, hash, &res, err, sizeof(err));
+		}
+
+		pthread_mutex_lock(&c->lock);
+		if (seq != c->done_seq) {
+			c->done_seq = seq;
+			c->req_r = r;
+			if (r == 0)
+				c->req_res = res;
+			snprintf(c->req_err, sizeof(c->req_err), "%s", err);
+			pthread_cond_broadcast(&c->cond);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *err,
+		      size_t errlen)
+{
+	struct ckpt *c = &ckpt__g;
+	uint64_t pages = memory__nr_pages(&kvm->mem);
+	int r;
+
+	if (c->kvm)
+		return KM_ERR_STATE;
+	c->kvm = kvm;
+	c->p = *p;
+	if (!c->p.chain_max)
+		c->p.chain_max = CKPT_DEFAULT_CHAIN;
+	if ((r = store__open(p->dir, true, &c->st, err, errlen)) != 0)
+		goto fail;
+	if ((r = bitmap_init(&c->owed, pages)) != 0 || (r = bitmap_init(&c->todo, pages)) != 0 ||
+	    (r = bitmap_init(&c->got, pages)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Its first read is every page: the first checkpoint is a base anyway. */
+	if ((c->sub = dirty__subscribe(&kvm->dirty, "checkpoint", true)) < 0) {
+		r = c->sub;
+		snprintf(err, errlen, "dirty tracking: %s", km_strerror(r));
+		goto fail;
+	}
+	c->stats.every_ms = p->every_ms;
+	c->stats.periodic = p->every_ms != 0;
+	c->due_ns = p->every_ms ? kvm__now_ns() + p->every_ms * 1000000ULL : 0;
+	if ((r = -pthread_create(&c->thread, NULL, ckpt__thread, c)) != 0) {
+		snprintf(err, errlen, "thread: %s", km_strerror(r));
+		goto fail;
+	}
+	c->started = true;
+	return 0;
+fail:
+	if (c->sub >= 0)
+		dirty__unsubscribe(&kvm->dirty, c->sub);
+	c->sub = -1;
+	bitmap_free(&c->owed);
+	bitmap_free(&c->todo);
+	bitmap_free(&c->got);
+	store__close(c->st);
+	c->st = NULL;
+	c->kvm = NULL;
+	return r;
+}
+
+int checkpoint__now(struct kvm *kvm, bool full, bool hash, struct checkpoint_result *res,
+		    char *err, size_t errlen)
+{
+	struct ckpt *c = &ckpt__g;
+	uint64_t seq;
+	int r;
+
+	if (c->kvm != kvm || !c->started) {
+		snprintf(err, errlen, "this VM has no checkpoint directory (kvm-run --checkpoint-dir)");
+		return KM_ERR_STATE;
+	}
+	pthread_mutex_lock(&c->lock);
+	/*
+	 * Requests that come together are served by one checkpoint, but not
+	 * by one already under way: it may have captured before this call.
+	 */
+	if (c->req_seq == c->done_seq || c->req_seq == c->running_seq)
+		c->req_seq++;
+	c->req_full |= full;
+	c->req_hash |= hash;
+	seq = c->req_seq;
+	pthread_cond_broadcast(&c->cond);
+	while (c->done_seq < seq && !c->stop)
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (c->done_seq < seq) {
+		r = KM_ERR_CANCELED;
+		snprintf(err, errlen, "the VM is stopping");
+	} else {
+		r = c->req_r;
+		*res = c->req_res;
+		snprintf(err, errlen, "%s", c->req_err);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int checkpoint__set_period(struct kvm *kvm, uint64_t every_ms)
+{
+	struct ckpt *c = &ckpt__g;
+
+	if (c->kvm != kvm || !c->started)
+		return KM_ERR_STATE;
+	pthread_mutex_lock(&c->lock);
+	c->p.every_ms = every_ms;
+	c->stats.every_ms = every_ms;
+	c->stats.periodic = every_ms != 0;
+	c->due_ns = every_ms ? kvm__now_ns() + every_ms * 1000000ULL : 0;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int checkpoint__get_stats(struct kvm *kvm, struct checkpoint_stats *out)
+{
+	struct ckpt *c = &ckpt__g;
+
+	if (c->kvm != kvm)
+		return KM_ERR_STATE;
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void checkpoint__shutdown(struct kvm *kvm)
+{
+	struct ckpt *c = &ckpt__g;
+
+	if (c->kvm != kvm || !c->started)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	c->started = false;
+	dirty__unsubscribe(&kvm->dirty, c->sub);
+	c->sub = -1;
+	bitmap_free(&c->owed);
+	bitmap_free(&c->todo);
+	bitmap_free(&c->got);
+	store__close(c->st);
+	c->st = NULL;
+	c->kvm = NULL;
+}

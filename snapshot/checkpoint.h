@@ -1,0 +1,96 @@
+/*
+ * Checkpoints of a running VM (DESIGN.md s.9, docs/kvm-snapshot.1): one
+ * thread in the VM's process takes them, periodically or when asked, into
+ * a store (store.h). The first is a base (every page ever written); each
+ * later one holds the pages dirtied since the previous one that was
+ * committed, plus the whole machine state; a new base after chain_max
+ * increments or when asked.
+ *
+ * Timeline of one checkpoint:
+ *   begin     a temporary file in the store; header, identity, config
+ *   pre-copy  while the guest runs: pages to save (a base: every page ever
+ *             written; else the dirty set) are written from guest memory,
+ *             then the pages dirtied meanwhile, for up to CKPT_ROUNDS
+ *             rounds, until they are few (CKPT_PAUSE_PAGES)
+ *   capture   pause (KVM_HOLD_CHECKPOINT), read the last dirty pages and
+ *             copy them into memory, capture the state, resume: the only
+ *             time the guest feels, measured and reported
+ *   write     the copies, the state and REC_END go out while the guest
+ *             runs; commit (fsync, rename, directory fsync, manifest)
+ * A page the guest wrote while the pre-copy read it is dirty again, so it
+ * is copied again at the capture and written later in the file: a reader
+ * applies records in order, and the last copy of a page wins.
+ *
+ * Nothing is lost when a checkpoint fails (full disk, I/O error, a killed
+ * writer is the same as a crash): every page read from the dirty tracker
+ * since the last committed checkpoint stays owed, and the next checkpoint
+ * (an increment on the last committed one) writes them all.
+ */
+#ifndef KM_CHECKPOINT_H
+#define KM_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct kvm;
+struct control_cmd;
+
+#define CKPT_DEFAULT_CHAIN	32	/* increments before a new base */
+#define CKPT_PAUSE_PAGES	2048	/* pre-copy until at most this many are left */
+#define CKPT_ROUNDS		8	/* pre-copy rounds at most */
+
+struct checkpoint_params {
+	char dir[4096];
+	uint64_t every_ms;		/* 0: only when asked */
+	unsigned int keep;		/* retention: checkpoints kept restorable (0: all) */
+	unsigned int chain_max;		/* increments before a new base */
+	bool compress;			/* lz4 where it helps */
+};
+
+/* What the last checkpoint did, and totals (query-checkpoints). */
+struct checkpoint_stats {
+	uint64_t taken, failed;
+	uint64_t last_id;		/* 0: none committed yet */
+	uint64_t last_pause_ns, max_pause_ns;
+	uint64_t last_pages, last_bytes, last_ns;	/* last_ns: begin to commit */
+	uint64_t owed_pages;		/* pages the next checkpoint must write */
+	uint64_t every_ms;
+	bool periodic;
+	char last_error[256];
+};
+
+/*
+ * Opens (creating) the store of p->dir and starts the checkpoint thread;
+ * periodic checkpoints start at once if p->every_ms. Once per VM, before
+ * or after it starts. The reason in err.
+ */
+int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *err,
+		      size_t errlen);
+/* One checkpoint's outcome. */
+struct checkpoint_result {
+	uint64_t id, pause_ns, pages, bytes;
+	uint64_t mem_hash;		/* if has_hash */
+	bool full, has_hash;
+};
+
+/*
+ * Takes a checkpoint now and waits for its outcome: 0 and what it did, or
+ * the error with the reason in err. full: a new base. hash: also record a
+ * hash of the whole guest memory taken at the capture (memory__hash; it
+ * lengthens the pause: for tests and checks).
+ */
+int checkpoint__now(struct kvm *kvm, bool full, bool hash, struct checkpoint_result *res,
+		    char *err, size_t errlen);
+/* Changes the period (0: stop periodic checkpoints) while the VM runs. */
+int checkpoint__set_period(struct kvm *kvm, uint64_t every_ms);
+int checkpoint__get_stats(struct kvm *kvm, struct checkpoint_stats *out);
+/* Stops the thread (a checkpoint under way is finished first). NULL-safe on a VM without. */
+void checkpoint__shutdown(struct kvm *kvm);
+
+/* The control commands: checkpoint, query-checkpoints, checkpoint-set. */
+const struct control_cmd *checkpoint__control_table(struct kvm *kvm);
+
+#endif

@@ -1,0 +1,220 @@
+/* Restoring a checkpoint: see restore.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "record.h"
+#include "kvm/kvm.h"
+#include "kvm/vmrec.h"
+#include "snapshot/ckptfile.h"
+#include "snapshot/restore.h"
+#include "snapshot/store.h"
+
+#define RESTORE_MAX_MEM	(256ULL << 30)
+
+int restore__parse_spec(const char *spec, char *dir, size_t dirlen, uint64_t *id)
+{
+	const char *at = strrchr(spec, '@'), *p;
+	size_t len = strlen(spec);
+
+	*id = 0;
+	if (at && at[1]) {
+		for (p = at + 1; *p >= '0' && *p <= '9'; p++)
+			;
+		if (*p == '\0') {
+			*id = strtoull(at + 1, NULL, 10);
+			len = (size_t)(at - spec);
+			if (*id == 0 || *id > STORE_ID_MAX)
+				return KM_ERR_INVALID;
+		}
+	}
+	if (len == 0 || len >= dirlen)
+		return KM_ERR_INVALID;
+	memcpy(dir, spec, len);
+	dir[len] = '\0';
+	return 0;
+}
+
+/* The checkpoint whose state is the newest: latest capture, then highest id. */
+static uint64_t restore__newest(const struct store_entry *e, size_t n)
+{
+	size_t i, best = 0;
+
+	for (i = 1; i < n; i++)
+		if (e[i].time_ns > e[best].time_ns ||
+		    (e[i].time_ns == e[best].time_ns && e[i].id > e[best].id))
+			best = i;
+	return n ? e[best].id : 0;
+}
+
+struct restore {
+	struct kvm_config *cfg;
+	char *name;
+	size_t namelen;
+	struct kvm *kvm;
+	struct vmrec_loader ld;
+	bool loader;
+	struct restore_info *info;
+	char *err;
+	size_t errlen;
+};
+
+/* The first file's config makes the VM. */
+static int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t *p,
+			   uint32_t len)
+{
+	char why[256];
+	char cfgname[64];
+	int r;
+
+	if ((r = vmrec_parse_config(p, len, rs->cfg, cfgname, sizeof(cfgname), RESTORE_MAX_MEM,
+				    why, sizeof(why))) != 0)
+		goto fail;
+	if (!rs->cfg->name) {
+		snprintf(rs->name, rs->namelen, "%s", cfgname);
+		rs->cfg->name = rs->name;
+	}
+	if ((r = vmrec_create(rs->cfg, p, len, &rs->kvm, why, sizeof(why))) != 0)
+		goto fail;
+	if ((r = vmrec_load_init(&rs->ld, rs->kvm, true)) != 0) {
+		snprintf(why, sizeof(why), "out of memory");
+		goto fail;
+	}
+	rs->loader = true;
+	return 0;
+fail:
+	snprintf(rs->err, rs->errlen, "%s: record %llu: %s", f->path,
+		 (unsigned long long)f->record, why);
+	return r;
+}
+
+/* Applies one file of the chain; last: its state is the one restored. */
+static int restore__file(struct restore *rs, const char *path, uint64_t want_id, bool first,
+			 bool last)
+{
+	struct ckptfile f;
+	const uint8_t *p;
+	uint32_t type, len;
+	int r;
+
+	if ((r = ckptfile_open(path, &f, rs->err, rs->errlen)) != 0)
+		return r;
+	if (f.id.id != want_id) {
+		r = KM_ERR_CORRUPT;
+		snprintf(rs->err, rs->errlen, "%s holds checkpoint %llu, not %llu", path,
+			 (unsigned long long)f.id.id, (unsigned long long)want_id);
+		goto out;
+	}
+	while ((r = ckptfile_next(&f, &type, &p, &len, rs->err, rs->errlen)) == 0) {
+		switch (type) {
+		case REC_VM_CONFIG:
+			if (first && !rs->kvm && (r = restore__create(rs, &f, p, len)) != 0)
+				goto out;
+			if (last && (r = vmrec_load_state(&rs->ld, type, p, len)) != 0)
+				goto fail;
+			break;
+		case REC_PAGES:
+			if (!rs->kvm) {
+				r = KM_ERR_CORRUPT;
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "pages before the VM config");
+				goto fail;
+			}
+			rs->ld.lz4_ok = (f.caps & STREAM_CAP_LZ4) != 0;
+			if ((r = vmrec_load_pages(&rs->ld, p, len)) != 0)
+				goto fail;
+			break;
+		case REC_VM_STATE:
+		case REC_VCPU_STATE:
+			if (!rs->kvm) {
+				r = KM_ERR_CORRUPT;
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "state before the VM config");
+				goto fail;
+			}
+			if (last && (r = vmrec_load_state(&rs->ld, type, p, len)) != 0)
+				goto fail;
+			break;
+		default:
+			r = KM_ERR_CORRUPT;
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
+			goto fail;
+		}
+	}
+	if (r != KM_ERR_END)
+		goto out;
+	r = 0;
+	rs->info->files++;
+	if (last) {
+		rs->info->capture_ns = f.end.capture_ns;
+		rs->info->paused = f.end.paused;
+		rs->info->has_hash = f.end.has_hash;
+		rs->info->mem_hash = f.end.hash;
+	}
+	goto out;
+fail:
+	snprintf(rs->err, rs->errlen, "%s: record %llu: %s", path, (unsigned long long)f.record,
+		 rs->ld.why);
+out:
+	ckptfile_close(&f);
+	return r;
+}
+
+int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
+		struct kvm **out, struct restore_info *info, char *err, size_t errlen)
+{
+	struct restore rs = { .cfg = cfg, .name = name, .namelen = namelen, .info = info,
+			      .err = err, .errlen = errlen };
+	struct store *st = NULL;
+	struct store_entry *e = NULL;
+	uint64_t *ids = NULL, id;
+	char dir[4096], path[4200];
+	size_t n = 0, len, i;
+	int r;
+
+	*out = NULL;
+	memset(info, 0, sizeof(*info));
+	if ((r = restore__parse_spec(spec, dir, sizeof(dir), &id)) != 0) {
+		snprintf(err, errlen, "'%s': expected DIR or DIR@ID (ID 1..%llu)", spec,
+			 (unsigned long long)STORE_ID_MAX);
+		return r;
+	}
+	if ((r = store__open(dir, false, &st, err, errlen)) != 0 ||
+	    (r = store__list(st, &e, &n, err, errlen)) != 0)
+		goto out;
+	if (!id && !(id = restore__newest(e, n))) {
+		r = -ENOENT;
+		snprintf(err, errlen, "%s: no checkpoint to restore", dir);
+		goto out;
+	}
+	len = n;
+	if (!(ids = calloc(n ? n : 1, sizeof(*ids)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = store__chain(e, n, id, ids, &len, err, errlen)) != 0)
+		goto out;
+	info->id = id;
+	for (i = 0; i < len; i++) {
+		if ((r = store__path(st, ids[i], path, sizeof(path))) != 0 ||
+		    (r = restore__file(&rs, path, ids[i], i == 0, i == len - 1)) != 0)
+			goto out;
+	}
+	if ((r = vmrec_load_done(&rs.ld)) != 0) {
+		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)id,
+			 rs.ld.why);
+		goto out;
+	}
+	info->pages = rs.ld.pages;
+	*out = rs.kvm;
+	rs.kvm = NULL;
+out:
+	if (rs.loader)
+		vmrec_load_free(&rs.ld);
+	kvm__destroy(rs.kvm);
+	free(ids);
+	free(e);
+	store__close(st);
+	return r;
+}

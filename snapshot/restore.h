@@ -1,0 +1,42 @@
+/*
+ * Restoring a checkpoint into a new VM (kvm-run --restore DIR[@ID]): the
+ * chain that leads to it is applied base first, every file's pages in
+ * file order (the last copy of a page wins), then the machine state of
+ * the checkpoint itself. Eager: every page is in guest memory before the
+ * VM may run.
+ */
+#ifndef KM_RESTORE_H
+#define KM_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvm;
+struct kvm_config;
+
+struct restore_info {
+	uint64_t id;		/* the checkpoint restored */
+	unsigned int files;	/* files of its chain applied */
+	uint64_t pages;		/* page entries applied */
+	uint64_t capture_ns;	/* CLOCK_REALTIME when it was taken */
+	bool paused;		/* the VM was paused (stop) when it was taken */
+	bool has_hash;
+	uint64_t mem_hash;	/* memory__hash() taken then, if it was asked for */
+};
+
+/*
+ * spec: DIR (the newest checkpoint: the latest capture time, then the
+ * highest id) or DIR@ID. cfg supplies what is the host's to choose (name,
+ * console, dirty tracking); memory size, vCPUs and irqchip come from the
+ * checkpoint, and the name too if cfg->name is NULL (name, namelen hold
+ * it). The new VM in *out, not started. The reason in err, naming the
+ * file and record of any damage.
+ */
+int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
+		struct kvm **out, struct restore_info *info, char *err, size_t errlen);
+
+/* Splits DIR[@ID] at its last '@' followed by digits only: 0, or KM_ERR_INVALID. */
+int restore__parse_spec(const char *spec, char *dir, size_t dirlen, uint64_t *id);
+
+#endif
