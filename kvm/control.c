@@ -190,10 +190,10 @@ static char *control__memory_hash(struct control *c, const struct qmp_request *r
 	uint64_t h;
 	int r;
 
-	if ((r = kvm__hold(c->kvm, KVM_HOLD_CHECKPOINT)) != 0)
+	if ((r = kvm__hold(c->kvm, KVM_HOLD_INSPECT)) != 0)
 		return qmp_reply_error("GenericError", km_strerror(r), req->id);
 	r = memory__hash(&c->kvm->mem, &h);
-	kvm__release(c->kvm, KVM_HOLD_CHECKPOINT);
+	kvm__release(c->kvm, KVM_HOLD_INSPECT);
 	if (r != 0)
 		return qmp_reply_error("GenericError", km_strerror(r), req->id);
 	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
@@ -513,6 +513,20 @@ static int control__bind(struct control *c)
 int control__start(struct kvm *kvm, const char *path, struct control **out)
 {
 	return control__start_ext(kvm, path, NULL, out);
+}
+
+const struct control_cmd *control__join(const struct control_cmd *a,
+					const struct control_cmd *b)
+{
+	static struct control_cmd all[32];
+	const struct control_cmd *parts[] = { a, b };
+	unsigned int i, n = 0;
+
+	for (i = 0; i < 2; i++)
+		for (const struct control_cmd *x = parts[i]; x && x->name && n + 1 < 32; x++)
+			all[n++] = *x;
+	all[n] = (struct control_cmd){ 0 };
+	return all;
 }
 
 int control__start_ext(struct kvm *kvm, const char *path, const struct control_cmd *extra,

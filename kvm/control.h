@@ -40,6 +40,13 @@ int control__start_ext(struct kvm *kvm, const char *path, const struct control_c
  * belongs to the destination, even while this process lingers. NULL-safe.
  */
 void control__unpublish(struct control *c);
+/*
+ * One table of the commands of a and b (a program main serving both, e.g.
+ * the migration's and the checkpoints'). The process has one VM: the
+ * joined table is static, overwritten by each call.
+ */
+const struct control_cmd *control__join(const struct control_cmd *a,
+					const struct control_cmd *b);
 /* Stops the thread, closes every connection and removes the socket. NULL-safe. */
 void control__stop(struct control *c);
 

@@ -274,23 +274,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/*
- * The control socket serves the migration's and the checkpoints' commands
- * too: kvm/ knows neither, so their tables are joined here.
- */
-static const struct control_cmd *commands(struct kvm *kvm)
-{
-	static struct control_cmd all[16];
-	const struct control_cmd *parts[] = { migrate__control_table(kvm),
-					      checkpoint__control_table(kvm) };
-	unsigned int i, n = 0;
-
-	for (i = 0; i < 2; i++)
-		for (const struct control_cmd *x = parts[i]; x->name && n + 1 < 16; x++)
-			all[n++] = *x;
-	return all;
-}
-
 int main(int argc, char **argv)
 {
 	char path[4096], rundir[4096], sock[4096], name[64];
@@ -353,7 +336,8 @@ int main(int argc, char **argv)
 				  km_strerror(r));
 			goto out;
 		}
-		if ((r = control__start_ext(kvm, sock, commands(kvm), &control)) != 0)
+		if ((r = control__start_ext(kvm, sock, control__join(migrate__control_table(kvm),
+								   checkpoint__control_table(kvm)), &control)) != 0)
 			goto out;
 		if ((r = rundir_decide_running(&kvm->reservation)) != 0)
 			goto out;

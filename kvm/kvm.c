@@ -303,12 +303,12 @@ static void kvm__kick_all(struct kvm *kvm)
 			kvm_cpu__kick(kvm->cpus[i]);
 }
 
-/* RUNNING or PAUSED as the holds say (the throttle's and a checkpoint's do not show); under kvm->lock. */
+/* RUNNING or PAUSED as the holds say (the throttle's, a checkpoint's and an inspection's do not show); under kvm->lock. */
 static void kvm__update_state(struct kvm *kvm)
 {
 	if (kvm->state != KVM_STATE_RUNNING && kvm->state != KVM_STATE_PAUSED)
 		return;
-	kvm->state = kvm->holds & ~(KVM_HOLD_THROTTLE | KVM_HOLD_CHECKPOINT) ?
+	kvm->state = kvm->holds & ~(KVM_HOLD_THROTTLE | KVM_HOLD_CHECKPOINT | KVM_HOLD_INSPECT) ?
 		     KVM_STATE_PAUSED : KVM_STATE_RUNNING;
 }
 

@@ -178,6 +178,7 @@ enum kvm_hold {
 	KVM_HOLD_MIGRATION = 1U << 1,	/* the stop-and-copy until the outcome is known */
 	KVM_HOLD_THROTTLE = 1U << 2,	/* auto-converge's pauses (the VM still shows running) */
 	KVM_HOLD_CHECKPOINT = 1U << 3,	/* a checkpoint's capture (the VM still shows running) */
+	KVM_HOLD_INSPECT = 1U << 4,	/* query-memory-hash (the VM still shows running) */
 };
 
 /*

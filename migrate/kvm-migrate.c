@@ -55,7 +55,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: kvm-migrate [OPTION]... SRC DST\n"
 "Live-migrate VM SRC (a name, or a control socket path) to DST: HOST[:PORT]\n"
-"of a kvm-migrated (default port %d), or unix:PATH.\n"
+"of a kvm-migrated (default port %d), or unix:PATH; or save it live to\n"
+"file:DIR, a checkpoint directory (kvm-run --restore DIR), while it runs on.\n"
 "\n"
 "      --tls-dir DIR       client-cert.pem, client-key.pem, ca-cert.pem\n"
 "                          (default /etc/kvm-migrate/x509)\n"
@@ -392,6 +393,43 @@ static int source_socket(const struct options *o, char *path, size_t len)
 	return rundir_socket_path(rundir, o->src, path, len);
 }
 
+/*
+ * DST file:DIR: a live snapshot (checkpoint-save), a base pre-copied into
+ * DIR while the VM runs on; the VM pauses only for the last pages.
+ */
+static int save_to_file(const struct options *o, struct qmpc *q)
+{
+	const char *dir = o->dst + 5;
+	json_t *args = json_pack("{s:s, s:b}", "dir", dir, "compress",
+				 json_is_false(json_object_get(o->args, "compress")) ? 0 : 1);
+	json_t *ret = NULL;
+	char err[512] = "";
+	int r;
+
+	if (!*dir) {
+		fprintf(stderr, "kvm-migrate: file: needs a directory (file:DIR)\n");
+		json_decref(args);
+		return EXIT_USAGE;
+	}
+	/* A large VM takes a while to write: the bound is the migration's. */
+	r = qmpc_call(q, "checkpoint-save", args, 3600000, &ret, err, sizeof(err));
+	if (r != 0) {
+		fprintf(stderr, "kvm-migrate: saving %s to %s failed: %s\n", o->src, dir,
+			r == KM_ERR_REFUSED ? err : km_strerror(r));
+		json_decref(ret);
+		return EXIT_FAILED;
+	}
+	printf("saved %s to %s: checkpoint %lld, %lld pages, %lld bytes, paused %.2f ms, "
+	       "%.0f ms in all; it runs on\n", o->src, dir,
+	       (long long)json_integer_value(json_object_get(ret, "id")),
+	       (long long)json_integer_value(json_object_get(ret, "pages")),
+	       (long long)json_integer_value(json_object_get(ret, "bytes")),
+	       json_real_value(json_object_get(ret, "pause-ms")),
+	       json_real_value(json_object_get(ret, "total-ms")));
+	json_decref(ret);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -447,6 +485,10 @@ int main(int argc, char **argv)
 	}
 	json_decref(st);
 	st = NULL;
+	if (!strncmp(o.dst, "file:", 5)) {
+		status = save_to_file(&o, q);
+		goto out;
+	}
 	if (o.trace && !(tr.f = fopen(o.trace, "w"))) {
 		fprintf(stderr, "kvm-migrate: %s: %s\n", o.trace, strerror(errno));
 		status = EXIT_USAGE;

@@ -42,6 +42,7 @@
 #include "migrate/admit.h"
 #include "migrate/keyagent.h"
 #include "migrate/migrate.h"
+#include "snapshot/checkpoint.h"
 
 #define RECEIVE_TIME_DEFAULT_S	3600
 #define RECEIVE_ROUNDS_DEFAULT	100000	/* kvm-migrate --max-rounds at most */
@@ -308,7 +309,9 @@ static int child_publish(struct kvm *kvm, void *ctx)
 	int r;
 
 	if ((r = rundir_socket_path(d->rundir, kvm->name, sock, sizeof(sock))) != 0 ||
-	    (r = control__start_ext(kvm, sock, migrate__control_table(kvm), &control)) != 0)
+	    (r = control__start_ext(kvm, sock, control__join(migrate__control_table(kvm),
+							      checkpoint__control_table(kvm)),
+				    &control)) != 0)
 		log_error("VM %s: no control socket (%s): not starting it", kvm->name,
 			  km_strerror(r));
 	return r;
@@ -327,6 +330,7 @@ static int child_become_vm(struct daemon *d, struct kvm *kvm)
 	log_info("VM %s stopped here: %s (%s)", kvm->name, kvm__stop_reason_name(kvm->stop_reason),
 		 kvm->stop_detail);
 	control__stop(control);
+	checkpoint__shutdown(kvm);
 	migrate__shutdown(kvm);
 	switch (kvm->stop_reason) {
 	case KVM_STOP_DONE:

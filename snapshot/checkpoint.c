@@ -19,11 +19,28 @@
 #include "snapshot/ckptfile.h"
 #include "snapshot/store.h"
 
+/*
+ * A line of checkpoints: a store, a dirty subscriber, and what its next
+ * checkpoint owes. The VM's periodic checkpoints are one; a live snapshot
+ * into another directory (checkpoint__save_to) is a line of its own for
+ * the time it takes, so neither disturbs the other's accounting.
+ */
+struct ckpt_line {
+	struct kvm *kvm;
+	struct store *st;
+	int sub;			/* dirty subscriber */
+	bool compress;
+	unsigned int chain_max, keep;
+	struct bitmap owed;		/* read from the tracker, not yet in a committed checkpoint */
+	struct bitmap todo, got;	/* scratch */
+	uint64_t parent;		/* the last committed checkpoint: 0 until one is */
+	unsigned int chain;		/* increments since the base */
+};
+
 struct ckpt {
 	struct kvm *kvm;
 	struct checkpoint_params p;
-	struct store *st;
-	int sub;			/* dirty subscriber */
+	struct ckpt_line line;		/* the VM's own checkpoints */
 	pthread_t thread;
 	bool started;
 
@@ -38,23 +55,23 @@ struct ckpt {
 	struct checkpoint_result req_res;
 	char req_err[256];
 	struct checkpoint_stats stats;
-
-	/* The thread's own. */
-	struct bitmap owed;		/* read from the tracker, not yet in a committed checkpoint */
-	struct bitmap todo, got;	/* scratch */
-	uint64_t parent;		/* the last committed checkpoint: 0 until one is */
-	unsigned int chain;		/* increments since the base */
 };
+
+/*
+ * One capture at a time: the VM's checkpoints and a live snapshot share
+ * the one KVM_HOLD_CHECKPOINT, which the first to finish would lift.
+ */
+static pthread_mutex_t ckpt__capture_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct ckpt ckpt__g = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
-	.sub = -1,
+	.line = { .sub = -1 },
 };
 
 /* What one attempt needs besides the thread's state. */
 struct attempt {
-	struct ckpt *c;
+	struct ckpt_line *c;
 	struct store_pending pend;
 	struct chan *chan;
 	struct stream *s;
@@ -75,7 +92,7 @@ static int ckpt__batch(void *ctx, struct buf **payload, const struct pages_stats
 }
 
 /* Reads the tracker into a->c->got, and owes those pages until a commit. */
-static int ckpt__read(struct ckpt *c)
+static int ckpt__read(struct ckpt_line *c)
 {
 	int64_t n = dirty__read(&c->kvm->dirty, c->sub, &c->got);
 	uint64_t i;
@@ -88,7 +105,7 @@ static int ckpt__read(struct ckpt *c)
 }
 
 /* todo = the pages of guest RAM ever written (the memfd's data ranges). */
-static int ckpt__touched(struct ckpt *c)
+static int ckpt__touched(struct ckpt_line *c)
 {
 	uint64_t start, end, off = 0;
 	int r;
@@ -132,7 +149,7 @@ static int ckpt__open_file(struct attempt *a)
 		goto out;
 	}
 	if ((r = stream_put_header(a->s, STREAM_SNAPSHOT,
-				   a->c->p.compress ? STREAM_CAP_LZ4 : 0)) != 0 ||
+				   a->c->compress ? STREAM_CAP_LZ4 : 0)) != 0 ||
 	    (r = ckptfile_put_identity(a->s, a->id, a->full ? 0 : a->c->parent,
 				       a->full ? STORE_FULL : STORE_INCR, a->c->kvm->name)) != 0 ||
 	    (r = state__save_config(a->c->kvm, b)) != 0 ||
@@ -146,7 +163,7 @@ out:
 /* Pre-copy into the file while the guest runs, until few pages are left. */
 static int ckpt__precopy(struct attempt *a)
 {
-	struct ckpt *c = a->c;
+	struct ckpt_line *c = a->c;
 	bool first = a->full;
 	unsigned int round;
 	int r;
@@ -180,13 +197,16 @@ static int ckpt__precopy(struct attempt *a)
  */
 static int ckpt__capture(struct attempt *a)
 {
-	struct ckpt *c = a->c;
+	struct ckpt_line *c = a->c;
 	struct kvm *kvm = c->kvm;
 	uint64_t t0, n, i = 0, count;
 	int r, r2;
 
-	if ((r = kvm__hold(kvm, KVM_HOLD_CHECKPOINT)) != 0)
+	pthread_mutex_lock(&ckpt__capture_lock);
+	if ((r = kvm__hold(kvm, KVM_HOLD_CHECKPOINT)) != 0) {
+		pthread_mutex_unlock(&ckpt__capture_lock);
 		return r;
+	}
 	t0 = kvm__now_ns();
 	a->paused = (kvm__holds(kvm) & (KVM_HOLD_USER | KVM_HOLD_MIGRATION)) != 0;
 	if ((r = ckpt__read(c)) != 0)
@@ -209,13 +229,14 @@ static int ckpt__capture(struct attempt *a)
 out:
 	a->pause_ns = kvm__now_ns() - t0;
 	r2 = kvm__release(kvm, KVM_HOLD_CHECKPOINT);
+	pthread_mutex_unlock(&ckpt__capture_lock);
 	return r ? r : r2;
 }
 
 /* The copies, the state and the end, while the guest runs. */
 static int ckpt__finish_file(struct attempt *a)
 {
-	struct ckpt *c = a->c;
+	struct ckpt_line *c = a->c;
 	struct ckptfile_end end = {
 		.capture_ns = a->time_ns, .paused = a->paused, .pause_ns = a->pause_ns,
 		.hash = a->hash, .has_hash = a->want_hash,
@@ -237,17 +258,17 @@ static int ckpt__finish_file(struct attempt *a)
 }
 
 /* Retention after a commit: keep the newest keep restorable, drop the rest. */
-static void ckpt__retain(struct ckpt *c)
+static void ckpt__retain(struct ckpt_line *c)
 {
 	struct store_entry *e = NULL;
 	uint64_t *del = NULL;
 	size_t n = 0, ndel = 0;
 	char err[256] = "";
 
-	if (!c->p.keep || store__list(c->st, &e, &n, err, sizeof(err)) != 0 || n <= c->p.keep)
+	if (!c->keep || store__list(c->st, &e, &n, err, sizeof(err)) != 0 || n <= c->keep)
 		goto out;
 	if (!(del = calloc(n, sizeof(*del))) ||
-	    store__prune_plan(e, n, c->p.keep, del, &ndel) != 0)
+	    store__prune_plan(e, n, c->keep, del, &ndel) != 0)
 		goto out;
 	if (ndel && store__remove(c->st, del, ndel, err, sizeof(err)) != 0)
 		log_warn("checkpoints of %s: pruning: %s", c->kvm->name, err);
@@ -270,8 +291,8 @@ static void ckpt__attempt_free(struct attempt *a)
 }
 
 /* One checkpoint, start to commit. 0 and its id, or the error with the reason in a->err. */
-static int ckpt__take(struct ckpt *c, bool full, bool hash, struct checkpoint_result *res,
-		      char *err, size_t errlen)
+static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
+		      struct checkpoint_result *res, char *err, size_t errlen)
 {
 	struct attempt a = { .c = c, .pend = { .fd = -1 }, .want_hash = hash };
 	struct store_entry e = { 0 };
@@ -279,12 +300,12 @@ static int ckpt__take(struct ckpt *c, bool full, bool hash, struct checkpoint_re
 	const char *step = "starting";
 	int r;
 
-	a.full = full || !c->parent || c->chain >= c->p.chain_max;
+	a.full = full || !c->parent || c->chain >= c->chain_max;
 	if ((r = store__begin(c->st, &a.pend, err, errlen)) != 0)
 		goto out_noerr;
 	a.id = a.pend.id;
 	if (!(a.state = buf_new(REC_MAX_PAYLOAD)) ||
-	    (r = vmrec_enc_init(&a.enc, c->kvm, c->p.compress, ckpt__batch, &a)) != 0) {
+	    (r = vmrec_enc_init(&a.enc, c->kvm, c->compress, ckpt__batch, &a)) != 0) {
 		r = r ? r : -ENOMEM;
 		goto out;
 	}
@@ -310,18 +331,7 @@ static int ckpt__take(struct ckpt *c, bool full, bool hash, struct checkpoint_re
 	c->chain = a.full ? 0 : c->chain + 1;
 	*res = (struct checkpoint_result){ .id = a.id, .pause_ns = a.pause_ns, .pages = a.pages,
 					   .bytes = e.bytes, .mem_hash = a.hash, .full = a.full,
-					   .has_hash = a.want_hash };
-	pthread_mutex_lock(&c->lock);
-	c->stats.taken++;
-	c->stats.last_id = a.id;
-	c->stats.last_pause_ns = a.pause_ns;
-	if (a.pause_ns > c->stats.max_pause_ns)
-		c->stats.max_pause_ns = a.pause_ns;
-	c->stats.last_pages = a.pages;
-	c->stats.last_bytes = e.bytes;
-	c->stats.last_ns = kvm__now_ns() - t0;
-	c->stats.owed_pages = 0;
-	pthread_mutex_unlock(&c->lock);
+					   .has_hash = a.want_hash, .ns = kvm__now_ns() - t0 };
 	log_debug("checkpoint %llu of %s: %s, %llu pages, %llu bytes, pause %.3f ms",
 		  (unsigned long long)a.id, c->kvm->name, a.full ? "base" : "increment",
 		  (unsigned long long)a.pages, (unsigned long long)e.bytes, a.pause_ns / 1e6);
@@ -333,14 +343,67 @@ out:
 		 (unsigned long long)a.id, km_strerror(r));
 out_noerr:
 	ckpt__attempt_free(&a);
-	pthread_mutex_lock(&c->lock);
-	c->stats.failed++;
-	c->stats.owed_pages = bitmap_count(&c->owed);
-	snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s", err);
-	pthread_mutex_unlock(&c->lock);
 	log_error("checkpoint of %s failed: %s (its pages are owed to the next one)",
 		  c->kvm->name, err);
 	return r;
+}
+
+/* The outcome of one of the VM's checkpoints in its stats; under c->lock. */
+static void ckpt__account(struct ckpt *c, int r, const struct checkpoint_result *res,
+			  const char *err)
+{
+	if (r != 0) {
+		c->stats.failed++;
+		c->stats.owed_pages = bitmap_count(&c->line.owed);
+		snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s", err);
+		return;
+	}
+	c->stats.taken++;
+	c->stats.last_id = res->id;
+	c->stats.last_pause_ns = res->pause_ns;
+	if (res->pause_ns > c->stats.max_pause_ns)
+		c->stats.max_pause_ns = res->pause_ns;
+	c->stats.last_pages = res->pages;
+	c->stats.last_bytes = res->bytes;
+	c->stats.last_ns = res->ns;
+	c->stats.owed_pages = 0;
+}
+
+/* Opens (creating) the store of dir and subscribes; undone by ckpt__line_close. */
+static int ckpt__line_open(struct ckpt_line *l, struct kvm *kvm, const char *dir, char *err,
+			   size_t errlen)
+{
+	uint64_t pages = memory__nr_pages(&kvm->mem);
+	int r;
+
+	l->kvm = kvm;
+	l->sub = -1;
+	if ((r = store__open(dir, true, &l->st, err, errlen)) != 0)
+		return r;
+	if ((r = bitmap_init(&l->owed, pages)) != 0 || (r = bitmap_init(&l->todo, pages)) != 0 ||
+	    (r = bitmap_init(&l->got, pages)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	/* Its first read is every page: the first checkpoint is a base anyway. */
+	if ((l->sub = dirty__subscribe(&kvm->dirty, "checkpoint", true)) < 0) {
+		r = l->sub;
+		snprintf(err, errlen, "dirty tracking: %s", km_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+static void ckpt__line_close(struct ckpt_line *l)
+{
+	if (l->sub >= 0)
+		dirty__unsubscribe(&l->kvm->dirty, l->sub);
+	l->sub = -1;
+	bitmap_free(&l->owed);
+	bitmap_free(&l->todo);
+	bitmap_free(&l->got);
+	store__close(l->st);
+	l->st = NULL;
 }
 
 static void *ckpt__thread(void *arg)
@@ -386,10 +449,11 @@ static void *ckpt__thread(void *arg)
 			snprintf(err, sizeof(err), "the VM has stopped");
 		} else {
 			err[0] = '\0';
-			r = ckpt__take(c, full, hash, &res, err, sizeof(err));
+			r = ckpt__take(&c->line, full, hash, &res, err, sizeof(err));
 		}
 
 		pthread_mutex_lock(&c->lock);
+		ckpt__account(c, r, &res, err);
 		if (seq != c->done_seq) {
 			c->done_seq = seq;
 			c->req_r = r;
@@ -407,7 +471,6 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 		      size_t errlen)
 {
 	struct ckpt *c = &ckpt__g;
-	uint64_t pages = memory__nr_pages(&kvm->mem);
 	int r;
 
 	if (c->kvm)
@@ -416,19 +479,11 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 	c->p = *p;
 	if (!c->p.chain_max)
 		c->p.chain_max = CKPT_DEFAULT_CHAIN;
-	if ((r = store__open(p->dir, true, &c->st, err, errlen)) != 0)
+	c->line.compress = c->p.compress;
+	c->line.chain_max = c->p.chain_max;
+	c->line.keep = c->p.keep;
+	if ((r = ckpt__line_open(&c->line, kvm, p->dir, err, errlen)) != 0)
 		goto fail;
-	if ((r = bitmap_init(&c->owed, pages)) != 0 || (r = bitmap_init(&c->todo, pages)) != 0 ||
-	    (r = bitmap_init(&c->got, pages)) != 0) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	/* Its first read is every page: the first checkpoint is a base anyway. */
-	if ((c->sub = dirty__subscribe(&kvm->dirty, "checkpoint", true)) < 0) {
-		r = c->sub;
-		snprintf(err, errlen, "dirty tracking: %s", km_strerror(r));
-		goto fail;
-	}
 	c->stats.every_ms = p->every_ms;
 	c->stats.periodic = p->every_ms != 0;
 	c->due_ns = p->every_ms ? kvm__now_ns() + p->every_ms * 1000000ULL : 0;
@@ -439,15 +494,20 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 	c->started = true;
 	return 0;
 fail:
-	if (c->sub >= 0)
-		dirty__unsubscribe(&kvm->dirty, c->sub);
-	c->sub = -1;
-	bitmap_free(&c->owed);
-	bitmap_free(&c->todo);
-	bitmap_free(&c->got);
-	store__close(c->st);
-	c->st = NULL;
+	ckpt__line_close(&c->line);
 	c->kvm = NULL;
+	return r;
+}
+
+int checkpoint__save_to(struct kvm *kvm, const char *dir, bool compress,
+			struct checkpoint_result *res, char *err, size_t errlen)
+{
+	struct ckpt_line l = { .compress = compress, .chain_max = 1 };
+	int r;
+
+	if ((r = ckpt__line_open(&l, kvm, dir, err, errlen)) == 0)
+		r = ckpt__take(&l, true, false, res, err, errlen);
+	ckpt__line_close(&l);
 	return r;
 }
 
@@ -527,12 +587,6 @@ void checkpoint__shutdown(struct kvm *kvm)
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
 	c->started = false;
-	dirty__unsubscribe(&kvm->dirty, c->sub);
-	c->sub = -1;
-	bitmap_free(&c->owed);
-	bitmap_free(&c->todo);
-	bitmap_free(&c->got);
-	store__close(c->st);
-	c->st = NULL;
+	ckpt__line_close(&c->line);
 	c->kvm = NULL;
 }

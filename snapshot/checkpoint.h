@@ -72,6 +72,7 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 /* One checkpoint's outcome. */
 struct checkpoint_result {
 	uint64_t id, pause_ns, pages, bytes;
+	uint64_t ns;			/* from start to commit */
 	uint64_t mem_hash;		/* if has_hash */
 	bool full, has_hash;
 };
@@ -84,6 +85,15 @@ struct checkpoint_result {
  */
 int checkpoint__now(struct kvm *kvm, bool full, bool hash, struct checkpoint_result *res,
 		    char *err, size_t errlen);
+/*
+ * A live snapshot (kvm-migrate VM file:DIR): one base checkpoint of kvm
+ * into the store DIR (made if need be), pre-copied while the VM runs, with
+ * a dirty subscriber of its own: the VM's own checkpoints, if any, and a
+ * migration go on undisturbed. Waits for the outcome. Restored with
+ * kvm-run --restore DIR.
+ */
+int checkpoint__save_to(struct kvm *kvm, const char *dir, bool compress,
+			struct checkpoint_result *res, char *err, size_t errlen);
 /* Changes the period (0: stop periodic checkpoints) while the VM runs. */
 int checkpoint__set_period(struct kvm *kvm, uint64_t every_ms);
 int checkpoint__get_stats(struct kvm *kvm, struct checkpoint_stats *out);

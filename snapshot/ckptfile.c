@@ -1,5 +1,7 @@
 /* Checkpoint files: see ckptfile.h. */
 #define _GNU_SOURCE
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -154,6 +156,13 @@ out:
 	return r;
 }
 
+/* The record types a checkpoint file holds after its identity (ckptfile.h). */
+static bool ckptfile__body_type(uint32_t type)
+{
+	return type == REC_VM_CONFIG || type == REC_PAGES || type == REC_VM_STATE ||
+	       type == REC_VCPU_STATE;
+}
+
 int ckptfile_next(struct ckptfile *f, uint32_t *type, const uint8_t **p, uint32_t *len,
 		  char *err, size_t errlen)
 {
@@ -161,8 +170,11 @@ int ckptfile_next(struct ckptfile *f, uint32_t *type, const uint8_t **p, uint32_
 
 	if (f->ended)
 		return KM_ERR_END;
-	f->record++;
-	r = stream_get(f->s, REC_MAX_PAYLOAD, type, p, len);
+	/* A newer writer's records this reader may skip (docs/format.md s.6): a loop, not recursion. */
+	do {
+		f->record++;
+		r = stream_get(f->s, REC_MAX_PAYLOAD, type, p, len);
+	} while (r == 0 && *type >= REC_TYPE_MAX && stream_skippable(f->s, *type));
 	if (r == KM_ERR_END)
 		r = KM_ERR_TRUNCATED;	/* the end of the file, but no REC_END */
 	if (r == 0 && *type == REC_END) {
@@ -171,9 +183,8 @@ int ckptfile_next(struct ckptfile *f, uint32_t *type, const uint8_t **p, uint32_
 			return KM_ERR_END;
 		}
 	}
-	if (r == 0 && *type >= REC_TYPE_MAX && stream_skippable(f->s, *type))
-		return ckptfile_next(f, type, p, len, err, errlen);
-	if (r == 0 && (*type == REC_HEADER || *type == REC_CHECKPOINT || *type >= REC_TYPE_MAX))
+	/* Migration handshake records, a second header or identity: not a checkpoint's. */
+	if (r == 0 && !ckptfile__body_type(*type))
 		r = KM_ERR_CORRUPT;
 	if (r != 0)
 		snprintf(err, errlen, "%s: record %llu: %s", f->path, (unsigned long long)f->record,

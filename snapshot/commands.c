@@ -60,18 +60,63 @@ static char *cmd_query_checkpoints(void *ctx, const struct qmp_request *req)
 					  "last-error", st.last_error), req->id);
 }
 
+/*
+ * Changes the period; with "dir", first starts checkpoints of a VM that
+ * has none (one that arrived by migration, or was started without
+ * --checkpoint-dir).
+ */
 static char *cmd_checkpoint_set(void *ctx, const struct qmp_request *req)
 {
-	json_int_t every = -1;
+	struct checkpoint_params p = { .compress = true };
+	struct checkpoint_stats st;
+	json_int_t every = -1, keep = 0;
+	const char *dir = NULL;
+	char err[512];
+	int r;
 
-	if (json_unpack(req->arguments, "{s:I !}", "every-ms", &every) != 0 || every < 0 ||
-	    (every > 0 && every < 10) || every > 86400000)
+	if (json_unpack(req->arguments, "{s?I, s?s, s?I !}", "every-ms", &every, "dir", &dir,
+			"keep", &keep) != 0 || (every > 0 && every < 10) || every > 86400000 ||
+	    (every < 0 && !dir) || keep < 0 || keep > 100000 ||
+	    (dir && (!*dir || strlen(dir) >= sizeof(p.dir))))
 		return qmp_reply_error("GenericError", "arguments: {\"every-ms\": 0 (stop periodic "
-				       "checkpoints) or 10..86400000}", req->id);
+				       "checkpoints) or 10..86400000, \"dir\": where to start keeping "
+				       "checkpoints (a VM without), \"keep\": 1..100000}", req->id);
+	if (dir) {
+		if (checkpoint__get_stats(ctx, &st) == 0)
+			return qmp_reply_error("GenericError", "this VM keeps checkpoints already "
+					       "(only every-ms can change)", req->id);
+		snprintf(p.dir, sizeof(p.dir), "%s", dir);
+		p.every_ms = every > 0 ? (uint64_t)every : 0;
+		p.keep = (unsigned int)keep;
+		if ((r = checkpoint__setup(ctx, &p, err, sizeof(err))) != 0)
+			return qmp_reply_error("GenericError", err, req->id);
+		return qmp_reply_return(NULL, req->id);
+	}
 	if (checkpoint__set_period(ctx, (uint64_t)every) != 0)
 		return qmp_reply_error("GenericError", "this VM has no checkpoint directory "
-				       "(kvm-run --checkpoint-dir)", req->id);
+				       "(kvm-run --checkpoint-dir, or checkpoint-set with dir)", req->id);
 	return qmp_reply_return(NULL, req->id);
+}
+
+/* A live snapshot into a directory of its own (kvm-migrate VM file:DIR). */
+static char *cmd_checkpoint_save(void *ctx, const struct qmp_request *req)
+{
+	struct checkpoint_result res;
+	const char *dir = NULL;
+	int compress = 1, r;
+	char err[512] = "";
+
+	if (json_unpack(req->arguments, "{s:s, s?b !}", "dir", &dir, "compress", &compress) != 0 ||
+	    !*dir || strlen(dir) >= 4096)
+		return qmp_reply_error("GenericError", "arguments: {\"dir\": where to save, "
+				       "\"compress\": bool}", req->id);
+	if ((r = checkpoint__save_to(ctx, dir, compress, &res, err, sizeof(err))) != 0)
+		return qmp_reply_error("GenericError", err[0] ? err : km_strerror(r), req->id);
+	return qmp_reply_return(json_pack("{s:s, s:I, s:f, s:I, s:I, s:f}", "dir", dir,
+					  "id", (json_int_t)res.id, "pause-ms", res.pause_ns / 1e6,
+					  "pages", (json_int_t)res.pages,
+					  "bytes", (json_int_t)res.bytes,
+					  "total-ms", res.ns / 1e6), req->id);
 }
 
 /* ctx is filled in by checkpoint__control_table. */
@@ -79,6 +124,7 @@ static struct control_cmd table[] = {
 	{ "checkpoint", cmd_checkpoint, NULL, true },
 	{ "query-checkpoints", cmd_query_checkpoints, NULL, false },
 	{ "checkpoint-set", cmd_checkpoint_set, NULL, false },
+	{ "checkpoint-save", cmd_checkpoint_save, NULL, true },
 	{ NULL, NULL, NULL, false },
 };
 

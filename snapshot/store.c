@@ -1001,8 +1001,7 @@ void store__abort(struct store *st, struct store_pending *p)
 	p->tmp[0] = 0;
 }
 
-/* The size and XXH3-64 of the whole file, read back from fd. */
-static int store__hash(int fd, uint64_t *bytes, uint64_t *hash)
+int store__file_hash(int fd, uint64_t *bytes, uint64_t *hash)
 {
 	XXH3_state_t *xs = NULL;
 	uint8_t *chunk = NULL;
@@ -1243,7 +1242,7 @@ int store__commit_replacing(struct store *st, struct store_pending *p, struct st
 	c.drop = sdrop;
 	store__crash_point("after-tmp-write");
 	step = "reading it back";
-	if ((r = store__hash(p->fd, &e->bytes, &e->hash)) != 0)
+	if ((r = store__file_hash(p->fd, &e->bytes, &e->hash)) != 0)
 		goto out_fail;
 	step = "fsync";
 	if (store__fault("store-fsync-enospc"))

@@ -192,6 +192,14 @@ int store__chain(const struct store_entry *e, size_t n, uint64_t id, uint64_t *i
 		 char *err, size_t errlen);
 
 /*
+ * The size and XXH3-64 (seed 0) of the whole file fd refers to, read with
+ * pread (the offset is left alone): what a manifest entry's bytes and hash
+ * say. KM_ERR_STATE if fd is no regular file, KM_ERR_TRUNCATED if it
+ * shrinks while read.
+ */
+int store__file_hash(int fd, uint64_t *bytes, uint64_t *hash);
+
+/*
  * "DIR/ckpt-NNNNNNNN.kmc" for readers. KM_ERR_INVALID for an id out of
  * range. A checkpoint removed since the list was read is gone (ENOENT on
  * open): list again. An open file stays readable whatever is removed.

@@ -69,7 +69,7 @@ restored() {
 	"$KVM_RUN" --name "$name" --rundir "$run" --restore "$ck@$id" --paused \
 		>"$tmp/vm-$name.log" 2>&1 &
 	pids+=($!)
-	if ! wait_for "restored $name" 30 q "$s" '{"execute": "query-status"}'; then
+	if ! wait_for "restored $name" 30 answers "$s"; then
 		tap_fail "checkpoint $id restores" "$(tail -3 "$tmp/vm-$name.log")"
 		tap_fail "checkpoint $id: the guest checks"
 		return
@@ -90,7 +90,7 @@ restored "$new" "$new_hash" r3
 # 13. The newest is the default.
 "$KVM_RUN" --name r4 --rundir "$run" --restore "$ck" --paused >"$tmp/vm-r4.log" 2>&1 &
 pids+=($!)
-wait_for "r4" 30 q "$run/r4.sock" '{"execute": "query-status"}'
+wait_for "r4" 30 answers "$run/r4.sock"
 got=$(field "$(q "$run/r4.sock" '{"execute": "query-memory-hash"}')" hash)
 ok_if "--restore DIR restores the newest ($new)" \
 	eval 'grep -q "from checkpoint $new " "$tmp/vm-r4.log" && [ "$got" = "$new_hash" ]'

@@ -125,6 +125,8 @@ ok_if() {
 # A VM's control socket, as the migration tests ask it.
 q() { "$QMP_SEND" "$@"; }
 running() { q "$1" '{"execute": "query-status"}' 2>/dev/null | grep -q '"running": *true'; }
+# The VM behind a control socket answers (running or not).
+answers() { q "$1" '{"execute": "query-status"}' >/dev/null 2>&1; }
 # checked_ok SOCK PAGES: the verify guest checked every page it owns, all
 # PAGES of its working set (a guest without a check routine, or with vCPUs
 # left out, answers fewer), and found none bad.

@@ -6,7 +6,7 @@ KM_MIGRATE_TESTS = tests/migrate-daemon.sh tests/migrate-limits.sh tests/migrate
 	tests/migrate-trust.sh
 KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
 	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh \
-	tests/checkpoint.sh
+	tests/checkpoint.sh tests/checkpoint-faults.sh tests/checkpoint-migrate.sh
 
 include tests/unit/local.mk
 include tests/bench/local.mk
@@ -48,7 +48,8 @@ tests_lib_memgrep_SOURCES = tests/lib/memgrep.c
 # Shell tests (TAP through tests/lib.sh).
 TESTS += tests/cli.sh
 EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
-	tests/cli.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh $(KM_MIGRATE_TESTS)
+	tests/cli.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
+	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh $(KM_MIGRATE_TESTS)
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c
@@ -62,3 +63,11 @@ tests_kvm_test_dirty_CFLAGS = $(KVM_TEST_CFLAGS)
 tests_kvm_test_dirty_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_dirty_LDADD = $(KVM_TEST_LIBS)
 include tests/fuzz/local.mk
+
+# kvm-snapshot on synthetic checkpoint directories (tests/lib/mkckpt: no KVM).
+check_PROGRAMS += tests/lib/mkckpt
+tests_lib_mkckpt_SOURCES = tests/lib/mkckpt.c
+tests_lib_mkckpt_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
+tests_lib_mkckpt_LDADD = snapshot/libsnapshot.a $(KVM_LIBS)
+TESTS += tests/snapshot-cli.sh
+EXTRA_DIST += tests/snapshot-cli.sh
