@@ -32,7 +32,8 @@ static int memory__add_slot(struct kvm_memory *mem, int vm_fd, uint64_t gpa,
 		.userspace_addr = (uintptr_t)(mem->base + offset),
 	};
 
-	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+	/* An image (memory__init_image) has the layout without a VM. */
+	if (vm_fd >= 0 && ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		int r = km_errno();
 
 		log_error("KVM_SET_USER_MEMORY_REGION slot %u gpa 0x%llx size 0x%llx: %s",
@@ -102,6 +103,11 @@ out_close:
 	mem->memfd = -1;
 out_fail:
 	return r;
+}
+
+int memory__init_image(struct kvm_memory *mem, uint64_t size)
+{
+	return memory__init(mem, -1, size);
 }
 
 void memory__destroy(struct kvm_memory *mem)

@@ -38,6 +38,11 @@ struct kvm_memory {
  * the VM. size: multiple of 2 MiB, >= KM_MIN_MEM. Undoes itself on failure.
  */
 int memory__init(struct kvm_memory *mem, int vm_fd, uint64_t size);
+/*
+ * Guest RAM of that size laid out the same way, for no VM: a checkpoint
+ * chain applied to memory (compaction, memory hashes) without /dev/kvm.
+ */
+int memory__init_image(struct kvm_memory *mem, uint64_t size);
 /* Unmaps and closes; NULL-safe on a zeroed or failed struct. */
 void memory__destroy(struct kvm_memory *mem);
 

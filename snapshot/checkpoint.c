@@ -279,6 +279,26 @@ out:
 	free(e);
 }
 
+/*
+ * Whether checkpoint id is still listed: a compaction (kvm-snapshot
+ * compact) may have replaced it, and then the next checkpoint is a base.
+ * Should it happen between this check and the commit, that commit fails,
+ * its pages stay owed, and the next attempt finds the parent gone.
+ */
+static bool ckpt__listed(struct ckpt_line *c, uint64_t id)
+{
+	struct store_entry *e = NULL;
+	size_t n = 0, i;
+	bool found = false;
+
+	if (store__list(c->st, &e, &n, NULL, 0) != 0)
+		return true;	/* let the commit tell */
+	for (i = 0; i < n && !found; i++)
+		found = e[i].id == id;
+	free(e);
+	return found;
+}
+
 static void ckpt__attempt_free(struct attempt *a)
 {
 	if (a->pend.fd >= 0)
@@ -300,7 +320,7 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 	const char *step = "starting";
 	int r;
 
-	a.full = full || !c->parent || c->chain >= c->chain_max;
+	a.full = full || !c->parent || c->chain >= c->chain_max || !ckpt__listed(c, c->parent);
 	if ((r = store__begin(c->st, &a.pend, err, errlen)) != 0)
 		goto out_noerr;
 	a.id = a.pend.id;

@@ -20,6 +20,9 @@
 
 #include "err.h"
 #include "parse.h"
+#include "kvm/kvm.h"
+#include "snapshot/compact.h"
+#include "snapshot/restore.h"
 #include "snapshot/snapcli.h"
 
 #define PRUNE_TRIES	3	/* a VM committing meanwhile can spoil a plan: plan again */
@@ -48,6 +51,10 @@ static void usage(FILE *f)
 "  inspect DIR@ID [--json]       what one checkpoint file holds\n"
 "  prune DIR --keep N [--json]   remove all but what the newest N need\n"
 "  gc DIR [--json]               remove what crashes left (unlisted files)\n"
+"  compact DIR[@ID] [--json]     merge the chain of ID (default: the newest) into\n"
+"                                one base, in place of the chain; online-safe\n"
+"  memory-hash DIR[@ID] [--json] the hash of the guest memory ID restores (as\n"
+"                                query-memory-hash on the restored VM), no VM needed\n"
 "\n"
 "DIR@ID is split at the last '@' if only digits follow it: a directory whose\n"
 "name ends in '@' and digits is written with a trailing '/' (DIR@7/).\n"
@@ -101,7 +108,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const cmds[] = { "list", "verify", "inspect", "prune", "gc", NULL };
+	static const char *const cmds[] = { "list", "verify", "inspect", "prune", "gc", "compact",
+					    "memory-hash", NULL };
 	uint64_t v;
 	int c, i;
 
@@ -170,7 +178,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			"--keep is for prune only" : "need --keep N (checkpoints kept restorable)");
 		return -1;
 	}
-	if (o->with_id && strcmp(o->cmd, "inspect") && strcmp(o->cmd, "verify")) {
+	if (o->with_id && strcmp(o->cmd, "inspect") && strcmp(o->cmd, "verify") &&
+	    strcmp(o->cmd, "compact") && strcmp(o->cmd, "memory-hash")) {
 		fprintf(stderr, "kvm-snapshot: %s: takes DIR, not DIR@ID (a directory named "
 			"so is given with a trailing '/')\n", o->cmd);
 		return -1;
@@ -362,6 +371,90 @@ static int cmd_gc(const struct options *o)
 		SNAPCLI_NO_STORE : SNAPCLI_FAILED;
 }
 
+/* The id given, or the newest: 0 and it, or an exit status with the reason said. */
+static int target_id(const struct options *o, const struct store_entry *e, size_t n,
+		     uint64_t *id)
+{
+	*id = o->with_id ? o->id : restore__newest(e, n);
+	if (*id)
+		return SNAPCLI_OK;
+	fprintf(stderr, "kvm-snapshot: %s: no checkpoint\n", o->dir);
+	return SNAPCLI_FAILED;
+}
+
+static int cmd_compact(const struct options *o)
+{
+	struct compact_result res;
+	struct store *st = NULL;
+	struct store_entry *e = NULL;
+	char err[1024] = "";
+	size_t n;
+	uint64_t id;
+	int r, status;
+
+	if ((status = open_list(o->dir, &st, &e, &n)) != SNAPCLI_OK)
+		return status;
+	if ((status = target_id(o, e, n, &id)) != SNAPCLI_OK)
+		goto out;
+	if ((r = compact__chain(st, id, true, &res, err, sizeof(err))) != 0) {
+		fprintf(stderr, "kvm-snapshot: %s\n", err[0] ? err : km_strerror(r));
+		status = SNAPCLI_FAILED;
+		goto out;
+	}
+	if (o->json)
+		snapcli__print_json(json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:I}", "dir", o->dir,
+					      "checkpoint", (json_int_t)id, "base",
+					      (json_int_t)res.id, "merged", (int)res.merged,
+					      "pages", (json_int_t)res.pages,
+					      "bytes", (json_int_t)res.bytes,
+					      "bytes-before", (json_int_t)res.bytes_before));
+	else
+		printf("%s: checkpoint %llu is now base %llu: %u files merged, %llu pages, "
+		       "%llu bytes (were %llu)\n", o->dir, (unsigned long long)id,
+		       (unsigned long long)res.id, res.merged, (unsigned long long)res.pages,
+		       (unsigned long long)res.bytes, (unsigned long long)res.bytes_before);
+out:
+	free(e);
+	store__close(st);
+	return status;
+}
+
+static int cmd_memory_hash(const struct options *o)
+{
+	struct restore_image img;
+	struct store *st = NULL;
+	struct store_entry *e = NULL;
+	char err[1024] = "", hex[24];
+	size_t n;
+	uint64_t id, h;
+	int r, status;
+
+	if ((status = open_list(o->dir, &st, &e, &n)) != SNAPCLI_OK)
+		return status;
+	if ((status = target_id(o, e, n, &id)) != SNAPCLI_OK)
+		goto out;
+	if ((r = restore__image(st, id, &img, err, sizeof(err))) != 0 ||
+	    (r = memory__hash(&img.kvm->mem, &h)) != 0) {
+		fprintf(stderr, "kvm-snapshot: %s\n", err[0] ? err : km_strerror(r));
+		status = SNAPCLI_FAILED;
+		if (r == 0)
+			restore__image_free(&img);
+		goto out;
+	}
+	restore__image_free(&img);
+	/* The format query-memory-hash prints, so the two compare as strings. */
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+	if (o->json)
+		snapcli__print_json(json_pack("{s:s, s:I, s:s}", "dir", o->dir, "checkpoint",
+					      (json_int_t)id, "memory-hash", hex));
+	else
+		printf("%s\n", hex);
+out:
+	free(e);
+	store__close(st);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -376,5 +469,9 @@ int main(int argc, char **argv)
 		return snapcli__inspect(o.dir, o.id, o.json);
 	if (!strcmp(o.cmd, "prune"))
 		return cmd_prune(&o);
+	if (!strcmp(o.cmd, "compact"))
+		return cmd_compact(&o);
+	if (!strcmp(o.cmd, "memory-hash"))
+		return cmd_memory_hash(&o);
 	return cmd_gc(&o);
 }

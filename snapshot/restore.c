@@ -38,8 +38,7 @@ int restore__parse_spec(const char *spec, char *dir, size_t dirlen, uint64_t *id
 	return 0;
 }
 
-/* The checkpoint whose state is the newest: latest capture, then highest id. */
-static uint64_t restore__newest(const struct store_entry *e, size_t n)
+uint64_t restore__newest(const struct store_entry *e, size_t n)
 {
 	size_t i, best = 0;
 
@@ -51,6 +50,7 @@ static uint64_t restore__newest(const struct store_entry *e, size_t n)
 }
 
 struct restore {
+	struct restore_image *img;	/* image mode: memory only, state kept as records */
 	struct kvm_config *cfg;
 	char *name;
 	size_t namelen;
@@ -73,12 +73,24 @@ static int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t
 	if ((r = vmrec_parse_config(p, len, rs->cfg, cfgname, sizeof(cfgname), RESTORE_MAX_MEM,
 				    why, sizeof(why))) != 0)
 		goto fail;
+	if (rs->img) {
+		snprintf(rs->img->name, sizeof(rs->img->name), "%s", cfgname);
+		if (!(rs->kvm = calloc(1, sizeof(*rs->kvm))) ||
+		    (r = memory__init_image(&rs->kvm->mem, rs->cfg->mem_size)) != 0) {
+			r = rs->kvm ? r : -ENOMEM;
+			snprintf(why, sizeof(why), "guest memory of %llu bytes: %s",
+				 (unsigned long long)rs->cfg->mem_size, km_strerror(r));
+			goto fail;
+		}
+		goto loader;
+	}
 	if (!rs->cfg->name) {
 		snprintf(rs->name, rs->namelen, "%s", cfgname);
 		rs->cfg->name = rs->name;
 	}
 	if ((r = vmrec_create(rs->cfg, p, len, &rs->kvm, why, sizeof(why))) != 0)
 		goto fail;
+loader:
 	if ((r = vmrec_load_init(&rs->ld, rs->kvm, true)) != 0) {
 		snprintf(why, sizeof(why), "out of memory");
 		goto fail;
@@ -88,6 +100,21 @@ static int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t
 fail:
 	snprintf(rs->err, rs->errlen, "%s: record %llu: %s", f->path,
 		 (unsigned long long)f->record, why);
+	return r;
+}
+
+/* A state record of the checkpoint restored: into the VM, or kept (image mode). */
+static int restore__state(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len)
+{
+	int r;
+
+	if (!rs->img)
+		return vmrec_load_state(&rs->ld, type, p, len);
+	/* The config comes twice (before the pages, and first of the state): keep one. */
+	if (type == REC_VM_CONFIG && buf_len(rs->img->state) > 0)
+		return 0;
+	if ((r = rec_put(rs->img->state, type, p, len)) != 0)
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "state records: %s", km_strerror(r));
 	return r;
 }
 
@@ -113,7 +140,7 @@ static int restore__file(struct restore *rs, const char *path, uint64_t want_id,
 		case REC_VM_CONFIG:
 			if (first && !rs->kvm && (r = restore__create(rs, &f, p, len)) != 0)
 				goto out;
-			if (last && (r = vmrec_load_state(&rs->ld, type, p, len)) != 0)
+			if (last && (r = restore__state(rs, type, p, len)) != 0)
 				goto fail;
 			break;
 		case REC_PAGES:
@@ -133,7 +160,7 @@ static int restore__file(struct restore *rs, const char *path, uint64_t want_id,
 				snprintf(rs->ld.why, sizeof(rs->ld.why), "state before the VM config");
 				goto fail;
 			}
-			if (last && (r = vmrec_load_state(&rs->ld, type, p, len)) != 0)
+			if (last && (r = restore__state(rs, type, p, len)) != 0)
 				goto fail;
 			break;
 		default:
@@ -146,6 +173,8 @@ static int restore__file(struct restore *rs, const char *path, uint64_t want_id,
 		goto out;
 	r = 0;
 	rs->info->files++;
+	if (last && rs->img)
+		rs->img->end = f.end;
 	if (last) {
 		rs->info->capture_ns = f.end.capture_ns;
 		rs->info->paused = f.end.paused;
@@ -217,4 +246,70 @@ out:
 	free(e);
 	store__close(st);
 	return r;
+}
+
+int restore__image(struct store *st, uint64_t id, struct restore_image *img, char *err,
+		   size_t errlen)
+{
+	struct kvm_config cfg = { .irqchip = true };
+	struct restore_info info;
+	struct restore rs = { .img = img, .cfg = &cfg, .info = &info, .err = err,
+			      .errlen = errlen };
+	struct store_entry *e = NULL;
+	uint64_t *ids = NULL;
+	char path[4200];
+	size_t n = 0, len, i;
+	int r;
+
+	memset(img, 0, sizeof(*img));
+	memset(&info, 0, sizeof(info));
+	if (!(img->state = buf_new(REC_MAX_PAYLOAD))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = store__list(st, &e, &n, err, errlen)) != 0)
+		goto out;
+	len = n;
+	if (!(ids = calloc(n ? n : 1, sizeof(*ids)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = store__chain(e, n, id, ids, &len, err, errlen)) != 0)
+		goto out;
+	for (i = 0; i < len; i++)
+		if ((r = store__path(st, ids[i], path, sizeof(path))) != 0 ||
+		    (r = restore__file(&rs, path, ids[i], i == 0, i == len - 1)) != 0)
+			goto out;
+	for (i = 0; i < n; i++)
+		if (e[i].id == id) {
+			img->time_ns = e[i].time_ns;
+			img->pause_ns = e[i].pause_ns;
+		}
+	img->id = id;
+	img->files = info.files;
+	img->kvm = rs.kvm;
+	rs.kvm = NULL;
+out:
+	if (rs.loader)
+		vmrec_load_free(&rs.ld);
+	if (rs.kvm) {
+		memory__destroy(&rs.kvm->mem);
+		free(rs.kvm);
+	}
+	free(ids);
+	free(e);
+	if (r != 0)
+		restore__image_free(img);
+	return r;
+}
+
+void restore__image_free(struct restore_image *img)
+{
+	if (img->kvm) {
+		memory__destroy(&img->kvm->mem);
+		free(img->kvm);
+	}
+	buf_free(img->state);
+	img->kvm = NULL;
+	img->state = NULL;
 }

@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+#include "snapshot/ckptfile.h"
+
 struct kvm;
 struct kvm_config;
 
@@ -35,6 +38,30 @@ struct restore_info {
  */
 int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
 		struct kvm **out, struct restore_info *info, char *err, size_t errlen);
+
+/*
+ * A checkpoint applied to memory alone, without /dev/kvm: what its chain
+ * puts into guest RAM (kvm->mem of a struct kvm that has nothing else),
+ * the state records of the checkpoint itself as they are in its file
+ * (framed, REC_VM_CONFIG first), its identity and end. For compaction
+ * and for the memory hash of a checkpoint.
+ */
+struct restore_image {
+	struct kvm *kvm;		/* memory only (memory__init_image) */
+	struct buf *state;		/* the checkpoint's state records, framed */
+	uint64_t id, time_ns, pause_ns;
+	struct ckptfile_end end;
+	char name[64];
+	unsigned int files;
+};
+struct store;
+int restore__image(struct store *st, uint64_t id, struct restore_image *img, char *err,
+		   size_t errlen);
+void restore__image_free(struct restore_image *img);	/* NULL-safe on a zeroed struct */
+
+/* The checkpoint whose state is the newest: the latest capture, then the highest id (0: none). */
+struct store_entry;
+uint64_t restore__newest(const struct store_entry *e, size_t n);
 
 /* Splits DIR[@ID] at its last '@' followed by digits only: 0, or KM_ERR_INVALID. */
 int restore__parse_spec(const char *spec, char *dir, size_t dirlen, uint64_t *id);

@@ -43,8 +43,8 @@
 #include "snapshot/ckptfile.h"
 #include "snapshot/store.h"
 
-#define MK_MEM_SIZE	(2ULL << 20)			/* 512 guest pages */
-#define MK_PAGES	(MK_MEM_SIZE / PAGE_SIZE_4K)
+#define MK_MEM_SIZE	(16ULL << 20)			/* the smallest VM kvm-run makes */
+#define MK_PAGES	512U				/* pages are written among the first 512 */
 #define MK_BATCH	8				/* page entries per REC_PAGES */
 #define MK_EPOCH_NS	1767225600000000000ULL		/* 2026-01-01 00:00:00 UTC */
 
