@@ -208,7 +208,12 @@ static int ckpt__capture(struct attempt *a)
 		return r;
 	}
 	t0 = kvm__now_ns();
-	a->paused = (kvm__holds(kvm) & (KVM_HOLD_USER | KVM_HOLD_MIGRATION)) != 0;
+	/*
+	 * Stopped by its user: a restore starts it stopped too. A migration's
+	 * hold (its stop-and-copy) is no stop the user asked for: the VM runs
+	 * again wherever the migration ends, and so does its restore.
+	 */
+	a->paused = (kvm__holds(kvm) & KVM_HOLD_USER) != 0;
 	if ((r = ckpt__read(c)) != 0)
 		goto out;
 	ckpt__or(&c->todo, &c->got);
