@@ -90,34 +90,27 @@ int compact__chain(struct store *st, uint64_t top, bool compress, struct compact
 		   char *err, size_t errlen)
 {
 	struct restore_image img = { 0 };
+	struct restore_chain ch = { 0 };
 	struct store_pending p = { .fd = -1 };
-	struct store_entry *e = NULL, base = { 0 };
+	struct store_entry base = { 0 };
 	struct compact c = { 0 };
-	uint64_t *ids = NULL;
-	size_t n = 0, len, i;
+	size_t i, j;
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	if ((r = store__list(st, &e, &n, err, errlen)) != 0)
+	if ((r = restore__chain(st, top, &ch, err, errlen)) != 0)
 		goto out;
-	len = n;
-	if (!(ids = calloc(n ? n : 1, sizeof(*ids)))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = store__chain(e, n, top, ids, &len, err, errlen)) != 0)
-		goto out;
-	if (len < 2) {
+	if (ch.len < 2) {
 		r = KM_ERR_STATE;
 		snprintf(err, errlen, "%s: checkpoint %llu is a base: nothing to compact",
-			 store__dir(st), (unsigned long long)top);
+			 store__dir(st), (unsigned long long)ch.id);
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		for (size_t j = 0; j < len; j++)
-			if (e[i].id == ids[j])
-				res->bytes_before += e[i].bytes;
-	if ((r = restore__image(st, top, &img, err, errlen)) != 0)
+	for (i = 0; i < ch.n; i++)
+		for (j = 0; j < ch.len; j++)
+			if (ch.e[i].id == ch.ids[j])
+				res->bytes_before += ch.e[i].bytes;
+	if ((r = restore__image(st, ch.id, &img, err, errlen)) != 0)
 		goto out;
 	if ((r = store__begin(st, &p, err, errlen)) != 0)
 		goto out;
@@ -131,16 +124,15 @@ int compact__chain(struct store *st, uint64_t top, bool compress, struct compact
 	base.time_ns = img.time_ns;
 	base.pause_ns = img.pause_ns;
 	base.pages = c.pages;
-	if ((r = store__commit_replacing(st, &p, &base, ids, len, err, errlen)) != 0)
+	if ((r = store__commit_replacing(st, &p, &base, ch.ids, ch.len, err, errlen)) != 0)
 		goto out;
 	res->id = base.id;
-	res->merged = (unsigned int)len;
+	res->merged = (unsigned int)ch.len;
 	res->pages = c.pages;
 	res->bytes = base.bytes;
 out:
 	store__abort(st, &p);
 	restore__image_free(&img);
-	free(ids);
-	free(e);
+	restore__chain_free(&ch);
 	return r;
 }

@@ -49,6 +49,41 @@ uint64_t restore__newest(const struct store_entry *e, size_t n)
 	return n ? e[best].id : 0;
 }
 
+int restore__chain(struct store *st, uint64_t id, struct restore_chain *ch, char *err,
+		   size_t errlen)
+{
+	int r;
+
+	memset(ch, 0, sizeof(*ch));
+	if ((r = store__list(st, &ch->e, &ch->n, err, errlen)) != 0)
+		goto fail;
+	if (!id && !(id = restore__newest(ch->e, ch->n))) {
+		r = -ENOENT;
+		snprintf(err, errlen, "%s: no checkpoint", store__dir(st));
+		goto fail;
+	}
+	ch->id = id;
+	ch->len = ch->n;
+	if (!(ch->ids = calloc(ch->n ? ch->n : 1, sizeof(*ch->ids)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = store__chain(ch->e, ch->n, id, ch->ids, &ch->len, err, errlen)) != 0)
+		goto fail;
+	return 0;
+fail:
+	restore__chain_free(ch);
+	return r;
+}
+
+void restore__chain_free(struct restore_chain *ch)
+{
+	free(ch->ids);
+	free(ch->e);
+	ch->ids = NULL;
+	ch->e = NULL;
+}
+
 struct restore {
 	struct restore_image *img;	/* image mode: memory only, state kept as records */
 	struct kvm_config *cfg;
@@ -190,16 +225,29 @@ out:
 	return r;
 }
 
+/* Applies the files of ch, base first; the last one's state is the one restored. */
+static int restore__apply(struct restore *rs, struct store *st, const struct restore_chain *ch)
+{
+	char path[4200];
+	size_t i;
+	int r;
+
+	for (i = 0; i < ch->len; i++)
+		if ((r = store__path(st, ch->ids[i], path, sizeof(path))) != 0 ||
+		    (r = restore__file(rs, path, ch->ids[i], i == 0, i == ch->len - 1)) != 0)
+			return r;
+	return 0;
+}
+
 int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
 		struct kvm **out, struct restore_info *info, char *err, size_t errlen)
 {
 	struct restore rs = { .cfg = cfg, .name = name, .namelen = namelen, .info = info,
 			      .err = err, .errlen = errlen };
+	struct restore_chain ch = { 0 };
 	struct store *st = NULL;
-	struct store_entry *e = NULL;
-	uint64_t *ids = NULL, id;
-	char dir[4096], path[4200];
-	size_t n = 0, len, i;
+	char dir[4096];
+	uint64_t id;
 	int r;
 
 	*out = NULL;
@@ -210,28 +258,13 @@ int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t nam
 		return r;
 	}
 	if ((r = store__open(dir, false, &st, err, errlen)) != 0 ||
-	    (r = store__list(st, &e, &n, err, errlen)) != 0)
+	    (r = restore__chain(st, id, &ch, err, errlen)) != 0)
 		goto out;
-	if (!id && !(id = restore__newest(e, n))) {
-		r = -ENOENT;
-		snprintf(err, errlen, "%s: no checkpoint to restore", dir);
+	info->id = ch.id;
+	if ((r = restore__apply(&rs, st, &ch)) != 0)
 		goto out;
-	}
-	len = n;
-	if (!(ids = calloc(n ? n : 1, sizeof(*ids)))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = store__chain(e, n, id, ids, &len, err, errlen)) != 0)
-		goto out;
-	info->id = id;
-	for (i = 0; i < len; i++) {
-		if ((r = store__path(st, ids[i], path, sizeof(path))) != 0 ||
-		    (r = restore__file(&rs, path, ids[i], i == 0, i == len - 1)) != 0)
-			goto out;
-	}
 	if ((r = vmrec_load_done(&rs.ld)) != 0) {
-		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)id,
+		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)ch.id,
 			 rs.ld.why);
 		goto out;
 	}
@@ -242,8 +275,7 @@ out:
 	if (rs.loader)
 		vmrec_load_free(&rs.ld);
 	kvm__destroy(rs.kvm);
-	free(ids);
-	free(e);
+	restore__chain_free(&ch);
 	store__close(st);
 	return r;
 }
@@ -255,10 +287,8 @@ int restore__image(struct store *st, uint64_t id, struct restore_image *img, cha
 	struct restore_info info;
 	struct restore rs = { .img = img, .cfg = &cfg, .info = &info, .err = err,
 			      .errlen = errlen };
-	struct store_entry *e = NULL;
-	uint64_t *ids = NULL;
-	char path[4200];
-	size_t n = 0, len, i;
+	struct restore_chain ch = { 0 };
+	size_t i;
 	int r;
 
 	memset(img, 0, sizeof(*img));
@@ -267,25 +297,15 @@ int restore__image(struct store *st, uint64_t id, struct restore_image *img, cha
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((r = store__list(st, &e, &n, err, errlen)) != 0)
+	if ((r = restore__chain(st, id, &ch, err, errlen)) != 0 ||
+	    (r = restore__apply(&rs, st, &ch)) != 0)
 		goto out;
-	len = n;
-	if (!(ids = calloc(n ? n : 1, sizeof(*ids)))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = store__chain(e, n, id, ids, &len, err, errlen)) != 0)
-		goto out;
-	for (i = 0; i < len; i++)
-		if ((r = store__path(st, ids[i], path, sizeof(path))) != 0 ||
-		    (r = restore__file(&rs, path, ids[i], i == 0, i == len - 1)) != 0)
-			goto out;
-	for (i = 0; i < n; i++)
-		if (e[i].id == id) {
-			img->time_ns = e[i].time_ns;
-			img->pause_ns = e[i].pause_ns;
+	for (i = 0; i < ch.n; i++)
+		if (ch.e[i].id == ch.id) {
+			img->time_ns = ch.e[i].time_ns;
+			img->pause_ns = ch.e[i].pause_ns;
 		}
-	img->id = id;
+	img->id = ch.id;
 	img->files = info.files;
 	img->kvm = rs.kvm;
 	rs.kvm = NULL;
@@ -296,8 +316,7 @@ out:
 		memory__destroy(&rs.kvm->mem);
 		free(rs.kvm);
 	}
-	free(ids);
-	free(e);
+	restore__chain_free(&ch);
 	if (r != 0)
 		restore__image_free(img);
 	return r;

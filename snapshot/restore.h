@@ -17,6 +17,8 @@
 
 struct kvm;
 struct kvm_config;
+struct store;
+struct store_entry;
 
 struct restore_info {
 	uint64_t id;		/* the checkpoint restored */
@@ -54,13 +56,28 @@ struct restore_image {
 	char name[64];
 	unsigned int files;
 };
-struct store;
 int restore__image(struct store *st, uint64_t id, struct restore_image *img, char *err,
 		   size_t errlen);
 void restore__image_free(struct restore_image *img);	/* NULL-safe on a zeroed struct */
 
+/*
+ * What every reader of a store needs first: the listed checkpoints (e, n)
+ * and the chain that restores checkpoint id, base first (ids, len); id 0
+ * means the newest. The reason in err (no checkpoint, not listed, a broken
+ * chain). Freed with restore__chain_free.
+ */
+struct restore_chain {
+	struct store_entry *e;
+	size_t n;
+	uint64_t *ids;
+	size_t len;
+	uint64_t id;
+};
+int restore__chain(struct store *st, uint64_t id, struct restore_chain *ch, char *err,
+		   size_t errlen);
+void restore__chain_free(struct restore_chain *ch);	/* NULL-safe on a zeroed struct */
+
 /* The checkpoint whose state is the newest: the latest capture, then the highest id (0: none). */
-struct store_entry;
 uint64_t restore__newest(const struct store_entry *e, size_t n);
 
 /* Splits DIR[@ID] at its last '@' followed by digits only: 0, or KM_ERR_INVALID. */
