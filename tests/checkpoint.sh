@@ -8,7 +8,7 @@
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 27
+tap_plan 31
 
 run="$tmp/run"
 ck="$tmp/ck"
@@ -132,7 +132,7 @@ check "--restore with --mem is refused" 2 "come from the checkpoint" \
 # earlier checkpoints stay, and once there is room again the next
 # checkpoint holds every page dirtied during the outage.
 if ! mkdir -p "$tmp/small" || ! mount -t tmpfs -o size=$(( PAGES * 4 * 3 / 2 ))k tmpfs "$tmp/small"; then
-	for i in 20 21 22 23 24 25 26 27; do tap_ok "# SKIP cannot mount a tmpfs here"; done
+	for i in 20 21 22 23 24 25 26 27 28 29 30 31; do tap_ok "# SKIP cannot mount a tmpfs here"; done
 	exit 0
 fi
 trap 'umount "$tmp/small" 2>/dev/null; cleanup' EXIT
@@ -165,3 +165,23 @@ quit_vm "$fs"
 # 26-27: restoring it gives the memory of that instant, all pages right.
 ck="$tmp/small/ck"
 restored "$after" "$after_hash" r5
+
+# 28-31. A read-only file system: refused up front, with the directory
+# named; gone read-only under a running VM: the checkpoint fails saying
+# so, the VM runs on, and checkpoints resume once it is writable again.
+mount -o remount,ro "$tmp/small"
+check "--checkpoint-dir on a read-only file system is refused, naming it" 3 \
+	"$tmp/small/ro.*[Rr]ead-only" "$KVM_RUN" --checkpoint-dir "$tmp/small/ro" --seconds 1
+mount -o remount,rw "$tmp/small"
+start_vm f2 "$run" "$RATE" "$PAGES" --mem 256M --checkpoint-dir "$tmp/small/ck2"
+mount -o remount,ro "$tmp/small"
+if ckpt "$run/f2.sock" '{}'; then tap_fail "a checkpoint on a file system gone read-only fails" "$reply"
+else ok_if "a checkpoint on a file system gone read-only fails, saying why" \
+	eval 'printf "%s\n" "$reply" | grep -qi "read-only"'; fi
+ok_if "the VM keeps running" running "$run/f2.sock"
+mount -o remount,rw "$tmp/small"
+if ckpt "$run/f2.sock" '{}' && [ "$(field "$reply" kind)" = base ]; then
+	tap_ok "writable again: checkpoints resume"
+else tap_fail "writable again: checkpoints resume" "$reply"; fi
+quit_vm "$run/f2.sock"
+
