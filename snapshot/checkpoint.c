@@ -95,12 +95,10 @@ static int ckpt__batch(void *ctx, struct buf **payload, const struct pages_stats
 static int ckpt__read(struct ckpt_line *c)
 {
 	int64_t n = dirty__read(&c->kvm->dirty, c->sub, &c->got);
-	uint64_t i;
 
 	if (n < 0)
 		return (int)n;
-	for (i = 0; i < BITMAP_WORDS(c->owed.nbits); i++)
-		c->owed.words[i] |= c->got.words[i];
+	bitmap_or_at(&c->owed, 0, c->got.words, c->got.nbits);
 	return 0;
 }
 
@@ -117,14 +115,6 @@ static int ckpt__touched(struct ckpt_line *c)
 		off = end;
 	}
 	return r == KM_ERR_END ? 0 : r;
-}
-
-static void ckpt__or(struct bitmap *dst, const struct bitmap *src)
-{
-	uint64_t i;
-
-	for (i = 0; i < BITMAP_WORDS(dst->nbits); i++)
-		dst->words[i] |= src->words[i];
 }
 
 /* Header, identity and config: what every checkpoint file starts with. */
@@ -216,7 +206,7 @@ static int ckpt__capture(struct attempt *a)
 	a->paused = (kvm__holds(kvm) & KVM_HOLD_USER) != 0;
 	if ((r = ckpt__read(c)) != 0)
 		goto out;
-	ckpt__or(&c->todo, &c->got);
+	bitmap_or_at(&c->todo, 0, c->got.words, c->got.nbits);
 	count = bitmap_count(&c->todo);
 	if (count && !(a->copies = malloc(count * KM_PAGE_SIZE))) {
 		r = -ENOMEM;
