@@ -68,33 +68,29 @@ static void usage(FILE *f)
 }
 
 /*
- * DIR or DIR@ID: split at the last '@' if one digit or more and nothing
- * else follow it, as kvm-run --restore splits it (restore__parse_spec).
+ * DIR or DIR@ID, split as kvm-run --restore splits it (restore__parse_spec);
+ * a trailing '/' is dropped so that "DIR@7/" names DIR@7 and its paths
+ * print without a double slash.
  */
 static int split_target(const char *arg, struct options *o)
 {
-	const char *at = strrchr(arg, '@');
-	size_t dlen = strlen(arg);
+	size_t dlen;
 
-	if (at && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1)) {
-		if (parse_u64(at + 1, 1, STORE_ID_MAX, &o->id) != 0) {
+	if (restore__parse_spec(arg, o->dir, sizeof(o->dir), &o->id) != 0) {
+		const char *at = strrchr(arg, '@');
+
+		if (at && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1) && at > arg)
 			fprintf(stderr, "kvm-snapshot: '%s': the ID must be 1 to %llu\n", arg,
 				STORE_ID_MAX);
-			return -1;
-		}
-		o->with_id = true;
-		dlen = (size_t)(at - arg);
-	}
-	if (dlen == 0 || dlen >= sizeof(o->dir)) {
-		fprintf(stderr, "kvm-snapshot: '%s': %s\n", arg, dlen ? "path too long" :
-			"no directory");
+		else
+			fprintf(stderr, "kvm-snapshot: '%s': %s\n", arg,
+				*arg && *arg != '@' ? "path too long" : "no directory");
 		return -1;
 	}
-	/* "DIR@7/" names DIR@7: its paths print without a double slash. */
-	while (dlen > 1 && arg[dlen - 1] == '/')
-		dlen--;
-	memcpy(o->dir, arg, dlen);
-	o->dir[dlen] = 0;
+	o->with_id = o->id != 0;
+	dlen = strlen(o->dir);
+	while (dlen > 1 && o->dir[dlen - 1] == '/')
+		o->dir[--dlen] = 0;
 	return 0;
 }
 
