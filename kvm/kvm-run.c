@@ -43,6 +43,7 @@ struct options {
 	int quiet;
 	const char *restore;		/* --restore DIR[@ID] */
 	bool paused;			/* --paused */
+	int lazy;			/* --lazy: 0 eager, 1 prefetch, 2 touch */
 	bool mem_given, vcpus_given, guest_given;
 	struct checkpoint_params ckpt;	/* ckpt.dir[0]: --checkpoint-dir given */
 };
@@ -76,6 +77,9 @@ static void usage(FILE *f)
 "      --no-checkpoint-compress  store pages raw (default: lz4 where it helps)\n"
 "      --restore DIR[@ID]      run the VM from a checkpoint (default: the newest);\n"
 "                              memory, vCPUs and guest come from it\n"
+"      --lazy[=prefetch|touch] with --restore: start the VM before its pages are\n"
+"                              read; they come in when touched, and meanwhile in\n"
+"                              page order (prefetch, the default) or not (touch)\n"
 "  -v, --verbose          debug logging\n"
 "  -q, --quiet            no statistics at exit\n"
 "  -h, --help             this help\n"
@@ -89,7 +93,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
 	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
-	       OPT_CKPT_RAW, OPT_RESTORE };
+	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
@@ -109,6 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "checkpoint-chain", required_argument, NULL, OPT_CKPT_CHAIN },
 		{ "no-checkpoint-compress", no_argument, NULL, OPT_CKPT_RAW },
 		{ "restore", required_argument, NULL, OPT_RESTORE },
+		{ "lazy", optional_argument, NULL, OPT_LAZY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -240,6 +245,16 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_RESTORE:
 			o->restore = optarg;
 			break;
+		case OPT_LAZY:
+			if (!optarg || !strcmp(optarg, "prefetch")) {
+				o->lazy = 1;
+			} else if (!strcmp(optarg, "touch")) {
+				o->lazy = 2;
+			} else {
+				fprintf(stderr, "kvm-run: --lazy='%s': prefetch or touch\n", optarg);
+				return -1;
+			}
+			break;
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -259,6 +274,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "kvm-run: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->lazy && !o->restore) {
+		fprintf(stderr, "kvm-run: --lazy needs --restore\n");
 		return -1;
 	}
 	if (o->restore && (o->mem_given || o->vcpus_given || o->guest_given || *o->guest_args)) {
@@ -300,14 +319,25 @@ int main(int argc, char **argv)
 	if (o.restore) {
 		char err[512];
 
-		if ((r = restore__vm(o.restore, &o.cfg, name, sizeof(name), &kvm, &ri, err,
-				     sizeof(err))) != 0) {
+		r = o.lazy ? restore__vm_lazy(o.restore, o.lazy == 1, &o.cfg, name, sizeof(name),
+					      &kvm, &ri, err, sizeof(err)) :
+			     restore__vm(o.restore, &o.cfg, name, sizeof(name), &kvm, &ri, err,
+					 sizeof(err));
+		if (r != 0) {
 			log_error("restore: %s", err);
 			goto out;
 		}
-		log_info("VM %s restored from checkpoint %llu (%u file%s, %llu pages)", kvm->name,
-			 (unsigned long long)ri.id, ri.files, ri.files > 1 ? "s" : "",
-			 (unsigned long long)ri.pages);
+		if (o.lazy)
+			log_info("VM %s restored lazily from checkpoint %llu (%u file%s, %llu pages "
+				 "indexed, %llu to bring in) in %.3f ms (VM made in %.3f ms, state "
+				 "loaded in %.3f ms)", kvm->name,
+				 (unsigned long long)ri.id, ri.files, ri.files > 1 ? "s" : "",
+				 (unsigned long long)ri.pages, (unsigned long long)ri.absent,
+				 ri.index_ns / 1e6, ri.create_ns / 1e6, ri.state_ns / 1e6);
+		else
+			log_info("VM %s restored from checkpoint %llu (%u file%s, %llu pages)",
+				 kvm->name, (unsigned long long)ri.id, ri.files,
+				 ri.files > 1 ? "s" : "", (unsigned long long)ri.pages);
 		o.paused |= ri.paused;
 	} else {
 		if ((r = loader__find_guest(o.guest, path, sizeof(path))) != 0)

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "kvm/kvm.h"
+#include "kvm/lazymem.h"
 #include "kvm/ioport.h"
 #include "kvm/kvm-cpu.h"
 #include "kvm/x86/x86.h"
@@ -485,6 +486,8 @@ void kvm__destroy(struct kvm *kvm)
 		atomic_store(&kvm->pause_req, 0);
 	}
 	kvm__join(kvm);
+	/* After the vCPUs: one may wait on a page only the lazy restore's thread brings. */
+	lazymem__stop(kvm);
 	ioport__console_end(kvm);
 	dirty__destroy(&kvm->dirty);
 	for (i = 0; i < KM_MAX_VCPUS; i++)

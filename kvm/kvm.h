@@ -19,6 +19,7 @@
 
 struct kvm_cpu;
 struct control;
+struct lazymem;
 
 /* How a VM is made: what kvm-run's command line or a test asks for. */
 struct kvm_config {
@@ -138,6 +139,7 @@ struct kvm {
 	unsigned int console_len;
 	pthread_mutex_t console_lock;	/* vCPUs print one at a time */
 	struct control *control;	/* the control socket, if any (control.c sets it) */
+	struct lazymem *lazy;		/* a lazy restore bringing pages in (lazymem.c sets it) */
 };
 
 /*
@@ -179,6 +181,7 @@ enum kvm_hold {
 	KVM_HOLD_THROTTLE = 1U << 2,	/* auto-converge's pauses (the VM still shows running) */
 	KVM_HOLD_CHECKPOINT = 1U << 3,	/* a checkpoint's capture (the VM still shows running) */
 	KVM_HOLD_INSPECT = 1U << 4,	/* query-memory-hash (the VM still shows running) */
+	KVM_HOLD_CKPT_THROTTLE = 1U << 5, /* a checkpoint's throttle (the VM still shows running) */
 };
 
 /*

@@ -176,16 +176,53 @@ uint64_t memory__end_gpa(const struct kvm_memory *mem)
 	return s->gpa + s->size;
 }
 
+/* The first page at or after page n a lazy restore has not brought in, or nr if none. */
+static uint64_t memory__next_absent(const uint64_t *absent, uint64_t n, uint64_t nr)
+{
+	uint64_t w;
+
+	while (n < nr) {
+		w = __atomic_load_n(&absent[n / 64], __ATOMIC_ACQUIRE) >> (n % 64);
+		if (w)
+			return n + (uint64_t)__builtin_ctzll(w) < nr ? n + (uint64_t)__builtin_ctzll(w) : nr;
+		n = (n / 64 + 1) * 64;
+	}
+	return nr;
+}
+
+/* The end of the run of absent pages that starts at page n. */
+static uint64_t memory__absent_end(const uint64_t *absent, uint64_t n, uint64_t nr)
+{
+	while (n < nr && ((__atomic_load_n(&absent[n / 64], __ATOMIC_ACQUIRE) >> (n % 64)) & 1))
+		n++;
+	return n;
+}
+
 int memory__next_data(const struct kvm_memory *mem, uint64_t off, uint64_t *start,
 		      uint64_t *end)
 {
+	const uint64_t *absent = __atomic_load_n(&mem->absent, __ATOMIC_ACQUIRE);
+	uint64_t nr = memory__nr_pages(mem), a = nr;
 	off_t d, h;
 
 	if (off >= mem->size)
 		return KM_ERR_END;
+	/*
+	 * Absent pages are looked at before the memfd: a page brought in
+	 * between the two looks is then data, and none is missed.
+	 */
+	if (absent)
+		a = memory__next_absent(absent, off / KM_PAGE_SIZE, nr);
 	d = lseek(mem->memfd, (off_t)off, SEEK_DATA);
-	if (d < 0)
-		return errno == ENXIO ? KM_ERR_END : km_errno();
+	if (d < 0 && errno != ENXIO)
+		return km_errno();
+	if (d < 0 || (a < nr && a * KM_PAGE_SIZE < (uint64_t)d)) {
+		if (a >= nr)
+			return KM_ERR_END;
+		*start = a * KM_PAGE_SIZE > off ? a * KM_PAGE_SIZE : off;
+		*end = memory__absent_end(absent, a, nr) * KM_PAGE_SIZE;
+		return 0;
+	}
 	h = lseek(mem->memfd, d, SEEK_HOLE);
 	if (h < 0)
 		return km_errno();

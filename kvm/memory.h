@@ -27,6 +27,11 @@ struct dirty_tracker;
 struct kvm_memory {
 	int memfd;
 	struct dirty_tracker *dirty;	/* told about VMM writes; may be NULL */
+	/*
+	 * A lazy restore's pages not brought in yet (lazymem.h), bit n for
+	 * page n, read atomically: they count as written. NULL: none.
+	 */
+	const uint64_t *absent;
 	uint8_t *base;		/* the whole memfd mapped */
 	uint64_t size;		/* bytes of RAM */
 	struct kvm_slot slots[KM_MAX_SLOTS];
@@ -88,7 +93,9 @@ int memory__read(const struct kvm_memory *mem, uint64_t gpa, void *data, uint64_
  * Guest RAM is one memfd; page n of the dirty tracker's numbering is at
  * byte n * 4096 of it. The next range of it at or after byte off that was
  * ever written (SEEK_DATA/SEEK_HOLE: memory never touched is a hole and
- * stays one when skipped): [*start, *end). KM_ERR_END if none.
+ * stays one when skipped): [*start, *end). KM_ERR_END if none. Pages a
+ * lazy restore has not brought in yet count as written: reading them
+ * through the mapping brings them in.
  */
 int memory__next_data(const struct kvm_memory *mem, uint64_t off, uint64_t *start,
 		      uint64_t *end);

@@ -4,6 +4,7 @@
 
 #include "kvm/kvm.h"
 #include "kvm/kvm-cpu.h"
+#include "kvm/lazymem.h"
 #include "kvm/stats.h"
 
 /* One vCPU's progress summary and its counter rate per second over the run. */
@@ -55,6 +56,7 @@ json_t *stats__query(struct kvm *kvm)
 	struct kvm_exit_stats *e = &kvm->exits;
 	uint64_t now = kvm__now_ns(), resident = 0;
 	json_t *vcpus = json_array(), *o;
+	struct lazymem_stats lz;
 
 	unsigned int i;
 
@@ -95,6 +97,18 @@ json_t *stats__query(struct kvm *kvm)
 		      "resident", (json_int_t)resident);
 	if (o)
 		json_object_set_new(o, "dirty", stats__dirty(kvm));
+	if (o && lazymem__stats(kvm, &lz))
+		json_object_set_new(o, "lazy-restore", json_pack(
+			"{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
+			"mode", lz.prefetch ? "prefetch" : "touch",
+			"active", lz.active,
+			"absent", (json_int_t)lz.absent,
+			"total", (json_int_t)lz.total,
+			"touched", (json_int_t)lz.faults,
+			"prefetched", (json_int_t)lz.prefetched,
+			"zero-filled", (json_int_t)lz.zero_faults,
+			"max-wait-ms", lz.max_fault_ns / 1e6,
+			"done-ms", lz.done_ns / 1e6));
 	return o;
 }
 

@@ -94,26 +94,16 @@ int rec_header(uint32_t type, const void *payload, uint32_t len, uint8_t hdr[REC
 	return 0;
 }
 
-int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
-	    const uint8_t **payload, uint32_t *len)
+int rec_frame(const uint8_t *p, size_t avail, uint32_t max_payload, uint32_t *type,
+	      uint32_t *len)
 {
-	const uint8_t *p;
-	uint32_t t, n;
-	uint64_t sum, want;
-	size_t avail;
-	int r;
+	uint32_t n;
 
-	if (in == NULL)
-		return KM_ERR_INVALID;
 	if (max_payload > REC_MAX_PAYLOAD)
 		max_payload = REC_MAX_PAYLOAD;
-	avail = buf_len(in);
 	if (avail < REC_HDR_SIZE)
 		return KM_ERR_TRUNCATED;
-	p = buf_ptr(in);
-	t = rec_le32(p);
 	n = rec_le32(p + 4);
-	want = rec_le64(p + 8);
 	/*
 	 * The length is bounded before we wait for the payload, so a stream
 	 * reader learns "too large" from the header alone and never buffers
@@ -123,10 +113,35 @@ int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
 		return KM_ERR_TOO_LARGE;
 	if (avail - REC_HDR_SIZE < n)
 		return KM_ERR_TRUNCATED;
-	if ((r = rec_checksum(p, p + REC_HDR_SIZE, n, &sum)) != 0)
+	*type = rec_le32(p);
+	*len = n;
+	return 0;
+}
+
+int rec_verify(const uint8_t *p)
+{
+	uint64_t sum;
+	int r;
+
+	if ((r = rec_checksum(p, p + REC_HDR_SIZE, rec_le32(p + 4), &sum)) != 0)
 		return r;
-	if (sum != want)
-		return KM_ERR_CORRUPT;
+	return sum == rec_le64(p + 8) ? 0 : KM_ERR_CORRUPT;
+}
+
+int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
+	    const uint8_t **payload, uint32_t *len)
+{
+	const uint8_t *p;
+	uint32_t t, n;
+	int r;
+
+	if (in == NULL)
+		return KM_ERR_INVALID;
+	p = buf_ptr(in);
+	if ((r = rec_frame(p, buf_len(in), max_payload, &t, &n)) != 0)
+		return r;
+	if ((r = rec_verify(p)) != 0)
+		return r;
 	if ((r = buf_consume(in, REC_HDR_SIZE + (size_t)n)) != 0)
 		return r;
 	if (type != NULL)

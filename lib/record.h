@@ -69,6 +69,17 @@ int rec_header(uint32_t type, const void *payload, uint32_t len, uint8_t hdr[REC
 int rec_get(struct buf *in, uint32_t max_payload, uint32_t *type,
 	    const uint8_t **payload, uint32_t *len);
 
+/*
+ * For a reader that has a whole file in memory (a lazy restore maps its
+ * checkpoint files) and checks each payload only when it first uses it:
+ * rec_frame reads the header at p (avail bytes from there) and bounds the
+ * payload, without the checksum: 0, KM_ERR_TRUNCATED, KM_ERR_TOO_LARGE as
+ * rec_get. rec_verify then checks the checksum of that framed record: 0
+ * or KM_ERR_CORRUPT.
+ */
+int rec_frame(const uint8_t *p, size_t avail, uint32_t max_payload, uint32_t *type,
+	      uint32_t *len);
+int rec_verify(const uint8_t *p);
 /* Appends a field (tag, length, bytes) to a payload being built, all or nothing. */
 int rec_put_field(struct buf *payload, uint32_t tag, const void *data, uint32_t len);
 int rec_put_field_u64(struct buf *payload, uint32_t tag, uint64_t v);

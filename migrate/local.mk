@@ -2,7 +2,7 @@
 noinst_LIBRARIES += migrate/libkmmig.a
 migrate_libkmmig_a_SOURCES = migrate/migrate.h migrate/mig.h \
 	migrate/migrate.c migrate/mig.c migrate/send.c migrate/recv.c migrate/proto.c \
-	migrate/throttle.c migrate/commands.c
+	migrate/commands.c
 migrate_libkmmig_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
 
 MIGRATE_LIBS = migrate/libkmmig.a $(KVM_LIBS)

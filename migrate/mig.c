@@ -220,10 +220,10 @@ enum mig_verdict mig__policy(struct mig *m, uint64_t n)
 	 */
 	if (m->p.auto_converge && m->st.rounds >= 2 && m->round_pps &&
 	    (double)n > 0.5 * (double)m->round_pps * (double)m->round_ns / 1e9) {
-		pct = atomic_load(&m->throttle_pct);
+		pct = throttle__pct(&m->throttle);
 		pct = pct == 0 ? 20 : pct + 10;
-		throttle__set(m, pct);	/* at most 99 % */
-		pct = atomic_load(&m->throttle_pct);
+		throttle__set(&m->throttle, pct);	/* at most 99 % */
+		pct = throttle__pct(&m->throttle);
 		log_info("migration of %s: round %u, %llu pages dirty: throttle %u%%",
 			 m->kvm->name, m->st.rounds, (unsigned long long)n, pct);
 	}
@@ -251,7 +251,7 @@ void mig__trace_round(struct mig *m, uint64_t dt)
 		return;
 	t = &m->trace[m->nr_trace];
 	t->round = m->nr_trace;
-	t->throttle_pct = atomic_load(&m->throttle_pct);
+	t->throttle_pct = throttle__pct(&m->throttle);
 	t->start_ns = m->round_t0 - m->st.start_ns;
 	t->duration_ns = dt;
 	t->dirty = m->round_dirty;
@@ -292,7 +292,7 @@ int mig__pause(struct mig *m)
 {
 	int r;
 
-	throttle__stop(m);
+	throttle__stop(&m->throttle);
 	if ((r = kvm__hold(m->kvm, KVM_HOLD_MIGRATION)) != 0) {
 		mig__fail(m, "cannot pause the VM (it stopped)");
 		return r;
@@ -429,7 +429,7 @@ void mig__finish(struct mig *m, int r)
 	if (m->s && m->c && (r == KM_ERR_PEER || r == -EPIPE || r == -ECONNRESET))
 		mig__last_words(m);
 
-	throttle__stop(m);
+	throttle__stop(&m->throttle);
 	if (m->sub >= 0) {
 		dirty__unsubscribe(&kvm->dirty, m->sub);
 		m->sub = -1;

@@ -14,6 +14,7 @@
 #include "bitmap.h"
 #include "pages.h"
 #include "stream.h"
+#include "kvm/throttle.h"
 #include "kvm/vmrec.h"
 #include "migrate/migrate.h"
 
@@ -53,10 +54,7 @@ struct mig {
 	struct mig_round *trace;	/* MIG_TRACE_MAX rows */
 	unsigned int nr_trace;
 
-	pthread_t throttle_thread;
-	bool throttle_started;
-	atomic_int throttle_stop;
-	atomic_uint throttle_pct;
+	struct kvm_throttle throttle;	/* auto-converge */
 };
 
 #define MIG_TRACE_MAX	4096
@@ -123,8 +121,5 @@ void mig__finish(struct mig *m, int r);
  */
 void mig__linger_and_stop(struct mig *m);
 
-/* Auto-converge (throttle.c). */
-void throttle__set(struct mig *m, unsigned int pct);
-void throttle__stop(struct mig *m);
 
 #endif

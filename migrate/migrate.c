@@ -68,7 +68,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->st.status = MIGRATE_SETUP;
 	m->st.start_ns = kvm__now_ns();
 	atomic_store(&m->cancel, 0);
-	atomic_store(&m->throttle_pct, 0);
+	throttle__init(&m->throttle, m->kvm, KVM_HOLD_THROTTLE);
 	m->sub = -1;
 	m->paused_by_us = m->go_sent = m->final_read = m->waiting = false;
 	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = m->round_pages0 = 0;
@@ -122,7 +122,7 @@ void migrate__get_stats(struct kvm *kvm, struct migrate_stats *out)
 	}
 	if (out->status != MIGRATE_NONE && !out->total_ns)
 		out->total_ns = kvm__now_ns() - out->start_ns;
-	out->throttle_pct = atomic_load(&m->throttle_pct);
+	out->throttle_pct = throttle__pct(&m->throttle);
 	mig__unlock(m);
 }
 

@@ -14,6 +14,7 @@
 #include "stream.h"
 #include "kvm/kvm.h"
 #include "kvm/state.h"
+#include "kvm/throttle.h"
 #include "kvm/vmrec.h"
 #include "snapshot/checkpoint.h"
 #include "snapshot/ckptfile.h"
@@ -79,6 +80,8 @@ struct attempt {
 	uint8_t *copies;		/* pages copied at the capture */
 	struct buf *state;
 	uint64_t id, pages, pause_ns, time_ns, hash;
+	uint64_t pause_pages;		/* copied in the pause */
+	unsigned int rounds, throttle_pct;
 	bool full, want_hash, paused;
 	char err[256];
 };
@@ -150,12 +153,22 @@ out:
 	return r;
 }
 
-/* Pre-copy into the file while the guest runs, until few pages are left. */
+/*
+ * Pre-copy into the file while the guest runs, until few pages are left.
+ * A guest that dirties pages faster than they are written would make the
+ * pause as long as its dirty set: when a round does not halve what is
+ * left, the vCPUs are slowed down a step more (kvm/throttle.h: 20 %, then
+ * +20 up to 99 %), so that the pause stays bounded whatever the guest
+ * does; CKPT_MAX_ROUNDS rounds at most. The throttle is lifted before the
+ * pause, and the most it reached is reported.
+ */
 static int ckpt__precopy(struct attempt *a)
 {
 	struct ckpt_line *c = a->c;
+	struct kvm_throttle th;
 	bool first = a->full;
-	unsigned int round;
+	uint64_t left, before;
+	unsigned int round, pct;
 	int r;
 
 	if ((r = ckpt__read(c)) != 0)
@@ -167,17 +180,31 @@ static int ckpt__precopy(struct attempt *a)
 		/* Everything owed: this read, and whatever failed checkpoints did not save. */
 		memcpy(c->todo.words, c->owed.words, BITMAP_WORDS(c->owed.nbits) * 8);
 	}
-	for (round = 0; round < CKPT_ROUNDS && bitmap_count(&c->todo) > CKPT_PAUSE_PAGES;
-	     round++) {
+	throttle__init(&th, c->kvm, KVM_HOLD_CKPT_THROTTLE);
+	left = bitmap_count(&c->todo);
+	for (round = 0; round < CKPT_MAX_ROUNDS && left > CKPT_PAUSE_PAGES; round++) {
 		/* A base's first round walks data ranges only: holes read as zero anyway. */
 		if ((r = vmrec_enc_set(&a->enc, &c->todo, first, NULL, NULL, NULL)) != 0)
-			return r;
+			break;
 		first = false;
 		if ((r = ckpt__read(c)) != 0)
-			return r;
+			break;
 		memcpy(c->todo.words, c->got.words, BITMAP_WORDS(c->got.nbits) * 8);
+		before = left;
+		left = bitmap_count(&c->todo);
+		if (left > CKPT_PAUSE_PAGES && left > before / 2) {
+			pct = throttle__pct(&th);
+			throttle__set(&th, pct ? pct + 20 : 20);
+			a->throttle_pct = throttle__pct(&th);
+		}
 	}
-	return 0;
+	a->rounds = round;
+	throttle__stop(&th);
+	if (a->throttle_pct)
+		log_info("checkpoint %llu of %s: the guest outran the copy: throttled up to %u%%, "
+			 "%u rounds, %llu pages left for the pause", (unsigned long long)a->id,
+			 c->kvm->name, a->throttle_pct, round, (unsigned long long)left);
+	return r;
 }
 
 /*
@@ -207,7 +234,7 @@ static int ckpt__capture(struct attempt *a)
 	if ((r = ckpt__read(c)) != 0)
 		goto out;
 	bitmap_or_at(&c->todo, 0, c->got.words, c->got.nbits);
-	count = bitmap_count(&c->todo);
+	a->pause_pages = count = bitmap_count(&c->todo);
 	if (count && !(a->copies = malloc(count * KM_PAGE_SIZE))) {
 		r = -ENOMEM;
 		goto out;
@@ -346,7 +373,9 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 	c->chain = a.full ? 0 : c->chain + 1;
 	*res = (struct checkpoint_result){ .id = a.id, .pause_ns = a.pause_ns, .pages = a.pages,
 					   .bytes = e.bytes, .mem_hash = a.hash, .full = a.full,
-					   .has_hash = a.want_hash, .ns = kvm__now_ns() - t0 };
+					   .has_hash = a.want_hash, .ns = kvm__now_ns() - t0,
+					   .pause_pages = a.pause_pages, .rounds = a.rounds,
+					   .throttle_pct = a.throttle_pct };
 	log_debug("checkpoint %llu of %s: %s, %llu pages, %llu bytes, pause %.3f ms",
 		  (unsigned long long)a.id, c->kvm->name, a.full ? "base" : "increment",
 		  (unsigned long long)a.pages, (unsigned long long)e.bytes, a.pause_ns / 1e6);

@@ -10,8 +10,10 @@
  *   begin     a temporary file in the store; header, identity, config
  *   pre-copy  while the guest runs: pages to save (a base: every page ever
  *             written; else the dirty set) are written from guest memory,
- *             then the pages dirtied meanwhile, for up to CKPT_ROUNDS
- *             rounds, until they are few (CKPT_PAUSE_PAGES)
+ *             then the pages dirtied meanwhile, round after round until
+ *             they are few (CKPT_PAUSE_PAGES); a guest that outruns it
+ *             is throttled a step more each round that does not halve
+ *             them, for up to CKPT_MAX_ROUNDS rounds
  *   capture   pause (KVM_HOLD_CHECKPOINT), read the last dirty pages and
  *             copy them into memory, capture the state, resume: the only
  *             time the guest feels, measured and reported
@@ -40,7 +42,7 @@ struct control_cmd;
 
 #define CKPT_DEFAULT_CHAIN	32	/* increments before a new base */
 #define CKPT_PAUSE_PAGES	2048	/* pre-copy until at most this many are left */
-#define CKPT_ROUNDS		8	/* pre-copy rounds at most */
+#define CKPT_MAX_ROUNDS		16	/* pre-copy rounds at most */
 
 struct checkpoint_params {
 	char dir[4096];
@@ -74,6 +76,9 @@ struct checkpoint_result {
 	uint64_t id, pause_ns, pages, bytes;
 	uint64_t ns;			/* from start to commit */
 	uint64_t mem_hash;		/* if has_hash */
+	uint64_t pause_pages;		/* pages copied in the pause */
+	unsigned int rounds;		/* pre-copy rounds */
+	unsigned int throttle_pct;	/* the most the guest was throttled (0: never) */
 	bool full, has_hash;
 };
 

@@ -27,9 +27,11 @@ static char *cmd_checkpoint(void *ctx, const struct qmp_request *req)
 				       "(both optional)", req->id);
 	if ((r = checkpoint__now(ctx, full, hash, &res, err, sizeof(err))) != 0)
 		return qmp_reply_error("GenericError", err[0] ? err : km_strerror(r), req->id);
-	o = json_pack("{s:I, s:s, s:f, s:I, s:I}", "id", (json_int_t)res.id,
+	o = json_pack("{s:I, s:s, s:f, s:I, s:I, s:I, s:i, s:i}", "id", (json_int_t)res.id,
 		      "kind", res.full ? "base" : "increment", "pause-ms", res.pause_ns / 1e6,
-		      "pages", (json_int_t)res.pages, "bytes", (json_int_t)res.bytes);
+		      "pages", (json_int_t)res.pages, "bytes", (json_int_t)res.bytes,
+		      "pause-pages", (json_int_t)res.pause_pages, "rounds", (int)res.rounds,
+		      "throttle-percentage", (int)res.throttle_pct);
 	if (o && res.has_hash) {
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res.mem_hash);
 		json_object_set_new(o, "memory-hash", json_string(hex));

@@ -3,7 +3,8 @@ noinst_LIBRARIES += snapshot/libsnapshot.a
 snapshot_libsnapshot_a_SOURCES = snapshot/store.c snapshot/store.h \
 	snapshot/ckptfile.c snapshot/ckptfile.h \
 	snapshot/checkpoint.c snapshot/checkpoint.h snapshot/commands.c \
-	snapshot/restore.c snapshot/restore.h snapshot/compact.c snapshot/compact.h
+	snapshot/restore.c snapshot/restore.h snapshot/restore-int.h \
+	snapshot/restore-lazy.c snapshot/compact.c snapshot/compact.h
 snapshot_libsnapshot_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS) $(JANSSON_CFLAGS)
 
 # kvm-snapshot: list, verify, inspect, prune and gc a checkpoint directory, without a VM.

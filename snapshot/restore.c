@@ -11,6 +11,7 @@
 #include "kvm/vmrec.h"
 #include "snapshot/ckptfile.h"
 #include "snapshot/restore.h"
+#include "snapshot/restore-int.h"
 #include "snapshot/store.h"
 
 #define RESTORE_MAX_MEM	(256ULL << 30)
@@ -84,22 +85,8 @@ void restore__chain_free(struct restore_chain *ch)
 	ch->e = NULL;
 }
 
-struct restore {
-	struct restore_image *img;	/* image mode: memory only, state kept as records */
-	struct kvm_config *cfg;
-	char *name;
-	size_t namelen;
-	struct kvm *kvm;
-	struct vmrec_loader ld;
-	bool loader;
-	struct restore_info *info;
-	char *err;
-	size_t errlen;
-};
-
 /* The first file's config makes the VM. */
-static int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t *p,
-			   uint32_t len)
+int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t *p, uint32_t len)
 {
 	char why[256];
 	char cfgname[64];
@@ -139,7 +126,7 @@ fail:
 }
 
 /* A state record of the checkpoint restored: into the VM, or kept (image mode). */
-static int restore__state(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len)
+int restore__state(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len)
 {
 	int r;
 

@@ -28,6 +28,11 @@ struct restore_info {
 	bool paused;		/* the VM was paused (stop) when it was taken */
 	bool has_hash;
 	uint64_t mem_hash;	/* memory__hash() taken then, if it was asked for */
+	/* A lazy restore: */
+	uint64_t absent;	/* pages left to bring in when the VM may start */
+	uint64_t index_ns;	/* from the call until then: chain walked, VM made, state loaded */
+	uint64_t create_ns;	/* of which: making the VM (KVM_CREATE_VM, memory, vCPUs) */
+	uint64_t state_ns;	/* of which: loading the machine state */
 };
 
 /*
@@ -40,6 +45,20 @@ struct restore_info {
  */
 int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
 		struct kvm **out, struct restore_info *info, char *err, size_t errlen);
+
+/*
+ * The same, lazily (kvm-run --restore DIR --lazy): the VM may start once
+ * the chain's files are mapped and walked (record headers and page
+ * entries, no page copied) and the state is loaded; its pages come in
+ * from the files when first touched, and in page order meanwhile if
+ * prefetch (kvm/lazymem.h). The files' page records are checksummed when
+ * first used, not before: a damaged one ends the VM then (kvm-snapshot
+ * verify first, or restore eagerly, to learn it up front). Needs
+ * userfaultfd for kernel faults (root, or vm.unprivileged_userfaultfd=1).
+ */
+int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, char *name,
+		     size_t namelen, struct kvm **out, struct restore_info *info, char *err,
+		     size_t errlen);
 
 /*
  * A checkpoint applied to memory alone, without /dev/kvm: what its chain

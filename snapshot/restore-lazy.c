@@ -1,0 +1,389 @@
+/*
+ * Lazy restore (restore.h, restore__vm_lazy): the VM runs before its
+ * pages are in guest memory. The chain's files are mapped, not read: a
+ * walk over their record headers and page entries (no page is copied,
+ * no payload checksummed) finds the newest copy of every page, the state
+ * of the checkpoint is loaded (those records are checksummed), and the
+ * VM may start; lazymem brings each page in from the mapped file when it
+ * is touched, or before in prefetch mode, checking the checksum of a page
+ * record the first time one of its pages is used.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "pages.h"
+#include "record.h"
+#include "kvm/kvm.h"
+#include "kvm/lazymem.h"
+#include "kvm/vmrec.h"
+#include "snapshot/ckptfile.h"
+#include "snapshot/restore-int.h"
+#include "snapshot/store.h"
+
+/* A mapped file of the chain. */
+struct lazy_file {
+	char path[4200];
+	const uint8_t *map;
+	size_t size;
+	bool lz4_ok;
+};
+
+/* A REC_PAGES record: checked once, when one of its pages is first used. */
+struct lazy_rec {
+	uint32_t file;
+	uint32_t number;		/* its index in the file, for messages */
+	uint64_t off;			/* of its header */
+	bool verified;
+};
+
+/* Where the newest copy of each page is; the source lazymem reads. */
+struct lazy_chain {
+	struct lazy_file *files;
+	unsigned int nfiles;
+	struct lazy_rec *recs;
+	uint32_t nrecs, caprecs;
+	uint32_t *rec_of;		/* page -> 1 + its record; 0: zero or never written */
+	uint64_t *off_of;		/* page -> its entry's offset in the file */
+	uint64_t nr_pages;
+};
+
+static void lazy_chain_free(void *ctx)
+{
+	struct lazy_chain *lc = ctx;
+	unsigned int i;
+
+	if (!lc)
+		return;
+	for (i = 0; i < lc->nfiles; i++)
+		if (lc->files[i].map)
+			munmap((void *)lc->files[i].map, lc->files[i].size);
+	free(lc->files);
+	free(lc->recs);
+	free(lc->rec_of);
+	free(lc->off_of);
+	free(lc);
+}
+
+static int lazy_chain_read(void *ctx, uint64_t n, uint8_t *page, char *why, size_t whylen)
+{
+	struct lazy_chain *lc = ctx;
+	struct lazy_rec *rec;
+	struct lazy_file *f;
+	const uint8_t *hdr, *data;
+	struct buf *view;
+	enum page_kind kind;
+	uint64_t gpa;
+	uint32_t type, len, dlen;
+	int r;
+
+	if (n >= lc->nr_pages || !lc->rec_of[n]) {
+		memset(page, 0, KM_PAGE_SIZE);
+		return 0;
+	}
+	rec = &lc->recs[lc->rec_of[n] - 1];
+	f = &lc->files[rec->file];
+	hdr = f->map + rec->off;
+	if (!rec->verified) {
+		if ((r = rec_verify(hdr)) != 0) {
+			snprintf(why, whylen, "%s: record %u: %s", f->path, rec->number,
+				 r == KM_ERR_CORRUPT ? "checksum mismatch" : km_strerror(r));
+			return r;
+		}
+		rec->verified = true;
+	}
+	/* Framed and walked when the chain was indexed: the entry is where it was found. */
+	(void)rec_frame(hdr, f->size - rec->off, REC_MAX_PAYLOAD, &type, &len);
+	if (!(view = buf_view(f->map + lc->off_of[n], rec->off + REC_HDR_SIZE + len -
+			      lc->off_of[n])))
+		return -ENOMEM;
+	r = pages_get(view, &gpa, &kind, &data, &dlen);
+	buf_free(view);
+	if (r == 0)
+		r = pages_expand(kind, data, dlen, page);
+	if (r != 0)
+		snprintf(why, whylen, "%s: record %u: %s", f->path, rec->number, km_strerror(r));
+	return r;
+}
+
+/* The page entries of one REC_PAGES payload, as the newest copies of their pages. */
+static int lazy_index_pages(struct restore *rs, struct lazy_chain *lc, uint32_t fi,
+			    uint64_t rec_off, uint32_t number, const uint8_t *p, uint32_t len)
+{
+	struct lazy_file *f = &lc->files[fi];
+	struct buf *view = buf_view(p, len);
+	const uint8_t *entry, *data;
+	enum page_kind kind;
+	uint64_t gpa, n;
+	uint32_t dlen;
+	int r;
+
+	if (!view)
+		return -ENOMEM;
+	if (lc->nrecs == lc->caprecs) {
+		uint32_t cap = lc->caprecs ? lc->caprecs * 2 : 256;
+		struct lazy_rec *nr = reallocarray(lc->recs, cap, sizeof(*nr));
+
+		if (!nr) {
+			buf_free(view);
+			return -ENOMEM;
+		}
+		lc->recs = nr;
+		lc->caprecs = cap;
+	}
+	lc->recs[lc->nrecs] = (struct lazy_rec){ .file = fi, .number = number, .off = rec_off };
+	lc->nrecs++;
+	for (;;) {
+		entry = buf_ptr(view);
+		if ((r = pages_get(view, &gpa, &kind, &data, &dlen)) != 0)
+			break;
+		if (kind == PAGE_LZ4 && !f->lz4_ok) {
+			r = KM_ERR_CORRUPT;
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "an lz4 page in a file whose header "
+				 "does not allow them");
+			goto out;
+		}
+		if ((n = memory__page_of(&rs->kvm->mem, gpa)) == UINT64_MAX) {
+			r = KM_ERR_CORRUPT;
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "a page at 0x%llx, outside guest RAM",
+				 (unsigned long long)gpa);
+			goto out;
+		}
+		/* The last copy wins; a zero page clears what an older file held. */
+		lc->rec_of[n] = kind == PAGE_ZERO ? 0 : lc->nrecs;
+		lc->off_of[n] = (uint64_t)(entry - f->map);
+		rs->info->pages++;
+	}
+	if (r == KM_ERR_END)
+		r = 0;
+	else
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "page entries: %s", km_strerror(r));
+out:
+	buf_free(view);
+	return r;
+}
+
+static int lazy_map(struct lazy_file *f, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 || fstat(fd, &st) != 0) {
+		r = km_errno();
+		goto out;
+	}
+	f->size = (size_t)st.st_size;
+	/* Private: the store may replace the file (compaction), never write into it. */
+	f->map = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+	if (f->map == MAP_FAILED) {
+		f->map = NULL;
+		r = km_errno();
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r)
+		snprintf(err, errlen, "%s: %s", path, km_strerror(r));
+	return r;
+}
+
+/*
+ * One file of the chain: its header and identity checked as the eager
+ * restore checks them, then its records walked in the mapping.
+ */
+static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uint64_t want_id,
+		     bool first, bool last)
+{
+	struct lazy_file *f = &lc->files[fi];
+	struct ckptfile cf;
+	const uint8_t *p;
+	uint64_t off = 0;
+	uint32_t type, len, number;
+	bool ended = false;
+	int r;
+
+	if ((r = ckptfile_open(f->path, &cf, rs->err, rs->errlen)) != 0)
+		return r;
+	f->lz4_ok = (cf.caps & STREAM_CAP_LZ4) != 0;
+	if (cf.id.id != want_id) {
+		r = KM_ERR_CORRUPT;
+		snprintf(rs->err, rs->errlen, "%s holds checkpoint %llu, not %llu", f->path,
+			 (unsigned long long)cf.id.id, (unsigned long long)want_id);
+		goto out;
+	}
+	for (number = 0; off < f->size && !ended; number++, off += REC_HDR_SIZE + len) {
+		cf.record = number;
+		if ((r = rec_frame(f->map + off, f->size - off, REC_MAX_PAYLOAD, &type, &len)) != 0) {
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "%s", r == KM_ERR_TRUNCATED ?
+				 "the file ends inside it (a torn or truncated file)" :
+				 km_strerror(r));
+			goto fail;
+		}
+		p = f->map + off + REC_HDR_SIZE;
+		/* Header and identity were read above; page records are checked when used. */
+		if (number >= 2 && type != REC_PAGES && (r = rec_verify(f->map + off)) != 0) {
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "checksum mismatch");
+			goto fail;
+		}
+		switch (number < 2 ? 0 : type) {
+		case 0:
+			break;
+		case REC_VM_CONFIG:
+			if (first && !rs->kvm) {
+				uint64_t t = kvm__now_ns();
+
+				if ((r = restore__create(rs, &cf, p, len)) != 0)
+					goto out;
+				rs->info->create_ns = kvm__now_ns() - t;
+				lc->nr_pages = memory__nr_pages(&rs->kvm->mem);
+				if (!(lc->rec_of = calloc(lc->nr_pages, sizeof(*lc->rec_of))) ||
+				    !(lc->off_of = calloc(lc->nr_pages, sizeof(*lc->off_of)))) {
+					r = -ENOMEM;
+					snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
+					goto fail;
+				}
+			}
+			if (last && (r = restore__state(rs, type, p, len)) != 0)
+				goto fail;
+			break;
+		case REC_PAGES:
+			if (!rs->kvm) {
+				r = KM_ERR_CORRUPT;
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "pages before the VM config");
+				goto fail;
+			}
+			if ((r = lazy_index_pages(rs, lc, fi, off, number, p, len)) != 0)
+				goto fail;
+			break;
+		case REC_VM_STATE:
+		case REC_VCPU_STATE:
+			if (!rs->kvm) {
+				r = KM_ERR_CORRUPT;
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "state before the VM config");
+				goto fail;
+			}
+			if (last) {
+				uint64_t t = kvm__now_ns();
+
+				if ((r = restore__state(rs, type, p, len)) != 0)
+					goto fail;
+				rs->info->state_ns += kvm__now_ns() - t;
+			}
+			break;
+		case REC_END:
+			if ((r = ckptfile_parse_end(p, len, &cf.end)) != 0) {
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "end record: %s",
+					 km_strerror(r));
+				goto fail;
+			}
+			ended = true;
+			break;
+		default:
+			r = KM_ERR_CORRUPT;
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
+			goto fail;
+		}
+	}
+	if (!ended || off != f->size) {
+		r = ended ? KM_ERR_CORRUPT : KM_ERR_TRUNCATED;
+		snprintf(rs->err, rs->errlen, "%s: %s", f->path, ended ?
+			 "data after its end record" : "no end record: an incomplete file");
+		goto out;
+	}
+	rs->info->files++;
+	if (last) {
+		rs->info->capture_ns = cf.end.capture_ns;
+		rs->info->paused = cf.end.paused;
+		rs->info->has_hash = cf.end.has_hash;
+		rs->info->mem_hash = cf.end.hash;
+	}
+	r = 0;
+	goto out;
+fail:
+	snprintf(rs->err, rs->errlen, "%s: record %u: %s", f->path, number, rs->ld.why);
+out:
+	ckptfile_close(&cf);
+	return r;
+}
+
+int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, char *name,
+		     size_t namelen, struct kvm **out, struct restore_info *info, char *err,
+		     size_t errlen)
+{
+	struct restore rs = { .cfg = cfg, .name = name, .namelen = namelen, .info = info,
+			      .err = err, .errlen = errlen };
+	struct lazy_source src = { .read = lazy_chain_read, .free = lazy_chain_free };
+	struct restore_chain ch = { 0 };
+	struct lazy_chain *lc = NULL;
+	struct bitmap absent = { 0 };
+	struct store *st = NULL;
+	uint64_t id, n, t, t0 = kvm__now_ns();
+	char dir[4096], path[4200];
+	size_t i;
+	int r;
+
+	*out = NULL;
+	memset(info, 0, sizeof(*info));
+	if ((r = restore__parse_spec(spec, dir, sizeof(dir), &id)) != 0) {
+		snprintf(err, errlen, "'%s': expected DIR or DIR@ID (ID 1..%llu)", spec,
+			 (unsigned long long)STORE_ID_MAX);
+		return r;
+	}
+	if ((r = store__open(dir, false, &st, err, errlen)) != 0 ||
+	    (r = restore__chain(st, id, &ch, err, errlen)) != 0)
+		goto out;
+	info->id = ch.id;
+	if (!(lc = calloc(1, sizeof(*lc))) || !(lc->files = calloc(ch.len, sizeof(*lc->files)))) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	lc->nfiles = (unsigned int)ch.len;
+	for (i = 0; i < ch.len; i++)
+		if ((r = store__path(st, ch.ids[i], path, sizeof(path))) != 0 ||
+		    (r = lazy_map(&lc->files[i], path, err, errlen)) != 0)
+			goto out;
+	for (i = 0; i < ch.len; i++)
+		if ((r = lazy_file(&rs, lc, (uint32_t)i, ch.ids[i], i == 0, i == ch.len - 1)) != 0)
+			goto out;
+	t = kvm__now_ns();
+	if ((r = vmrec_load_done(&rs.ld)) != 0) {
+		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)ch.id,
+			 rs.ld.why);
+		goto out;
+	}
+	info->state_ns += kvm__now_ns() - t;
+	if ((r = bitmap_init(&absent, lc->nr_pages)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (n = 0; n < lc->nr_pages; n++)
+		if (lc->rec_of[n])
+			bitmap_set(&absent, n);
+	info->absent = bitmap_count(&absent);
+	info->index_ns = kvm__now_ns() - t0;
+	src.ctx = lc;
+	r = lazymem__start(rs.kvm, &absent, &src, prefetch, err, errlen);
+	lc = NULL;	/* lazymem owns it now, and freed it if it failed */
+	if (r != 0)
+		goto out;
+	*out = rs.kvm;
+	rs.kvm = NULL;
+out:
+	bitmap_free(&absent);
+	lazy_chain_free(lc);
+	if (rs.loader)
+		vmrec_load_free(&rs.ld);
+	kvm__destroy(rs.kvm);
+	restore__chain_free(&ch);
+	store__close(st);
+	return r;
+}

@@ -1,0 +1,57 @@
+#!/bin/bash
+# The pause of a checkpoint stays bounded whatever the guest does
+# (snapshot/checkpoint.h): a verify guest writing as fast as it can over a
+# working set several times larger than what a pause copies
+# (CKPT_PAUSE_PAGES, 2048) is throttled during the pre-copy when it
+# outruns it, so that no checkpoint, base or increment, copies more than
+# that in its pause; the throttle is lifted after, and the checkpoints
+# restore with every page right.
+. "$(dirname "$0")/lib.sh"
+require_kvm
+. "$(dirname "$0")/lib-migrate.sh"
+
+tap_plan 8
+
+A=$tmp/a
+ck="$tmp/ck"
+BOUND=2048
+PAGES=8192	# 32 MiB: four times the bound, whatever the pace
+
+field() { printf '%s\n' "$1" | grep -o "\"$2\": *\"*[^,}\"]*" | head -1 | sed 's/.*: *"*//'; }
+ckpt() {
+	reply=$(q "$1" "{\"execute\": \"checkpoint\", \"arguments\": $2}" 2>&1)
+	printf '%s\n' "$reply" | grep -q '"return"'
+}
+# bounded WHAT: the last reply's pause copied at most BOUND pages.
+bounded() {
+	local n
+	n=$(field "$reply" pause-pages)
+	if [ -n "$n" ] && [ "$n" -le "$BOUND" ]; then
+		tap_ok "$1: $n pages in the pause, $(field "$reply" pause-ms) ms, after $(field "$reply" rounds) rounds, throttled up to $(field "$reply" throttle-percentage) %"
+	else tap_fail "$1: at most $BOUND pages in the pause" "$reply"; fi
+}
+
+# rate 0: as fast as the vCPUs can write.
+start_vm w1 "$A" 0 "$PAGES" --mem 128M --vcpus 2 --checkpoint-dir "$ck"
+ckpt "$A/w1.sock" '{}'
+bounded "a base of a guest writing as fast as it can"
+ckpt "$A/w1.sock" '{}'
+bounded "an increment of it"
+ckpt "$A/w1.sock" '{"hash": true}'
+bounded "another, with the memory hash"
+id=$(field "$reply" id) want=$(field "$reply" memory-hash)
+ok_if "the throttle is lifted after: the VM runs" running "$A/w1.sock"
+p0=$(progress "$A/w1.sock")
+ok_if "and the guest goes on writing" wait_for "progress" 30 progress_above "$A/w1.sock" "$p0"
+ok_if "its pages all check" vm_ok "$A/w1.sock"
+quit_vm "$A/w1.sock"
+
+VM_PAGES[r1]=$PAGES
+"$KVM_RUN" --name r1 --rundir "$A" --restore "$ck@$id" --paused >"$tmp/vm-r1.log" 2>&1 &
+pids+=($!)
+wait_for "r1" 30 answers "$A/r1.sock"
+got=$(field "$(q "$A/r1.sock" '{"execute": "query-memory-hash"}')" hash)
+ok_if "the last one restores byte for byte (hash $got)" [ "$got" = "$want" ]
+q "$A/r1.sock" '{"execute": "cont"}' >/dev/null
+ok_if "and its guest checks every page right" vm_ok "$A/r1.sock"
+quit_vm "$A/r1.sock"
