@@ -160,7 +160,8 @@ static void lazy__prefetch(struct lazymem *lm)
 	int r;
 
 	if (n >= lm->absent.nbits) {
-		lm->next = lm->absent.nbits;
+		/* Pages before where it went on are all in; should one not be, look again. */
+		lm->next = 0;
 		return;
 	}
 	for (i = 0, k = n; i < LAZY_PREFETCH_RUN && k < lm->absent.nbits && lazy__absent(lm, k);
