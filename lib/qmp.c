@@ -213,17 +213,15 @@ static int qmp_set_id(json_t *obj, const json_t *id)
 	return json_object_set_new(obj, "id", json_deep_copy(id)) == 0 ? 0 : -ENOMEM;
 }
 
-/*
- * A JSON string for s. Text that came from a peer or the system may not
- * be UTF-8, which jansson refuses; such bytes become '?' so the reply
- * still goes out.
- */
-static json_t *qmp_string_lossy(const char *s)
+/* Bytes that are not UTF-8 become '?', so that the reply still goes out. */
+json_t *qmp_string(const char *s)
 {
 	json_t *j;
 	char *copy;
 	size_t i;
 
+	if (s == NULL)
+		return NULL;
 	if ((j = json_string(s)) != NULL)
 		return j;
 	if ((copy = strdup(s)) == NULL)
@@ -263,8 +261,8 @@ char *qmp_reply_error(const char *class_, const char *desc, const json_t *id)
 	if ((err = json_object()) == NULL ||
 	    json_object_set_new(obj, "error", err) != 0 ||
 	    json_object_set_new(err, "class",
-				qmp_string_lossy(class_ != NULL ? class_ : "GenericError")) != 0 ||
-	    json_object_set_new(err, "desc", qmp_string_lossy(desc != NULL ? desc : "")) != 0 ||
+				qmp_string(class_ != NULL ? class_ : "GenericError")) != 0 ||
+	    json_object_set_new(err, "desc", qmp_string(desc != NULL ? desc : "")) != 0 ||
 	    qmp_set_id(obj, id) != 0) {
 		json_decref(obj);
 		return NULL;
@@ -284,8 +282,14 @@ char *qmp_event(const char *name, json_t *data)
 		json_decref(data);
 		return NULL;
 	}
-	if (json_object_set_new(obj, "event", qmp_string_lossy(name != NULL ? name : "")) != 0 ||
-	    json_object_set_new(obj, "data", data) != 0) {
+	/* "event" first, as QMP prints it; data is not in obj yet, so freed on its own. */
+	if (json_object_set_new(obj, "event", qmp_string(name != NULL ? name : "")) != 0) {
+		json_decref(data);
+		json_decref(obj);
+		return NULL;
+	}
+	/* json_object_set_new() steals data even when it fails. */
+	if (json_object_set_new(obj, "data", data) != 0) {
 		json_decref(obj);
 		return NULL;
 	}

@@ -55,6 +55,13 @@ char *qmp_reply_error(const char *class_, const char *desc, const json_t *id);
  */
 char *qmp_event(const char *name, json_t *data);
 
+/*
+ * A JSON string for text that came from a peer or the system (an error
+ * message, a path), which may not be UTF-8 as jansson requires: such bytes
+ * become '?' rather than failing. NULL only if out of memory (or s NULL).
+ */
+json_t *qmp_string(const char *s);
+
 /* A bounded line reader for a stream fd (non-blocking or blocking). */
 struct qmp_linebuf;	/* opaque; holds at most one maximal line and its "\n" */
 

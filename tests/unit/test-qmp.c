@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -216,14 +217,36 @@ static void test_reply_error(void **state)
 	json_decref(id);
 }
 
+static void test_string(void **state)
+{
+	json_t *j;
+
+	j = qmp_string("/var/lib/ckpt \xc3\xa9t\xc3\xa9");	/* UTF-8: kept */
+	assert_string_equal(json_string_value(j), "/var/lib/ckpt \xc3\xa9t\xc3\xa9");
+	json_decref(j);
+	j = qmp_string("/tmp/\xff\xfe/ck: No space");	/* not UTF-8: '?' */
+	assert_string_equal(json_string_value(j), "/tmp/?" "?/ck: No space");
+	json_decref(j);
+	assert_null(qmp_string(NULL));
+}
+
+/* The clock qmp_event reads: time() may lag it by a tick (a coarse clock). */
+static time_t now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
 static void test_event(void **state)
 {
-	time_t before = time(NULL), after;
+	time_t before = now_sec(), after;
 	json_t *got, *ts, *want;
 	json_int_t sec, usec;
 
 	got = line_back(qmp_event("MIGRATION", json_pack("{ss}", "status", "active")));
-	after = time(NULL);
+	after = now_sec();
 	assert_string_equal(json_string_value(json_object_get(got, "event")), "MIGRATION");
 	want = json_pack("{ss}", "status", "active");
 	assert_true(json_equal(json_object_get(got, "data"), want));
@@ -241,6 +264,45 @@ static void test_event(void **state)
 	assert_true(json_is_object(json_object_get(got, "data")));
 	assert_int_equal(json_object_size(json_object_get(got, "data")), 0);
 	json_decref(got);
+}
+
+/* jansson's allocations fail from the fail_at-th on (0: never). */
+static unsigned int alloc_n, fail_at;
+
+static void *failing_malloc(size_t n)
+{
+	if (fail_at && ++alloc_n >= fail_at)
+		return NULL;
+	return malloc(n);
+}
+
+/*
+ * data is stolen whatever happens: made, or out of memory at any of
+ * qmp_event's allocations, the caller's reference is the only one left.
+ * (control__event hands over what an emitter built and never frees it.)
+ */
+static void test_event_steals_data_on_failure(void **state)
+{
+	json_t *data = json_pack("{sis[i]}", "id", 7, "list", 1);
+	unsigned int k;
+	char *line;
+	bool made = false;
+
+	assert_non_null(data);
+	for (k = 1; k < 64 && !made; k++) {
+		json_incref(data);
+		alloc_n = 0;
+		fail_at = k;
+		json_set_alloc_funcs(failing_malloc, free);
+		line = qmp_event("CHECKPOINT", data);
+		json_set_alloc_funcs(malloc, free);
+		fail_at = 0;
+		assert_int_equal(data->refcount, 1);
+		made = line != NULL;
+		free(line);
+	}
+	assert_true(made);	/* the last round ran out of failures to inject */
+	json_decref(data);
 }
 
 /* The line reader, fed through a non-blocking pipe. */
@@ -489,7 +551,9 @@ int main(void)
 		cmocka_unit_test(test_error_buffer_bounds),
 		cmocka_unit_test(test_reply_return),
 		cmocka_unit_test(test_reply_error),
+		cmocka_unit_test(test_string),
 		cmocka_unit_test(test_event),
+		cmocka_unit_test(test_event_steals_data_on_failure),
 		cmocka_unit_test_setup_teardown(test_lines_across_fills, lb_setup, lb_teardown),
 		cmocka_unit_test_setup_teardown(test_too_long_then_recovery, lb_setup, lb_teardown),
 		cmocka_unit_test_setup_teardown(test_overflow_without_next, lb_setup, lb_teardown),
