@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,18 @@
  * query-dirty-rate: seconds) runs on a worker thread of its own while the
  * control thread goes on serving the other clients, so that a cancel or a
  * quit is never stuck behind it. The client is not read meanwhile.
+ *
+ * Three kinds of thread write to a client: the control thread (greeting,
+ * replies), its worker (a long command's reply) and any thread that emits
+ * an event (control__event). send_lock is held for the whole of each line,
+ * so lines never interleave, and for every change of fd, so an emitter
+ * never writes to a descriptor that was closed (or reused) meanwhile.
  */
 struct control_client {
+	pthread_mutex_t send_lock;	/* fd, events, broken; each line sent */
 	int fd;
+	bool events;		/* asked for events (qmp_capabilities enable) */
+	bool broken;		/* a line did not fit: nothing more is sent, it is dropped */
 	struct qmp_linebuf *lb;
 	bool busy;		/* a worker answers its current request */
 	atomic_bool done;	/* the worker has answered (control thread joins it) */
@@ -59,26 +69,74 @@ struct control {
 	struct control_client clients[CONTROL_MAX_CLIENTS];
 };
 
-static int control__send(int fd, char *line)
+/*
+ * Events go to the clients of the VM's control socket, found through
+ * kvm->control: this lock makes that pointer safe to follow from any
+ * thread (control__stop clears it under the lock before it frees), and
+ * makes every client see the events in the same order.
+ */
+static pthread_mutex_t control__events_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * One whole line, or an error: -EAGAIN when the client's socket buffer is
+ * full (the sockets are non-blocking: never a wait; the client is
+ * dropped), else -EPIPE or another -errno when it is gone.
+ */
+static int control__send_line(int fd, const char *line)
 {
 	size_t len, off = 0;
 	ssize_t n;
 
-	if (!line)
-		return -ENOMEM;
 	len = strlen(line);
 	while (off < len) {
 		n = send(fd, line + off, len - off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			free(line);
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : km_errno();
+		if (n == 0)
 			return -EPIPE;
-		}
 		off += (size_t)n;
 	}
-	free(line);
 	return 0;
+}
+
+/* To a socket that is in no client slot yet (or no more); line freed. */
+static int control__send(int fd, char *line)
+{
+	int r;
+
+	if (!line)
+		return -ENOMEM;
+	r = control__send_line(fd, line);
+	free(line);
+	return r;
+}
+
+/* Under cl->send_lock. A line cut short leaves the stream unframed: nothing more goes out. */
+static int control__send_locked(struct control_client *cl, const char *line)
+{
+	int r;
+
+	if (!line)
+		return -ENOMEM;
+	if (cl->fd < 0 || cl->broken)
+		return -EPIPE;
+	if ((r = control__send_line(cl->fd, line)) != 0)
+		cl->broken = true;
+	return r;
+}
+
+/* A reply (or the greeting) to a client; line freed. Nonzero: drop the client. */
+static int control__client_send(struct control_client *cl, char *line)
+{
+	int r;
+
+	pthread_mutex_lock(&cl->send_lock);
+	r = control__send_locked(cl, line);
+	pthread_mutex_unlock(&cl->send_lock);
+	free(line);
+	return r;
 }
 
 static json_t *control__query_status(struct kvm *kvm)
@@ -209,8 +267,6 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 	uint64_t pages, bad;
 	int r;
 
-	if (!strcmp(cmd, "qmp_capabilities"))
-		return qmp_reply_return(NULL, req->id);
 	if (!strcmp(cmd, "query-status"))
 		return qmp_reply_return(control__query_status(kvm), req->id);
 	if (!strcmp(cmd, "query-stats"))
@@ -264,11 +320,58 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 	}
 }
 
+/*
+ * qmp_capabilities, optionally {"enable": ["events"]} (as QEMU's takes
+ * "oob"). Events follow the reply, never precede it: the flag is set in
+ * the same hold of send_lock as the reply is sent. Plain
+ * qmp_capabilities does nothing, as it always did; enabling is for good.
+ */
+static int control__capabilities(struct control_client *cl, const struct qmp_request *req)
+{
+	json_t *enable = NULL, *v;
+	bool events = false;
+	char desc[160];
+	size_t i;
+	int r;
+
+	if (json_unpack(req->arguments, "{s?o !}", "enable", &enable) != 0 ||
+	    (enable && !json_is_array(enable)))
+		return control__client_send(cl, qmp_reply_error("GenericError",
+			"arguments: {\"enable\": [capability, ...]} (optional); offered: \"events\"",
+			req->id));
+	json_array_foreach(enable, i, v) {
+		if (!json_is_string(v) || strcmp(json_string_value(v), "events")) {
+			snprintf(desc, sizeof(desc), "capability %s%.40s%s is not available "
+				 "(offered: \"events\")", json_is_string(v) ? "\"" : "",
+				 json_is_string(v) ? json_string_value(v) : "(not a string)",
+				 json_is_string(v) ? "\"" : "");
+			return control__client_send(cl, qmp_reply_error("GenericError", desc,
+									req->id));
+		}
+		events = true;
+	}
+	{
+		char *line = qmp_reply_return(NULL, req->id);
+
+		pthread_mutex_lock(&cl->send_lock);
+		r = control__send_locked(cl, line);
+		if (r == 0 && events)
+			cl->events = true;
+		pthread_mutex_unlock(&cl->send_lock);
+		free(line);
+	}
+	return r;
+}
+
 static void control__drop(struct control_client *cl)
 {
+	pthread_mutex_lock(&cl->send_lock);
 	close(cl->fd);
-	qmp_linebuf_free(cl->lb);
 	cl->fd = -1;
+	cl->events = false;
+	cl->broken = false;
+	pthread_mutex_unlock(&cl->send_lock);
+	qmp_linebuf_free(cl->lb);
 	cl->lb = NULL;
 }
 
@@ -291,7 +394,7 @@ static void *control__worker(void *arg)
 	int quit = 0;
 
 	pthread_setname_np(pthread_self(), "control-long");
-	if (control__send(cl->fd, control__dispatch(cl->c, &cl->req, &quit)) != 0)
+	if (control__client_send(cl, control__dispatch(cl->c, &cl->req, &quit)) != 0)
 		cl->gone = true;
 	qmp_request_free(&cl->req);
 	atomic_store(&cl->done, true);
@@ -313,8 +416,8 @@ static int control__serve_lines(struct control *c, struct control_client *cl)
 		if (r == KM_ERR_TRUNCATED)
 			return 0;
 		if (r == KM_ERR_TOO_LARGE) {
-			if (control__send(cl->fd, qmp_reply_error("GenericError",
-					  "request line too long", NULL)))
+			if (control__client_send(cl, qmp_reply_error("GenericError",
+						 "request line too long", NULL)))
 				return -1;
 			continue;
 		}
@@ -324,7 +427,10 @@ static int control__serve_lines(struct control *c, struct control_client *cl)
 			continue;
 		memset(&req, 0, sizeof(req));
 		if (qmp_parse_request(line, len, &req, err, sizeof(err)) != 0) {
-			r = control__send(cl->fd, qmp_reply_error("GenericError", err, NULL));
+			r = control__client_send(cl, qmp_reply_error("GenericError", err, NULL));
+		} else if (!strcmp(req.execute, "qmp_capabilities")) {
+			r = control__capabilities(cl, &req);
+			qmp_request_free(&req);
 		} else if (control__is_long(c, req.execute)) {
 			cl->req = req;
 			cl->c = c;
@@ -334,11 +440,11 @@ static int control__serve_lines(struct control *c, struct control_client *cl)
 				cl->busy = true;
 				return 0;
 			}
-			r = control__send(cl->fd, qmp_reply_error("GenericError",
-					  "no thread for the command", req.id));
+			r = control__client_send(cl, qmp_reply_error("GenericError",
+						 "no thread for the command", req.id));
 			qmp_request_free(&cl->req);
 		} else {
-			r = control__send(cl->fd, control__dispatch(c, &req, &quit));
+			r = control__client_send(cl, control__dispatch(c, &req, &quit));
 			qmp_request_free(&req);
 		}
 		if (quit)
@@ -410,10 +516,16 @@ static void control__accept(struct control *c)
 		close(fd);
 		return;
 	}
+	pthread_mutex_lock(&c->clients[i].send_lock);
 	c->clients[i].fd = fd;
-	/* The QMP greeting, so that QMP habits and tools carry over. */
-	greeting = json_pack("{s:{s:{s:s}, s:[]}}", "QMP", "version", "package",
-			     PACKAGE_STRING, "capabilities");
+	pthread_mutex_unlock(&c->clients[i].send_lock);
+	/*
+	 * The QMP greeting, so that QMP habits and tools carry over. Events
+	 * are offered, and sent only to a client that enables them: the
+	 * request/reply clients (kvm-migrate, socat) see what they always did.
+	 */
+	greeting = json_pack("{s:{s:{s:s}, s:[s]}}", "QMP", "version", "package",
+			     PACKAGE_STRING, "capabilities", "events");
 	{
 		char *s = json_dumps(greeting, JSON_COMPACT);
 		char *line = NULL;
@@ -421,7 +533,7 @@ static void control__accept(struct control *c)
 		if (s && asprintf(&line, "%s\n", s) < 0)
 			line = NULL;
 		free(s);
-		if (control__send(fd, line))
+		if (control__client_send(&c->clients[i], line))
 			control__drop(&c->clients[i]);
 	}
 	json_decref(greeting);
@@ -544,8 +656,10 @@ int control__start_ext(struct kvm *kvm, const char *path, const struct control_c
 	c->kvm = kvm;
 	c->extra = extra;
 	c->listen_fd = -1;
-	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		c->clients[i].fd = -1;
+		pthread_mutex_init(&c->clients[i].send_lock, NULL);
+	}
 	memcpy(c->path, path, strlen(path) + 1);
 	c->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (c->wake_fd < 0) {
@@ -563,7 +677,9 @@ int control__start_ext(struct kvm *kvm, const char *path, const struct control_c
 		r = -r;
 		goto out_listen;
 	}
+	pthread_mutex_lock(&control__events_lock);
 	kvm->control = c;
+	pthread_mutex_unlock(&control__events_lock);
 	*out = c;
 	return 0;
 
@@ -575,6 +691,8 @@ out_done:
 out_wake:
 	close(c->wake_fd);
 out_free:
+	for (i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		pthread_mutex_destroy(&c->clients[i].send_lock);
 	free(c);
 	return r;
 }
@@ -598,6 +716,11 @@ void control__stop(struct control *c)
 
 	if (!c)
 		return;
+	/* No emitter follows kvm->control to c from here on (control__events_lock). */
+	pthread_mutex_lock(&control__events_lock);
+	if (c->kvm->control == c)
+		c->kvm->control = NULL;
+	pthread_mutex_unlock(&control__events_lock);
 	if (write(c->wake_fd, &one, sizeof(one)) != sizeof(one))
 		log_warn("control socket: cannot wake the thread");
 	pthread_join(c->thread, NULL);
@@ -609,12 +732,55 @@ void control__stop(struct control *c)
 		}
 		if (c->clients[i].fd >= 0)
 			control__drop(&c->clients[i]);
+		pthread_mutex_destroy(&c->clients[i].send_lock);
 	}
 	close(c->listen_fd);
 	control__unpublish(c);
 	close(c->done_fd);
 	close(c->wake_fd);
-	if (c->kvm->control == c)
-		c->kvm->control = NULL;
 	free(c);
+}
+
+/*
+ * To one client that asked for events. A line that does not fit in its
+ * socket buffer breaks the client rather than wait: shutdown() wakes the
+ * control thread's poll (it reads the end and drops the client), or makes
+ * the reply of a worker under way fail (and the client is dropped when
+ * that worker is reaped). Only the control thread closes the descriptor.
+ */
+static void control__event_to(struct control_client *cl, const char *line)
+{
+	int r;
+
+	pthread_mutex_lock(&cl->send_lock);
+	if (cl->fd >= 0 && cl->events && !cl->broken &&
+	    (r = control__send_locked(cl, line)) != 0) {
+		if (r == -EAGAIN)
+			log_warn("control socket: a client that does not read its events is dropped");
+		shutdown(cl->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&cl->send_lock);
+}
+
+void control__event(struct kvm *kvm, const char *name, json_t *data)
+{
+	struct control *c;
+	unsigned int i;
+	char *line;
+
+	if (!kvm) {
+		json_decref(data);
+		return;
+	}
+	/* Made once for every client, before the lock, which thus stays short. */
+	if (!(line = qmp_event(name, data))) {
+		log_warn("control socket: no memory for the event %s", name);
+		return;
+	}
+	pthread_mutex_lock(&control__events_lock);
+	c = kvm->control;
+	for (i = 0; c && i < CONTROL_MAX_CLIENTS; i++)
+		control__event_to(&c->clients[i], line);
+	pthread_mutex_unlock(&control__events_lock);
+	free(line);
 }

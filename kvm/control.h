@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 struct kvm;
 struct control;
 struct qmp_request;
@@ -49,5 +51,16 @@ const struct control_cmd *control__join(const struct control_cmd *a,
 					const struct control_cmd *b);
 /* Stops the thread, closes every connection and removes the socket. NULL-safe. */
 void control__stop(struct control *c);
+/*
+ * Sends the event {"event": name, "data": data, "timestamp": ...} (QMP's
+ * form) to every client of kvm's control socket that enabled events
+ * (qmp_capabilities {"enable": ["events"]}); the others never see one.
+ * Callable from any thread; data is stolen (NULL: {}). A line goes out
+ * whole, never inside a reply. Never waits for a client: one whose socket
+ * buffer cannot take the whole line is disconnected (docs/control.md).
+ * Every client sees the events in the same order (one emitter at a time).
+ * Does nothing (but free data) when kvm has no control socket.
+ */
+void control__event(struct kvm *kvm, const char *name, json_t *data);
 
 #endif

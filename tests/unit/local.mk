@@ -60,3 +60,10 @@ TESTS += tests/unit/test-vmrec
 tests_unit_test_vmrec_SOURCES = tests/unit/test-vmrec.c
 tests_unit_test_vmrec_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_vmrec_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
+
+# The control socket's events (kvm/control.c) without /dev/kvm.
+check_PROGRAMS += tests/unit/test-control
+TESTS += tests/unit/test-control
+tests_unit_test_control_SOURCES = tests/unit/test-control.c
+tests_unit_test_control_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_control_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
