@@ -10,8 +10,10 @@
 
 #include "err.h"
 #include "log.h"
+#include "qmp.h"
 #include "record.h"
 #include "stream.h"
+#include "kvm/control.h"
 #include "kvm/kvm.h"
 #include "kvm/state.h"
 #include "kvm/throttle.h"
@@ -332,7 +334,17 @@ static void ckpt__attempt_free(struct attempt *a)
 	free(a->copies);
 }
 
-/* One checkpoint, start to commit. 0 and its id, or the error with the reason in a->err. */
+/* Whether the next checkpoint of c is a base, short of asking the store (ckpt__listed). */
+static bool ckpt__base_due(const struct ckpt_line *c, bool full)
+{
+	return full || !c->parent || c->chain >= c->chain_max;
+}
+
+/*
+ * One checkpoint, start to commit. 0 and what it did in res, or the error
+ * with the reason in err; res then holds as much as the attempt got to
+ * (its id, 0 if it failed before the store gave one), for the event.
+ */
 static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 		      struct checkpoint_result *res, char *err, size_t errlen)
 {
@@ -342,7 +354,7 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 	const char *step = "starting";
 	int r;
 
-	a.full = full || !c->parent || c->chain >= c->chain_max || !ckpt__listed(c, c->parent);
+	a.full = ckpt__base_due(c, full) || !ckpt__listed(c, c->parent);
 	if ((r = store__begin(c->st, &a.pend, err, errlen)) != 0)
 		goto out_noerr;
 	a.id = a.pend.id;
@@ -371,11 +383,11 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 	bitmap_clear_all(&c->owed);
 	c->parent = a.id;
 	c->chain = a.full ? 0 : c->chain + 1;
-	*res = (struct checkpoint_result){ .id = a.id, .pause_ns = a.pause_ns, .pages = a.pages,
-					   .bytes = e.bytes, .mem_hash = a.hash, .full = a.full,
-					   .has_hash = a.want_hash, .ns = kvm__now_ns() - t0,
-					   .pause_pages = a.pause_pages, .rounds = a.rounds,
-					   .throttle_pct = a.throttle_pct };
+	*res = (struct checkpoint_result){ .id = a.id, .parent = e.parent, .pause_ns = a.pause_ns,
+					   .pages = a.pages, .bytes = e.bytes, .mem_hash = a.hash,
+					   .full = a.full, .has_hash = a.want_hash,
+					   .ns = kvm__now_ns() - t0, .pause_pages = a.pause_pages,
+					   .rounds = a.rounds, .throttle_pct = a.throttle_pct };
 	log_debug("checkpoint %llu of %s: %s, %llu pages, %llu bytes, pause %.3f ms",
 		  (unsigned long long)a.id, c->kvm->name, a.full ? "base" : "increment",
 		  (unsigned long long)a.pages, (unsigned long long)e.bytes, a.pause_ns / 1e6);
@@ -386,10 +398,53 @@ out:
 	snprintf(err, errlen, "%s: %s checkpoint %llu: %s", store__dir(c->st), step,
 		 (unsigned long long)a.id, km_strerror(r));
 out_noerr:
+	*res = (struct checkpoint_result){ .id = a.id, .parent = a.full ? 0 : c->parent,
+					   .pause_ns = a.pause_ns, .pages = a.pages,
+					   .full = a.full, .ns = kvm__now_ns() - t0 };
 	ckpt__attempt_free(&a);
 	log_error("checkpoint of %s failed: %s (its pages are owed to the next one)",
 		  c->kvm->name, err);
 	return r;
+}
+
+/*
+ * One outcome as a CHECKPOINT event on the VM's control socket (to the
+ * clients that enabled events; docs/control.md lists the fields). trigger:
+ * periodic, requested or snapshot. owed: the pages a failed checkpoint of
+ * the VM's own line left to the next one; negative for a live snapshot,
+ * which owes nothing (its line ends with it).
+ */
+static void ckpt__event(struct kvm *kvm, const char *dir, const char *trigger, int r,
+			const struct checkpoint_result *res, const char *err, int64_t owed)
+{
+	char hex[32];
+	json_t *d;
+
+	d = json_pack("{s:I, s:s, s:s, s:I, s:s, s:o*, s:I, s:I, s:I, s:I}",
+		      "id", (json_int_t)res->id,
+		      "status", r ? "failed" : "completed",
+		      "kind", res->full ? "base" : "increment",
+		      "parent", (json_int_t)res->parent,
+		      "trigger", trigger,
+		      "dir", qmp_string(dir),
+		      "pages", (json_int_t)res->pages,
+		      "bytes", (json_int_t)res->bytes,
+		      "pause-us", (json_int_t)(res->pause_ns / 1000),
+		      "duration-us", (json_int_t)(res->ns / 1000));
+	if (d && r) {
+		json_object_set_new(d, "error", qmp_string(err[0] ? err : km_strerror(r)));
+		if (owed >= 0)
+			json_object_set_new(d, "owed-pages", json_integer(owed));
+	}
+	if (d && !r && res->has_hash) {
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res->mem_hash);
+		json_object_set_new(d, "memory-hash", json_string(hex));
+	}
+	if (!d) {
+		log_warn("checkpoints of %s: no memory for the CHECKPOINT event", kvm->name);
+		return;
+	}
+	control__event(kvm, "CHECKPOINT", d);
 }
 
 /* The outcome of one of the VM's checkpoints in its stats; under c->lock. */
@@ -456,7 +511,7 @@ static void *ckpt__thread(void *arg)
 	struct checkpoint_result res;
 	char err[256];
 	uint64_t seq, now;
-	bool full, hash, periodic;
+	bool full, hash, periodic, requested;
 	int r;
 
 	pthread_setname_np(pthread_self(), "checkpoint");
@@ -480,6 +535,8 @@ static void *ckpt__thread(void *arg)
 		}
 		/* Requests made from now on wait for the next checkpoint. */
 		seq = c->running_seq = c->req_seq;
+		/* One that answers a request is "requested", even if the period was due too. */
+		requested = seq != c->done_seq;
 		full = c->req_full;
 		hash = c->req_hash;
 		c->req_full = c->req_hash = false;
@@ -491,10 +548,18 @@ static void *ckpt__thread(void *arg)
 		if (c->kvm->state == KVM_STATE_STOPPED) {
 			r = KM_ERR_STATE;
 			snprintf(err, sizeof(err), "the VM has stopped");
+			res = (struct checkpoint_result){ .full = ckpt__base_due(&c->line, full) };
+			res.parent = res.full ? 0 : c->line.parent;
 		} else {
 			err[0] = '\0';
 			r = ckpt__take(&c->line, full, hash, &res, err, sizeof(err));
 		}
+		/*
+		 * Before the requester is answered, so that a client of both sees
+		 * the event first. owed is this thread's alone: read unlocked.
+		 */
+		ckpt__event(c->kvm, c->p.dir, requested ? "requested" : "periodic", r, &res, err,
+			    r ? (int64_t)bitmap_count(&c->line.owed) : 0);
 
 		pthread_mutex_lock(&c->lock);
 		ckpt__account(c, r, &res, err);
@@ -551,7 +616,10 @@ int checkpoint__save_to(struct kvm *kvm, const char *dir, bool compress,
 
 	if ((r = ckpt__line_open(&l, kvm, dir, err, errlen)) == 0)
 		r = ckpt__take(&l, true, false, res, err, errlen);
+	else
+		*res = (struct checkpoint_result){ .full = true };
 	ckpt__line_close(&l);
+	ckpt__event(kvm, dir, "snapshot", r, res, err, -1);
 	return r;
 }
 

@@ -27,6 +27,11 @@
  * writer is the same as a crash): every page read from the dirty tracker
  * since the last committed checkpoint stays owed, and the next checkpoint
  * (an increment on the last committed one) writes them all.
+ *
+ * Each outcome (every attempt of the VM's checkpoints, counted in taken or
+ * failed, and every live snapshot) is also a CHECKPOINT event on the VM's
+ * control socket (control__event, docs/control.md), sent before the
+ * checkpoint or checkpoint-save command that asked for it is answered.
  */
 #ifndef KM_CHECKPOINT_H
 #define KM_CHECKPOINT_H
@@ -73,7 +78,7 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 		      size_t errlen);
 /* One checkpoint's outcome. */
 struct checkpoint_result {
-	uint64_t id, pause_ns, pages, bytes;
+	uint64_t id, parent, pause_ns, pages, bytes;	/* parent: 0 for a base */
 	uint64_t ns;			/* from start to commit */
 	uint64_t mem_hash;		/* if has_hash */
 	uint64_t pause_pages;		/* pages copied in the pause */

@@ -3,12 +3,14 @@
 # asked-for, bases and increments; restores of a base, of the middle of a
 # chain and of the newest, each proven twice: the restored memory has the
 # hash the VM's memory had at the capture, and the guest's own check finds
-# every page it wrote at the version it wrote last.
+# every page it wrote at the version it wrote last. Each outcome is a
+# CHECKPOINT event for the control socket's clients that enable events, and
+# only for them.
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 31
+tap_plan 38
 
 run="$tmp/run"
 ck="$tmp/ck"
@@ -128,11 +130,98 @@ check "--restore of an id that is not there" 3 "checkpoint 99999 |99999.*(not|no
 check "--restore with --mem is refused" 2 "come from the checkpoint" \
 	"$KVM_RUN" --restore "$ck" --mem 64M
 
-# 20-27. A full file system: the VM keeps running, the error is reported,
+# 20-25. Each checkpoint's outcome as a CHECKPOINT event (docs/control.md),
+# sent only to the clients that enabled events.
+start_vm e1 "$run" "$RATE" "$PAGES" --mem 256M --vcpus 2 --checkpoint-dir "$tmp/ck-ev" \
+	--checkpoint-every "$(pace_time 200)"
+es="$run/e1.sock"
+# line_of OUT PATTERN...: the number of the first line of OUT holding every PATTERN (grep -F).
+line_of() {
+	local lines p
+	lines=$(printf '%s\n' "$1" | grep -n '')
+	shift
+	for p in "$@"; do lines=$(printf '%s\n' "$lines" | grep -F -- "$p"); done
+	printf '%s\n' "$lines" | head -1 | cut -d: -f1
+}
+out=$(q -g "$es" 2>&1)
+ok_if "the greeting offers the events capability" \
+	eval 'printf "%s\n" "$out" | head -1 | grep -q "\"capabilities\":\[\"events\"\]"'
+# An unknown capability beside events: refused, and events stay off (the
+# next checkpoint's reply is the very next line, -x).
+out=$(q -x "$es" '{"execute": "qmp_capabilities", "arguments": {"enable": ["events", "oob"]}, "id": 1}' \
+	'{"execute": "checkpoint", "id": 2}' 2>&1) && st=0 || st=$?
+if [ "$st" = 0 ] && printf '%s\n' "$out" | head -1 | grep -q '"error".*oob' &&
+   printf '%s\n' "$out" | sed -n 2p | grep -q '"return"'; then
+	tap_ok "qmp_capabilities with an unknown capability is refused, naming it, and enables nothing"
+else tap_fail "qmp_capabilities with an unknown capability is refused" "exit $st" "$out"; fi
+
+out=$(q -e -w CHECKPOINT -t "$(pace_time 60)" "$es" 2>&1)
+ev=$(printf '%s\n' "$out" | grep '"event":"CHECKPOINT"' | head -1)
+id=$(field "$ev" id)
+echo "# $ev"
+if [ "$(field "$ev" status)" = completed ] && [ "$(field "$ev" trigger)" = periodic ] &&
+   [ "$(field "$ev" dir)" = "$tmp/ck-ev" ] && [ "$(field "$ev" pages)" -gt 0 ] &&
+   [ "$(field "$ev" bytes)" -gt 0 ] && [ "$(field "$ev" pause-us)" -ge 0 ] &&
+   [ "$(field "$ev" duration-us)" -gt 0 ] &&
+   "$KVM_SNAPSHOT" list --json "$tmp/ck-ev" | grep -q "\"id\": *$id[,}]"; then
+	tap_ok "a client that enabled events gets a periodic checkpoint's CHECKPOINT completed ($id, listed)"
+else tap_fail "a client that enabled events gets a periodic checkpoint's CHECKPOINT completed" "$out"; fi
+
+# Requested: its event comes before the reply and tells the same checkpoint.
+q "$es" '{"execute": "checkpoint-set", "arguments": {"every-ms": 0}}' >/dev/null
+out=$(q -e "$es" '{"execute": "checkpoint", "id": "c1"}' 2>&1)
+reply=$(printf '%s\n' "$out" | tail -1)
+id=$(field "$reply" id)
+n=$(line_of "$out" '"event":"CHECKPOINT"' "\"id\":$id," '"trigger":"requested"')
+ev=$(printf '%s\n' "$out" | sed -n "${n:-0}p")
+if printf '%s\n' "$reply" | grep -q '"return".*"id":"c1"' && [ -n "$n" ] &&
+   [ "$n" -lt "$(printf '%s\n' "$out" | wc -l)" ] &&
+   [ "$(field "$ev" status)" = completed ] && [ "$(field "$ev" kind)" = "$(field "$reply" kind)" ] &&
+   [ "$(field "$ev" pages)" = "$(field "$reply" pages)" ] &&
+   [ "$(field "$ev" bytes)" = "$(field "$reply" bytes)" ]; then
+	tap_ok "a requested checkpoint's event comes before its reply, with the reply's id ($id)"
+else tap_fail "a requested checkpoint's event comes before its reply, with the reply's id" "$out"; fi
+
+# A client that did not enable events, while checkpoints run (periodic and
+# its own) and another client gets their events: every line it reads is
+# the reply to its request, and nothing is left over (-x). An event sent to
+# it would come before its checkpoint's reply and break the step.
+q -e -w CHECKPOINT:1000000 -t "$(pace_time 120)" "$es" >"$tmp/listener.out" 2>&1 &
+listener=$!
+pids+=($listener)
+wait_for "the listener to enable events" 10 grep -q '"return"' "$tmp/listener.out"
+q "$es" "{\"execute\": \"checkpoint-set\", \"arguments\": {\"every-ms\": $(pace_time 100)}}" >/dev/null
+out=$(q -x "$es" '{"execute": "qmp_capabilities", "id": 1}' '{"execute": "checkpoint", "id": 2}' \
+	'{"execute": "query-checkpoints", "id": 3}' '{"execute": "checkpoint", "id": 4}' \
+	'{"execute": "query-status", "id": 5}' 2>&1) && st=0 || st=$?
+id2=$(field "$(printf '%s\n' "$out" | sed -n 2p)" id)
+id4=$(field "$(printf '%s\n' "$out" | sed -n 4p)" id)
+# The listener got both (sent to it before the replies came here; it may not have printed them yet).
+seen() { [ -n "$(line_of "$(cat "$tmp/listener.out")" "\"id\":$1," '"trigger":"requested"')" ]; }
+wait_for "the listener's events of $id2 and $id4" 30 eval 'seen "$id2" && seen "$id4"' && both=1 || both=0
+{ kill "$listener"; wait "$listener"; } 2>/dev/null
+if [ "$st" = 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 5 ] && [ -n "$id2" ] && [ "$both" = 1 ]; then
+	tap_ok "a client without events gets only its replies, in step, while another gets the events ($id2, $id4)"
+else tap_fail "a client without events gets only its replies, in step" "exit $st" "$out" \
+	"listener: $(grep -c CHECKPOINT "$tmp/listener.out") events"; fi
+
+# A live snapshot (checkpoint-save: kvm-migrate VM file:DIR) is an event too, naming its directory.
+out=$(q -e "$es" "{\"execute\": \"checkpoint-save\", \"arguments\": {\"dir\": \"$tmp/live-ev\"}}" 2>&1)
+reply=$(printf '%s\n' "$out" | tail -1)
+n=$(line_of "$out" '"event":"CHECKPOINT"' '"trigger":"snapshot"')
+ev=$(printf '%s\n' "$out" | sed -n "${n:-0}p")
+if [ -n "$n" ] && [ "$(field "$ev" status)" = completed ] && [ "$(field "$ev" kind)" = base ] &&
+   [ "$(field "$ev" dir)" = "$tmp/live-ev" ] && [ "$(field "$ev" id)" = "$(field "$reply" id)" ] &&
+   printf '%s\n' "$reply" | grep -q '"return"'; then
+	tap_ok "a live snapshot's CHECKPOINT event names its directory and id ($(field "$ev" id))"
+else tap_fail "a live snapshot's CHECKPOINT event" "$out"; fi
+quit_vm "$es"
+
+# 26-33. A full file system: the VM keeps running, the error is reported,
 # earlier checkpoints stay, and once there is room again the next
 # checkpoint holds every page dirtied during the outage.
 if ! mkdir -p "$tmp/small" || ! mount -t tmpfs -o size=$(( PAGES * 4 * 3 / 2 ))k tmpfs "$tmp/small"; then
-	for i in 20 21 22 23 24 25 26 27 28 29 30 31; do tap_ok "# SKIP cannot mount a tmpfs here"; done
+	for i in $(seq 26 38); do tap_ok "# SKIP cannot mount a tmpfs here"; done
 	exit 0
 fi
 trap 'umount "$tmp/small" 2>/dev/null; cleanup' EXIT
@@ -162,11 +251,11 @@ if ckpt "$fs" '{"hash": true}' && [ "$(field "$reply" kind)" = increment ]; then
 else tap_fail "with room again, the next checkpoint is an increment on the base" "$reply"; fi
 after=$(field "$reply" id) after_hash=$(field "$reply" memory-hash)
 quit_vm "$fs"
-# 26-27: restoring it gives the memory of that instant, all pages right.
+# 32-33: restoring it gives the memory of that instant, all pages right.
 ck="$tmp/small/ck"
 restored "$after" "$after_hash" r5
 
-# 28-31. A read-only file system: refused up front, with the directory
+# 34-37. A read-only file system: refused up front, with the directory
 # named; gone read-only under a running VM: the checkpoint fails saying
 # so, the VM runs on, and checkpoints resume once it is writable again.
 mount -o remount,ro "$tmp/small"
@@ -185,3 +274,23 @@ if ckpt "$run/f2.sock" '{}' && [ "$(field "$reply" kind)" = base ]; then
 else tap_fail "writable again: checkpoints resume" "$reply"; fi
 quit_vm "$run/f2.sock"
 
+# 38. A failed checkpoint is an event too: the error, and the pages owed.
+# As above, a base first, then the file system is filled (the earlier
+# stores, done with, make the room for the base).
+rm -rf "$tmp/small/ck" "$tmp/small/ck2"
+start_vm f3 "$run" "$RATE" "$PAGES" --mem 256M --checkpoint-dir "$tmp/small/ck3" \
+	--no-checkpoint-compress
+ckpt "$run/f3.sock" '{"full": true}' || echo "# f3's base: $reply"
+dd if=/dev/zero of="$tmp/small/filler" bs=64k >/dev/null 2>&1
+out=$(q -e "$run/f3.sock" '{"execute": "checkpoint", "id": "f"}' 2>&1)
+reply=$(printf '%s\n' "$out" | tail -1)
+n=$(line_of "$out" '"event":"CHECKPOINT"' '"status":"failed"' '"trigger":"requested"')
+ev=$(printf '%s\n' "$out" | sed -n "${n:-0}p")
+echo "# $ev"
+if [ -n "$n" ] && printf '%s\n' "$reply" | grep -q '"error"' &&
+   printf '%s\n' "$ev" | grep -Eqi '"error":"[^"]*(no space|ENOSPC)' &&
+   [ "$(field "$ev" owed-pages)" -gt 0 ] && [ "$(field "$ev" dir)" = "$tmp/small/ck3" ]; then
+	tap_ok "a checkpoint on a full file system is a CHECKPOINT failed event, with the error and the pages owed"
+else tap_fail "a checkpoint on a full file system is a CHECKPOINT failed event" "$out"; fi
+rm -f "$tmp/small/filler"
+quit_vm "$run/f3.sock"

@@ -41,6 +41,8 @@ tests_kvm_test_vm_LDADD = $(KVM_TEST_LIBS)
 check_PROGRAMS += tests/lib/qmp-send tests/lib/flip-proxy tests/lib/switch-proxy tests/lib/flood \
 	tests/lib/memgrep
 tests_lib_qmp_send_SOURCES = tests/lib/qmp-send.c
+tests_lib_qmp_send_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_lib_qmp_send_LDADD = $(JANSSON_LIBS)
 tests_lib_flip_proxy_SOURCES = tests/lib/flip-proxy.c tests/lib/sockutil.h
 tests_lib_switch_proxy_SOURCES = tests/lib/switch-proxy.c tests/lib/sockutil.h
 tests_lib_flood_SOURCES = tests/lib/flood.c
