@@ -400,7 +400,9 @@ out:
 out_noerr:
 	*res = (struct checkpoint_result){ .id = a.id, .parent = a.full ? 0 : c->parent,
 					   .pause_ns = a.pause_ns, .pages = a.pages,
-					   .full = a.full, .ns = kvm__now_ns() - t0 };
+					   .full = a.full, .ns = kvm__now_ns() - t0,
+					   .pause_pages = a.pause_pages, .rounds = a.rounds,
+					   .throttle_pct = a.throttle_pct };
 	ckpt__attempt_free(&a);
 	log_error("checkpoint of %s failed: %s (its pages are owed to the next one)",
 		  c->kvm->name, err);
@@ -420,7 +422,7 @@ static void ckpt__event(struct kvm *kvm, const char *dir, const char *trigger, i
 	char hex[32];
 	json_t *d;
 
-	d = json_pack("{s:I, s:s, s:s, s:I, s:s, s:o*, s:I, s:I, s:I, s:I}",
+	d = json_pack("{s:I, s:s, s:s, s:I, s:s, s:o*, s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
 		      "id", (json_int_t)res->id,
 		      "status", r ? "failed" : "completed",
 		      "kind", res->full ? "base" : "increment",
@@ -430,7 +432,10 @@ static void ckpt__event(struct kvm *kvm, const char *dir, const char *trigger, i
 		      "pages", (json_int_t)res->pages,
 		      "bytes", (json_int_t)res->bytes,
 		      "pause-us", (json_int_t)(res->pause_ns / 1000),
-		      "duration-us", (json_int_t)(res->ns / 1000));
+		      "duration-us", (json_int_t)(res->ns / 1000),
+		      "pause-pages", (json_int_t)res->pause_pages,
+		      "rounds", (int)res->rounds,
+		      "throttle-percentage", (int)res->throttle_pct);
 	if (d && r) {
 		json_object_set_new(d, "error", qmp_string(err[0] ? err : km_strerror(r)));
 		if (owed >= 0)
