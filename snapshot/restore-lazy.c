@@ -181,8 +181,13 @@ static int lazy_map(struct lazy_file *f, const char *path, char *err, size_t err
 		goto out;
 	}
 	f->size = (size_t)st.st_size;
-	/* Private: the store may replace the file (compaction), never write into it. */
-	f->map = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+	/*
+	 * Private: the store may replace the file (compaction), never write
+	 * into it. Populated: the walk touches every page of it, and one call
+	 * mapping them all costs far less than a fault on each.
+	 */
+	f->map = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) :
+			   NULL;
 	if (f->map == MAP_FAILED) {
 		f->map = NULL;
 		r = km_errno();
