@@ -14,6 +14,8 @@
 #include "snapshot/ckptfile.h"
 #include "snapshot/restore.h"
 
+struct store;
+
 struct restore {
 	struct restore_image *img;	/* image mode: memory only, state kept as records */
 	struct kvm_config *cfg;
@@ -27,9 +29,26 @@ struct restore {
 	size_t errlen;
 };
 
-/* The VM (or image) made from a REC_VM_CONFIG payload of f; the reason in rs->err. */
-int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t *p, uint32_t len);
-/* A state record of the checkpoint restored: into the VM, or kept (image mode); why in rs->ld.why. */
-int restore__state(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len);
+/* What a restore does with a REC_PAGES payload; the reason in rs->ld.why. */
+typedef int (*restore_pages_fn)(struct restore *rs, void *ctx, const uint8_t *p, uint32_t len);
+/*
+ * One record of a chain's file after its identity (and before its end):
+ * the first file's config makes the VM (or image), the state records of
+ * the last one are loaded (or kept), pages go to pages(rs, ctx, ...);
+ * anything else, or anything before the config, is refused. 0, or the
+ * error with the reason in rs->ld.why.
+ */
+int restore__record(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len,
+		    bool first, bool last, restore_pages_fn pages, void *ctx);
+
+/*
+ * DIR[@ID] parsed, its store opened and the chain of the checkpoint found;
+ * info zeroed but for its id. The reason in err; *st to close either way.
+ */
+int restore__open_spec(const char *spec, struct store **st, struct restore_chain *ch,
+			char *dir, size_t dirlen, struct restore_info *info, char *err,
+			size_t errlen);
+/* The restored checkpoint's end record, into info. */
+void restore__info_end(struct restore_info *info, const struct ckptfile_end *end);
 
 #endif

@@ -113,26 +113,52 @@ static int lazy_chain_read(void *ctx, uint64_t n, uint8_t *page, char *why, size
 	return r;
 }
 
-/* The page entries of one REC_PAGES payload, as the newest copies of their pages. */
-static int lazy_index_pages(struct restore *rs, struct lazy_chain *lc, uint32_t fi,
-			    uint64_t rec_off, uint32_t number, const uint8_t *p, uint32_t len)
+/* Where the walk is: the record restore__record hands over. */
+struct lazy_pos {
+	struct lazy_chain *lc;
+	uint32_t fi, number;
+};
+
+/* The index, for the guest memory kvm has (once its config made it). */
+static int lazy_alloc(struct lazy_chain *lc, struct kvm *kvm)
 {
+	lc->nr_pages = memory__nr_pages(&kvm->mem);
+	if (!(lc->rec_of = calloc(lc->nr_pages ? lc->nr_pages : 1, sizeof(*lc->rec_of))) ||
+	    !(lc->off_of = calloc(lc->nr_pages ? lc->nr_pages : 1, sizeof(*lc->off_of))))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The page entries of one REC_PAGES payload, as the newest copies of their pages. */
+static int lazy_index_pages(struct restore *rs, void *ctx, const uint8_t *p, uint32_t len)
+{
+	struct lazy_pos *pos = ctx;
+	struct lazy_chain *lc = pos->lc;
+	uint32_t fi = pos->fi, number = pos->number;
 	struct lazy_file *f = &lc->files[fi];
-	struct buf *view = buf_view(p, len);
+	uint64_t rec_off = (uint64_t)(p - f->map) - REC_HDR_SIZE;
+	struct buf *view;
 	const uint8_t *entry, *data;
 	enum page_kind kind;
 	uint64_t gpa, n;
 	uint32_t dlen;
 	int r;
 
-	if (!view)
+	if (!lc->rec_of && lazy_alloc(lc, rs->kvm) != 0) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
 		return -ENOMEM;
+	}
+	if (!(view = buf_view(p, len))) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
+		return -ENOMEM;
+	}
 	if (lc->nrecs == lc->caprecs) {
 		uint32_t cap = lc->caprecs ? lc->caprecs * 2 : 256;
 		struct lazy_rec *nr = reallocarray(lc->recs, cap, sizeof(*nr));
 
 		if (!nr) {
 			buf_free(view);
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
 			return -ENOMEM;
 		}
 		lc->recs = nr;
@@ -208,6 +234,7 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 		     bool first, bool last)
 {
 	struct lazy_file *f = &lc->files[fi];
+	struct lazy_pos pos = { .lc = lc, .fi = fi };
 	struct ckptfile cf;
 	const uint8_t *p;
 	uint64_t off = 0;
@@ -238,63 +265,20 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 			snprintf(rs->ld.why, sizeof(rs->ld.why), "checksum mismatch");
 			goto fail;
 		}
-		switch (number < 2 ? 0 : type) {
-		case 0:
-			break;
-		case REC_VM_CONFIG:
-			if (first && !rs->kvm) {
-				uint64_t t = kvm__now_ns();
-
-				if ((r = restore__create(rs, &cf, p, len)) != 0)
-					goto out;
-				rs->info->create_ns = kvm__now_ns() - t;
-				lc->nr_pages = memory__nr_pages(&rs->kvm->mem);
-				if (!(lc->rec_of = calloc(lc->nr_pages, sizeof(*lc->rec_of))) ||
-				    !(lc->off_of = calloc(lc->nr_pages, sizeof(*lc->off_of)))) {
-					r = -ENOMEM;
-					snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
-					goto fail;
-				}
-			}
-			if (last && (r = restore__state(rs, type, p, len)) != 0)
-				goto fail;
-			break;
-		case REC_PAGES:
-			if (!rs->kvm) {
-				r = KM_ERR_CORRUPT;
-				snprintf(rs->ld.why, sizeof(rs->ld.why), "pages before the VM config");
-				goto fail;
-			}
-			if ((r = lazy_index_pages(rs, lc, fi, off, number, p, len)) != 0)
-				goto fail;
-			break;
-		case REC_VM_STATE:
-		case REC_VCPU_STATE:
-			if (!rs->kvm) {
-				r = KM_ERR_CORRUPT;
-				snprintf(rs->ld.why, sizeof(rs->ld.why), "state before the VM config");
-				goto fail;
-			}
-			if (last) {
-				uint64_t t = kvm__now_ns();
-
-				if ((r = restore__state(rs, type, p, len)) != 0)
-					goto fail;
-				rs->info->state_ns += kvm__now_ns() - t;
-			}
-			break;
-		case REC_END:
+		if (number < 2) {
+			continue;
+		} else if (type == REC_END) {
 			if ((r = ckptfile_parse_end(p, len, &cf.end)) != 0) {
 				snprintf(rs->ld.why, sizeof(rs->ld.why), "end record: %s",
 					 km_strerror(r));
 				goto fail;
 			}
 			ended = true;
-			break;
-		default:
-			r = KM_ERR_CORRUPT;
-			snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
-			goto fail;
+		} else {
+			pos.number = number;
+			if ((r = restore__record(rs, type, p, len, first, last, lazy_index_pages,
+						 &pos)) != 0)
+				goto fail;
 		}
 	}
 	if (!ended || off != f->size) {
@@ -304,12 +288,8 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 		goto out;
 	}
 	rs->info->files++;
-	if (last) {
-		rs->info->capture_ns = cf.end.capture_ns;
-		rs->info->paused = cf.end.paused;
-		rs->info->has_hash = cf.end.has_hash;
-		rs->info->mem_hash = cf.end.hash;
-	}
+	if (last)
+		restore__info_end(rs->info, &cf.end);
 	r = 0;
 	goto out;
 fail:
@@ -330,22 +310,14 @@ int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, ch
 	struct lazy_chain *lc = NULL;
 	struct bitmap absent = { 0 };
 	struct store *st = NULL;
-	uint64_t id, n, t, t0 = kvm__now_ns();
+	uint64_t n, t, t0 = kvm__now_ns();
 	char dir[4096], path[4200];
 	size_t i;
 	int r;
 
 	*out = NULL;
-	memset(info, 0, sizeof(*info));
-	if ((r = restore__parse_spec(spec, dir, sizeof(dir), &id)) != 0) {
-		snprintf(err, errlen, "'%s': expected DIR or DIR@ID (ID 1..%llu)", spec,
-			 (unsigned long long)STORE_ID_MAX);
-		return r;
-	}
-	if ((r = store__open(dir, false, &st, err, errlen)) != 0 ||
-	    (r = restore__chain(st, id, &ch, err, errlen)) != 0)
+	if ((r = restore__open_spec(spec, &st, &ch, dir, sizeof(dir), info, err, errlen)) != 0)
 		goto out;
-	info->id = ch.id;
 	if (!(lc = calloc(1, sizeof(*lc))) || !(lc->files = calloc(ch.len, sizeof(*lc->files)))) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
@@ -359,6 +331,10 @@ int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, ch
 	for (i = 0; i < ch.len; i++)
 		if ((r = lazy_file(&rs, lc, (uint32_t)i, ch.ids[i], i == 0, i == ch.len - 1)) != 0)
 			goto out;
+	if (!lc->rec_of && (r = lazy_alloc(lc, rs.kvm)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	t = kvm__now_ns();
 	if ((r = vmrec_load_done(&rs.ld)) != 0) {
 		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)ch.id,

@@ -86,9 +86,10 @@ void restore__chain_free(struct restore_chain *ch)
 }
 
 /* The first file's config makes the VM. */
-int restore__create(struct restore *rs, struct ckptfile *f, const uint8_t *p, uint32_t len)
+static int restore__create(struct restore *rs, const uint8_t *p, uint32_t len)
 {
-	char why[256];
+	uint64_t t0 = kvm__now_ns();
+	char why[sizeof(rs->ld.why)];
 	char cfgname[64];
 	int r;
 
@@ -118,26 +119,63 @@ loader:
 		goto fail;
 	}
 	rs->loader = true;
+	rs->info->create_ns = kvm__now_ns() - t0;
 	return 0;
 fail:
-	snprintf(rs->err, rs->errlen, "%s: record %llu: %s", f->path,
-		 (unsigned long long)f->record, why);
+	snprintf(rs->ld.why, sizeof(rs->ld.why), "%s", why);
 	return r;
 }
 
 /* A state record of the checkpoint restored: into the VM, or kept (image mode). */
-int restore__state(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len)
+static int restore__state(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len)
 {
+	uint64_t t0 = kvm__now_ns();
 	int r;
 
-	if (!rs->img)
-		return vmrec_load_state(&rs->ld, type, p, len);
+	if (!rs->img) {
+		r = vmrec_load_state(&rs->ld, type, p, len);
+		rs->info->state_ns += kvm__now_ns() - t0;
+		return r;
+	}
 	/* The config comes twice (before the pages, and first of the state): keep one. */
 	if (type == REC_VM_CONFIG && buf_len(rs->img->state) > 0)
 		return 0;
 	if ((r = rec_put(rs->img->state, type, p, len)) != 0)
 		snprintf(rs->ld.why, sizeof(rs->ld.why), "state records: %s", km_strerror(r));
 	return r;
+}
+
+int restore__record(struct restore *rs, uint32_t type, const uint8_t *p, uint32_t len,
+		    bool first, bool last, restore_pages_fn pages, void *ctx)
+{
+	if (type == REC_VM_CONFIG) {
+		int r = 0;
+
+		if (first && !rs->kvm && (r = restore__create(rs, p, len)) != 0)
+			return r;
+		return last ? restore__state(rs, type, p, len) : 0;
+	}
+	if (type != REC_PAGES && type != REC_VM_STATE && type != REC_VCPU_STATE) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
+		return KM_ERR_CORRUPT;
+	}
+	if (!rs->kvm) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "%s before the VM config",
+			 type == REC_PAGES ? "pages" : "state");
+		return KM_ERR_CORRUPT;
+	}
+	if (type == REC_PAGES)
+		return pages(rs, ctx, p, len);
+	return last ? restore__state(rs, type, p, len) : 0;
+}
+
+/* The eager restore's pages: written into guest memory now. */
+static int restore__pages(struct restore *rs, void *ctx, const uint8_t *p, uint32_t len)
+{
+	struct ckptfile *f = ctx;
+
+	rs->ld.lz4_ok = (f->caps & STREAM_CAP_LZ4) != 0;
+	return vmrec_load_pages(&rs->ld, p, len);
 }
 
 /* Applies one file of the chain; last: its state is the one restored. */
@@ -157,52 +195,17 @@ static int restore__file(struct restore *rs, const char *path, uint64_t want_id,
 			 (unsigned long long)f.id.id, (unsigned long long)want_id);
 		goto out;
 	}
-	while ((r = ckptfile_next(&f, &type, &p, &len, rs->err, rs->errlen)) == 0) {
-		switch (type) {
-		case REC_VM_CONFIG:
-			if (first && !rs->kvm && (r = restore__create(rs, &f, p, len)) != 0)
-				goto out;
-			if (last && (r = restore__state(rs, type, p, len)) != 0)
-				goto fail;
-			break;
-		case REC_PAGES:
-			if (!rs->kvm) {
-				r = KM_ERR_CORRUPT;
-				snprintf(rs->ld.why, sizeof(rs->ld.why), "pages before the VM config");
-				goto fail;
-			}
-			rs->ld.lz4_ok = (f.caps & STREAM_CAP_LZ4) != 0;
-			if ((r = vmrec_load_pages(&rs->ld, p, len)) != 0)
-				goto fail;
-			break;
-		case REC_VM_STATE:
-		case REC_VCPU_STATE:
-			if (!rs->kvm) {
-				r = KM_ERR_CORRUPT;
-				snprintf(rs->ld.why, sizeof(rs->ld.why), "state before the VM config");
-				goto fail;
-			}
-			if (last && (r = restore__state(rs, type, p, len)) != 0)
-				goto fail;
-			break;
-		default:
-			r = KM_ERR_CORRUPT;
-			snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
+	while ((r = ckptfile_next(&f, &type, &p, &len, rs->err, rs->errlen)) == 0)
+		if ((r = restore__record(rs, type, p, len, first, last, restore__pages, &f)) != 0)
 			goto fail;
-		}
-	}
 	if (r != KM_ERR_END)
 		goto out;
 	r = 0;
 	rs->info->files++;
 	if (last && rs->img)
 		rs->img->end = f.end;
-	if (last) {
-		rs->info->capture_ns = f.end.capture_ns;
-		rs->info->paused = f.end.paused;
-		rs->info->has_hash = f.end.has_hash;
-		rs->info->mem_hash = f.end.hash;
-	}
+	if (last)
+		restore__info_end(rs->info, &f.end);
 	goto out;
 fail:
 	snprintf(rs->err, rs->errlen, "%s: record %llu: %s", path, (unsigned long long)f.record,
@@ -226,6 +229,36 @@ static int restore__apply(struct restore *rs, struct store *st, const struct res
 	return 0;
 }
 
+int restore__open_spec(const char *spec, struct store **st, struct restore_chain *ch,
+			char *dir, size_t dirlen, struct restore_info *info, char *err,
+			size_t errlen)
+{
+	uint64_t id;
+	int r;
+
+	*st = NULL;
+	memset(ch, 0, sizeof(*ch));
+	memset(info, 0, sizeof(*info));
+	if ((r = restore__parse_spec(spec, dir, dirlen, &id)) != 0) {
+		snprintf(err, errlen, "'%s': expected DIR or DIR@ID (ID 1..%llu)", spec,
+			 (unsigned long long)STORE_ID_MAX);
+		return r;
+	}
+	if ((r = store__open(dir, false, st, err, errlen)) != 0 ||
+	    (r = restore__chain(*st, id, ch, err, errlen)) != 0)
+		return r;
+	info->id = ch->id;
+	return 0;
+}
+
+void restore__info_end(struct restore_info *info, const struct ckptfile_end *end)
+{
+	info->capture_ns = end->capture_ns;
+	info->paused = end->paused;
+	info->has_hash = end->has_hash;
+	info->mem_hash = end->hash;
+}
+
 int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
 		struct kvm **out, struct restore_info *info, char *err, size_t errlen)
 {
@@ -234,20 +267,11 @@ int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t nam
 	struct restore_chain ch = { 0 };
 	struct store *st = NULL;
 	char dir[4096];
-	uint64_t id;
 	int r;
 
 	*out = NULL;
-	memset(info, 0, sizeof(*info));
-	if ((r = restore__parse_spec(spec, dir, sizeof(dir), &id)) != 0) {
-		snprintf(err, errlen, "'%s': expected DIR or DIR@ID (ID 1..%llu)", spec,
-			 (unsigned long long)STORE_ID_MAX);
-		return r;
-	}
-	if ((r = store__open(dir, false, &st, err, errlen)) != 0 ||
-	    (r = restore__chain(st, id, &ch, err, errlen)) != 0)
+	if ((r = restore__open_spec(spec, &st, &ch, dir, sizeof(dir), info, err, errlen)) != 0)
 		goto out;
-	info->id = ch.id;
 	if ((r = restore__apply(&rs, st, &ch)) != 0)
 		goto out;
 	if ((r = vmrec_load_done(&rs.ld)) != 0) {

@@ -9,6 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
+. "$(dirname "$0")/lib-checkpoint.sh"
 
 tap_plan 8
 
@@ -17,11 +18,6 @@ ck="$tmp/ck"
 BOUND=2048
 PAGES=8192	# 32 MiB: four times the bound, whatever the pace
 
-field() { printf '%s\n' "$1" | grep -o "\"$2\": *\"*[^,}\"]*" | head -1 | sed 's/.*: *"*//'; }
-ckpt() {
-	reply=$(q "$1" "{\"execute\": \"checkpoint\", \"arguments\": $2}" 2>&1)
-	printf '%s\n' "$reply" | grep -q '"return"'
-}
 # bounded WHAT: the last reply's pause copied at most BOUND pages.
 bounded() {
 	local n

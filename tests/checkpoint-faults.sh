@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
-KVM_SNAPSHOT="$top_builddir/snapshot/kvm-snapshot"
+. "$(dirname "$0")/lib-checkpoint.sh"
 
 POINTS="after-tmp-write after-fsync after-rename after-dir-fsync mid-manifest-write
 	after-manifest-write after-manifest-rename after-manifest-fsync mid-remove after-remove"
@@ -21,11 +21,6 @@ ck="$tmp/ck"
 PAGES=$(wss_pages 32)
 RATE=$(rate_of 20000 1)
 
-field() { printf '%s\n' "$1" | grep -o "\"$2\": *\"*[^,}\"]*" | head -1 | sed 's/.*: *"*//'; }
-ckpt() {
-	reply=$(q "$1" "{\"execute\": \"checkpoint\", \"arguments\": $2}" 2>&1)
-	printf '%s\n' "$reply" | grep -q '"return"'
-}
 listed() { "$KVM_SNAPSHOT" list --json "$1" 2>/dev/null | grep -o '"id": *[0-9]*' | grep -o '[0-9]*$'; }
 newest() { listed "$1" | sort -n | tail -1; }
 n_vm=0

@@ -10,6 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
+. "$(dirname "$0")/lib-checkpoint.sh"
 
 tap_plan 20
 
@@ -19,15 +20,10 @@ ck="$tmp/ck"
 PAGES=$(wss_pages 32)
 RATE=$(rate_of 10000 2)
 
-field() { printf '%s\n' "$1" | grep -o "\"$2\": *\"*[^,}\"]*" | head -1 | sed 's/.*: *"*//'; }
 # lazy SOCK FIELD: a field of query-stats' lazy-restore object.
 lazy() { q "$1" '{"execute": "query-stats"}' 2>/dev/null | jq -r ".return[\"lazy-restore\"][\"$2\"]"; }
 all_in() { [ "$(lazy "$1" absent)" = 0 ]; }
 hash_of() { field "$(q "$1" '{"execute": "query-memory-hash"}')" hash; }
-ckpt() {
-	reply=$(q "$1" "{\"execute\": \"checkpoint\", \"arguments\": $2}" 2>&1)
-	printf '%s\n' "$reply" | grep -q '"return"'
-}
 # restore NAME RUNDIR ARGS...: kvm-run --restore ..., waits for its socket.
 restore() {
 	local name="$1" rundir="$2"

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
-KVM_SNAPSHOT="$top_builddir/snapshot/kvm-snapshot"
+. "$(dirname "$0")/lib-checkpoint.sh"
 
 tap_plan 13
 
@@ -18,13 +18,7 @@ ck="$tmp/ck"
 PAGES=$(wss_pages 64)
 RATE=$(rate_of 10000 2)
 
-field() { printf '%s\n' "$1" | grep -o "\"$2\": *\"*[^,}\"]*" | head -1 | sed 's/.*: *"*//'; }
 count() { "$KVM_SNAPSHOT" list --json "$1" 2>/dev/null | grep -o '"id": *[0-9]*' | wc -l; }
-taken() {
-	local t
-	t=$(q "$1" '{"execute": "query-checkpoints"}' 2>/dev/null) || return 1
-	[ "$(field "$t" taken)" -ge "$2" ] 2>/dev/null
-}
 
 # 1-4. Periodic checkpoints go on while the VM migrates.
 start_vm vm1 "$A" "$RATE" "$PAGES" --mem 256M --vcpus 2 --checkpoint-dir "$ck" \

@@ -9,6 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
+. "$(dirname "$0")/lib-checkpoint.sh"
 
 tap_plan 38
 
@@ -18,19 +19,6 @@ PAGES=$(wss_pages 64)
 RATE=$(rate_of 20000 2)
 echo "# working set $PAGES pages, $RATE pages/s per vCPU"
 
-# field JSON NAME: a field's value in a one-line reply.
-field() { printf '%s\n' "$1" | grep -o "\"$2\": *\"*[^,}\"]*" | head -1 | sed 's/.*: *"*//'; }
-# taken SOCK N: at least N checkpoints were committed.
-taken() {
-	local t
-	t=$(q "$1" '{"execute": "query-checkpoints"}' 2>/dev/null) || return 1
-	[ "$(field "$t" taken)" -ge "$2" ] 2>/dev/null
-}
-# ckpt SOCK ARGS: a checkpoint now; the reply in $reply.
-ckpt() {
-	reply=$(q "$1" "{\"execute\": \"checkpoint\", \"arguments\": $2}" 2>&1)
-	printf '%s\n' "$reply" | grep -q '"return"'
-}
 
 # 1-2. Periodic checkpoints while the guest writes.
 start_vm c1 "$run" "$RATE" "$PAGES" --mem 256M --vcpus 2 --checkpoint-dir "$ck" \
@@ -99,7 +87,6 @@ ok_if "--restore DIR restores the newest ($new)" \
 quit_vm "$run/r4.sock"
 
 # 14-17. Compaction while the VM goes on checkpointing into the same store.
-KVM_SNAPSHOT="$top_builddir/snapshot/kvm-snapshot"
 ck2="$tmp/ck2"
 start_vm c2 "$run" "$RATE" "$PAGES" --mem 256M --vcpus 2 --checkpoint-dir "$ck2" \
 	--checkpoint-every "$(pace_time 100)"

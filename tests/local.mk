@@ -50,7 +50,7 @@ tests_lib_memgrep_SOURCES = tests/lib/memgrep.c
 
 # Shell tests (TAP through tests/lib.sh).
 TESTS += tests/cli.sh
-EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/pace.sh tests/timed.sh \
+EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/lib-checkpoint.sh tests/pace.sh tests/timed.sh \
 	tests/cli.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
 	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh tests/checkpoint-lazy.sh \
 	tests/checkpoint-bound.sh $(KM_MIGRATE_TESTS)
