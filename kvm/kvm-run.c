@@ -328,11 +328,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (o.lazy)
-			log_info("VM %s restored lazily from checkpoint %llu (%u file%s, %llu pages "
-				 "indexed, %llu to bring in) in %.3f ms (VM made in %.3f ms, state "
-				 "loaded in %.3f ms)", kvm->name,
+			log_info("VM %s restored lazily from checkpoint %llu (%u file%s, %u with a page "
+				 "index; %llu pages indexed, %llu to bring in) in %.3f ms (VM made in "
+				 "%.3f ms, state loaded in %.3f ms)", kvm->name,
 				 (unsigned long long)ri.id, ri.files, ri.files > 1 ? "s" : "",
-				 (unsigned long long)ri.pages, (unsigned long long)ri.absent,
+				 ri.indexed, (unsigned long long)ri.pages, (unsigned long long)ri.absent,
 				 ri.index_ns / 1e6, ri.create_ns / 1e6, ri.state_ns / 1e6);
 		else
 			log_info("VM %s restored from checkpoint %llu (%u file%s, %llu pages)",

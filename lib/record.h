@@ -41,6 +41,7 @@ enum rec_type {
 	REC_GUEST_REPORT = 15,	/* after RUNNING: what the guest measured (field 1: stall ns) */
 	REC_ROUND_ACK = 16,	/* destination -> source: every page of that round is applied */
 	REC_CHECKPOINT = 17,	/* a checkpoint file's identity: CK_* fields (docs/format.md) */
+	REC_PAGE_INDEX = 18,	/* where a checkpoint file's page entries are (docs/format.md s.9.1) */
 	REC_TYPE_MAX
 };
 

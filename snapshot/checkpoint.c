@@ -79,6 +79,7 @@ struct attempt {
 	struct chan *chan;
 	struct stream *s;
 	struct vmrec_enc enc;
+	struct ckptfile_index index;	/* of its pages: for a lazy restore */
 	uint8_t *copies;		/* pages copied at the capture */
 	struct buf *state;
 	uint64_t id, pages, pause_ns, time_ns, hash;
@@ -93,7 +94,7 @@ static int ckpt__batch(void *ctx, struct buf **payload, const struct pages_stats
 	struct attempt *a = ctx;
 
 	a->pages += st->pages;
-	return stream_put_owned(a->s, REC_PAGES, payload);
+	return ckptfile_put_pages(a->s, &a->index, payload);
 }
 
 /* Reads the tracker into a->c->got, and owes those pages until a commit. */
@@ -272,7 +273,7 @@ static int ckpt__finish_file(struct attempt *a)
 	     n = bitmap_next_set(&c->todo, n + 1))
 		if ((r = vmrec_enc_page(&a->enc, n, a->copies + (i++) * KM_PAGE_SIZE)) != 0)
 			return r;
-	if ((r = vmrec_enc_flush(&a->enc)) != 0 ||
+	if ((r = vmrec_enc_flush(&a->enc)) != 0 || (r = ckptfile_put_index(a->s, &a->index)) != 0 ||
 	    (r = stream_put_framed(a->s, buf_ptr(a->state), buf_len(a->state))) != 0)
 		return r;
 	end.pages = a->pages;
@@ -330,6 +331,7 @@ static void ckpt__attempt_free(struct attempt *a)
 	stream_free(a->s);
 	chan_close(a->chan);
 	vmrec_enc_free(&a->enc);
+	ckptfile_index_free(&a->index);
 	buf_free(a->state);
 	free(a->copies);
 }
@@ -359,6 +361,7 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 		goto out_noerr;
 	a.id = a.pend.id;
 	if (!(a.state = buf_new(REC_MAX_PAYLOAD)) ||
+	    (r = ckptfile_index_init(&a.index)) != 0 ||
 	    (r = vmrec_enc_init(&a.enc, c->kvm, c->compress, ckpt__batch, &a)) != 0) {
 		r = r ? r : -ENOMEM;
 		goto out;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "pages.h"
 #include "record.h"
 #include "snapshot/ckptfile.h"
 
@@ -156,11 +157,76 @@ out:
 	return r;
 }
 
+int ckptfile_index_init(struct ckptfile_index *ix)
+{
+	ix->b = buf_new(REC_MAX_PAYLOAD);
+	return ix->b ? 0 : -ENOMEM;
+}
+
+void ckptfile_index_free(struct ckptfile_index *ix)
+{
+	buf_free(ix->b);
+	ix->b = NULL;
+}
+
+int ckptfile_put_index(struct stream *s, struct ckptfile_index *ix)
+{
+	int r;
+
+	if (!buf_len(ix->b))
+		return 0;
+	r = stream_put(s, REC_PAGE_INDEX, buf_ptr(ix->b), (uint32_t)buf_len(ix->b));
+	buf_reset(ix->b);
+	return r;
+}
+
+int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf **payload)
+{
+	uint64_t gpa;
+	const uint8_t *start = buf_ptr(*payload), *data;
+	struct buf *view;
+	enum page_kind kind;
+	uint32_t len, n = 0;
+	size_t need;
+	int r;
+
+	/* The entries are counted first: the index of one record is never split. */
+	if (!(view = buf_view(start, buf_len(*payload))))
+		return -ENOMEM;
+	while ((r = pages_get(view, &gpa, &kind, &data, &len)) == 0)
+		n++;
+	buf_free(view);
+	if (r != KM_ERR_END)
+		return r;
+	need = CKPT_INDEX_RECORD + (size_t)n * CKPT_INDEX_ENTRY;
+	if (buf_room(ix->b) < need && (r = ckptfile_put_index(s, ix)) != 0)
+		return r;
+	/* Where the record will start: what the stream took so far. */
+	if ((r = buf_put_u64(ix->b, stream_bytes_out(s))) != 0 ||
+	    (r = buf_put_u32(ix->b, n)) != 0)
+		return r;
+	if (!(view = buf_view(start, buf_len(*payload))))
+		return -ENOMEM;
+	for (;;) {
+		const uint8_t *entry = buf_ptr(view);
+
+		if ((r = pages_get(view, &gpa, &kind, &data, &len)) != 0)
+			break;
+		if ((r = buf_put_u64(ix->b, gpa | kind)) != 0 ||
+		    (r = buf_put_u32(ix->b, (uint32_t)(entry - start))) != 0)
+			break;
+	}
+	buf_free(view);
+	if (r != KM_ERR_END)
+		return r;
+	return stream_put_owned(s, REC_PAGES, payload);
+}
+
 /* The record types a checkpoint file holds after its identity (ckptfile.h). */
 static bool ckptfile__body_type(uint32_t type)
 {
 	return type == REC_VM_CONFIG || type == REC_PAGES || type == REC_VM_STATE ||
-	       type == REC_VCPU_STATE;
+	       type == REC_VCPU_STATE || type == REC_PAGE_INDEX;
 }
 
 int ckptfile_next(struct ckptfile *f, uint32_t *type, const uint8_t **p, uint32_t *len,

@@ -39,6 +39,30 @@ enum ckpt_end_tag {
 	CKE_MEM_HASH = 5,	/* u64, optional: memory__hash() at the capture */
 };
 
+/*
+ * The page index of a file being written (REC_PAGE_INDEX, docs/format.md
+ * s.9.1): for each REC_PAGES record, its offset in the file and, for each
+ * of its entries in order, the entry's page address and kind and its
+ * offset in the record's payload. A lazy restore reads it instead of
+ * walking every entry of the file.
+ */
+struct ckptfile_index {
+	struct buf *b;			/* the REC_PAGE_INDEX payload being built */
+};
+#define CKPT_INDEX_ENTRY	12	/* u64 gpa | kind, u32 offset in the payload */
+#define CKPT_INDEX_RECORD	12	/* u64 record offset in the file, u32 entries */
+
+int ckptfile_index_init(struct ckptfile_index *ix);
+void ckptfile_index_free(struct ckptfile_index *ix);	/* NULL-safe on a zeroed struct */
+/*
+ * Puts a REC_PAGES payload (taking it, as stream_put_owned) and indexes
+ * it; an index grown to a record's bound goes out first (a file may hold
+ * several, each after the pages it describes).
+ */
+int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf **payload);
+/* Puts what is left of the index: the last record before the state. */
+int ckptfile_put_index(struct stream *s, struct ckptfile_index *ix);
+
 struct ckptfile_id {
 	uint64_t id, parent, kind;
 	char name[64];

@@ -21,6 +21,7 @@
 
 struct compact {
 	struct stream *s;
+	struct ckptfile_index index;
 	uint64_t pages;
 };
 
@@ -29,7 +30,7 @@ static int compact__batch(void *ctx, struct buf **payload, const struct pages_st
 	struct compact *c = ctx;
 
 	c->pages += st->pages;
-	return stream_put_owned(c->s, REC_PAGES, payload);
+	return ckptfile_put_pages(c->s, &c->index, payload);
 }
 
 /* The base's file: header, identity, config, every page the image holds, the state, the end. */
@@ -65,12 +66,13 @@ static int compact__write(struct restore_image *img, struct store_pending *p, bo
 	    (r = stream_put(c->s, REC_VM_CONFIG, cfg, cfglen)) != 0)
 		goto out;
 	if ((r = bitmap_init(&all, memory__nr_pages(&img->kvm->mem))) != 0 ||
+	    (r = ckptfile_index_init(&c->index)) != 0 ||
 	    (r = vmrec_enc_init(&enc, img->kvm, compress, compact__batch, c)) != 0)
 		goto out;
 	bitmap_fill(&all);
 	/* Every page the chain wrote, from the image's data ranges; zero pages go as zero. */
 	if ((r = vmrec_enc_set(&enc, &all, true, NULL, NULL, NULL)) != 0 ||
-	    (r = vmrec_enc_flush(&enc)) != 0 ||
+	    (r = vmrec_enc_flush(&enc)) != 0 || (r = ckptfile_put_index(c->s, &c->index)) != 0 ||
 	    (r = stream_put_framed(c->s, buf_ptr(img->state), buf_len(img->state))) != 0)
 		goto out;
 	end.pages = c->pages;
@@ -78,6 +80,7 @@ static int compact__write(struct restore_image *img, struct store_pending *p, bo
 		goto out;
 out:
 	vmrec_enc_free(&enc);
+	ckptfile_index_free(&c->index);
 	bitmap_free(&all);
 	buf_free(view);
 	stream_free(c->s);

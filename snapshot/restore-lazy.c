@@ -18,6 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22	/* Linux 5.14 */
+#endif
+
 #include "err.h"
 #include "pages.h"
 #include "record.h"
@@ -53,6 +57,7 @@ struct lazy_chain {
 	uint32_t *rec_of;		/* page -> 1 + its record; 0: zero or never written */
 	uint64_t *off_of;		/* page -> its entry's offset in the file */
 	uint64_t nr_pages;
+	const struct kvm_memory *mem;	/* the VM's: page numbers */
 };
 
 static void lazy_chain_free(void *ctx)
@@ -106,6 +111,9 @@ static int lazy_chain_read(void *ctx, uint64_t n, uint8_t *page, char *why, size
 		return -ENOMEM;
 	r = pages_get(view, &gpa, &kind, &data, &dlen);
 	buf_free(view);
+	/* A page index could name another entry than the page's: never trusted blindly. */
+	if (r == 0 && memory__page_of(lc->mem, gpa) != n)
+		r = KM_ERR_CORRUPT;
 	if (r == 0)
 		r = pages_expand(kind, data, dlen, page);
 	if (r != 0)
@@ -122,6 +130,7 @@ struct lazy_pos {
 /* The index, for the guest memory kvm has (once its config made it). */
 static int lazy_alloc(struct lazy_chain *lc, struct kvm *kvm)
 {
+	lc->mem = &kvm->mem;
 	lc->nr_pages = memory__nr_pages(&kvm->mem);
 	if (!(lc->rec_of = calloc(lc->nr_pages ? lc->nr_pages : 1, sizeof(*lc->rec_of))) ||
 	    !(lc->off_of = calloc(lc->nr_pages ? lc->nr_pages : 1, sizeof(*lc->off_of))))
@@ -129,69 +138,133 @@ static int lazy_alloc(struct lazy_chain *lc, struct kvm *kvm)
 	return 0;
 }
 
-/* The page entries of one REC_PAGES payload, as the newest copies of their pages. */
-static int lazy_index_pages(struct restore *rs, void *ctx, const uint8_t *p, uint32_t len)
+/* Page n's newest copy is entry at file offset off of record rec (0-based), or zero. */
+static int lazy_set(struct restore *rs, struct lazy_chain *lc, uint32_t rec, uint64_t gpa,
+		    enum page_kind kind, uint64_t off)
+{
+	uint64_t n;
+
+	if (kind == PAGE_LZ4 && !lc->files[lc->recs[rec].file].lz4_ok) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "an lz4 page in a file whose header "
+			 "does not allow them");
+		return KM_ERR_CORRUPT;
+	}
+	if ((n = memory__page_of(&rs->kvm->mem, gpa)) == UINT64_MAX) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "a page at 0x%llx, outside guest RAM",
+			 (unsigned long long)gpa);
+		return KM_ERR_CORRUPT;
+	}
+	/* The last copy wins; a zero page clears what an older file held. */
+	lc->rec_of[n] = kind == PAGE_ZERO ? 0 : rec + 1;
+	lc->off_of[n] = off;
+	rs->info->pages++;
+	return 0;
+}
+
+/* A REC_PAGES record of the file being walked: noted, its entries read later. */
+static int lazy_note_pages(struct restore *rs, void *ctx, const uint8_t *p, uint32_t len)
 {
 	struct lazy_pos *pos = ctx;
 	struct lazy_chain *lc = pos->lc;
-	uint32_t fi = pos->fi, number = pos->number;
-	struct lazy_file *f = &lc->files[fi];
-	uint64_t rec_off = (uint64_t)(p - f->map) - REC_HDR_SIZE;
-	struct buf *view;
-	const uint8_t *entry, *data;
-	enum page_kind kind;
-	uint64_t gpa, n;
-	uint32_t dlen;
-	int r;
+	struct lazy_file *f = &lc->files[pos->fi];
 
-	if (!lc->rec_of && lazy_alloc(lc, rs->kvm) != 0) {
-		snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
-		return -ENOMEM;
-	}
-	if (!(view = buf_view(p, len))) {
-		snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
-		return -ENOMEM;
-	}
+	(void)len;
+	if (!lc->rec_of && lazy_alloc(lc, rs->kvm) != 0)
+		goto nomem;
 	if (lc->nrecs == lc->caprecs) {
 		uint32_t cap = lc->caprecs ? lc->caprecs * 2 : 256;
 		struct lazy_rec *nr = reallocarray(lc->recs, cap, sizeof(*nr));
 
-		if (!nr) {
-			buf_free(view);
-			snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
-			return -ENOMEM;
-		}
+		if (!nr)
+			goto nomem;
 		lc->recs = nr;
 		lc->caprecs = cap;
 	}
-	lc->recs[lc->nrecs] = (struct lazy_rec){ .file = fi, .number = number, .off = rec_off };
-	lc->nrecs++;
+	lc->recs[lc->nrecs++] = (struct lazy_rec){
+		.file = pos->fi, .number = pos->number,
+		.off = (uint64_t)(p - f->map) - REC_HDR_SIZE,
+	};
+	return 0;
+nomem:
+	snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
+	return -ENOMEM;
+}
+
+/* Without a page index: every entry of page record rec, walked (not checksummed). */
+static int lazy_walk_pages(struct restore *rs, struct lazy_chain *lc, uint32_t rec)
+{
+	struct lazy_file *f = &lc->files[lc->recs[rec].file];
+	const uint8_t *hdr = f->map + lc->recs[rec].off, *entry, *data;
+	struct buf *view;
+	enum page_kind kind;
+	uint32_t type, len, dlen;
+	uint64_t gpa;
+	int r;
+
+	(void)rec_frame(hdr, f->size - lc->recs[rec].off, REC_MAX_PAYLOAD, &type, &len);
+	if (!(view = buf_view(hdr + REC_HDR_SIZE, len))) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
+		return -ENOMEM;
+	}
 	for (;;) {
 		entry = buf_ptr(view);
-		if ((r = pages_get(view, &gpa, &kind, &data, &dlen)) != 0)
+		if ((r = pages_get(view, &gpa, &kind, &data, &dlen)) != 0 ||
+		    (r = lazy_set(rs, lc, rec, gpa, kind, (uint64_t)(entry - f->map))) != 0)
 			break;
-		if (kind == PAGE_LZ4 && !f->lz4_ok) {
-			r = KM_ERR_CORRUPT;
-			snprintf(rs->ld.why, sizeof(rs->ld.why), "an lz4 page in a file whose header "
-				 "does not allow them");
-			goto out;
-		}
-		if ((n = memory__page_of(&rs->kvm->mem, gpa)) == UINT64_MAX) {
-			r = KM_ERR_CORRUPT;
-			snprintf(rs->ld.why, sizeof(rs->ld.why), "a page at 0x%llx, outside guest RAM",
-				 (unsigned long long)gpa);
-			goto out;
-		}
-		/* The last copy wins; a zero page clears what an older file held. */
-		lc->rec_of[n] = kind == PAGE_ZERO ? 0 : lc->nrecs;
-		lc->off_of[n] = (uint64_t)(entry - f->map);
-		rs->info->pages++;
 	}
+	buf_free(view);
 	if (r == KM_ERR_END)
-		r = 0;
-	else
+		return 0;
+	if (r != KM_ERR_CORRUPT || !rs->ld.why[0])
 		snprintf(rs->ld.why, sizeof(rs->ld.why), "page entries: %s", km_strerror(r));
-out:
+	return r;
+}
+
+/*
+ * A REC_PAGE_INDEX payload (checksummed) of file fi: groups of (u64 record
+ * offset, u32 entries, entries of u64 gpa | kind and u32 offset in the
+ * payload), for the file's page records in order from *next. Each entry
+ * is bounded by its record; it is read for real when its page is.
+ */
+static int lazy_apply_index(struct restore *rs, struct lazy_chain *lc, uint32_t fi,
+			    const uint8_t *p, uint32_t len, uint32_t *next)
+{
+	struct lazy_file *f = &lc->files[fi];
+	struct buf *view = buf_view(p, len);
+	uint64_t rec_off, v;
+	uint32_t n, i, off, type, rlen;
+	int r = 0;
+
+	if (!view) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
+		return -ENOMEM;
+	}
+	while (buf_len(view) > 0) {
+		if (buf_get_u64(view, &rec_off) != 0 || buf_get_u32(view, &n) != 0 ||
+		    *next >= lc->nrecs || lc->recs[*next].file != fi ||
+		    lc->recs[*next].off != rec_off || buf_len(view) / CKPT_INDEX_ENTRY < n) {
+			r = KM_ERR_CORRUPT;
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "the page index does not match the "
+				 "file's page records");
+			break;
+		}
+		(void)rec_frame(f->map + rec_off, f->size - rec_off, REC_MAX_PAYLOAD, &type, &rlen);
+		for (i = 0; i < n && r == 0; i++) {
+			(void)buf_get_u64(view, &v);
+			(void)buf_get_u32(view, &off);
+			if ((v & 0xfff) > PAGE_LZ4 || off >= rlen) {
+				r = KM_ERR_CORRUPT;
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "the page index names an entry "
+					 "that cannot be");
+				break;
+			}
+			r = lazy_set(rs, lc, *next, v & ~0xfffULL, (enum page_kind)(v & 0xfff),
+				     rec_off + REC_HDR_SIZE + off);
+		}
+		if (r != 0)
+			break;
+		(*next)++;
+	}
 	buf_free(view);
 	return r;
 }
@@ -207,13 +280,8 @@ static int lazy_map(struct lazy_file *f, const char *path, char *err, size_t err
 		goto out;
 	}
 	f->size = (size_t)st.st_size;
-	/*
-	 * Private: the store may replace the file (compaction), never write
-	 * into it. Populated: the walk touches every page of it, and one call
-	 * mapping them all costs far less than a fault on each.
-	 */
-	f->map = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) :
-			   NULL;
+	/* Private: the store may replace the file (compaction), never write into it. */
+	f->map = f->size ? mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
 	if (f->map == MAP_FAILED) {
 		f->map = NULL;
 		r = km_errno();
@@ -235,10 +303,10 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 {
 	struct lazy_file *f = &lc->files[fi];
 	struct lazy_pos pos = { .lc = lc, .fi = fi };
+	uint32_t first_rec = lc->nrecs, next, rec, type, len, number, *ix = NULL, nix = 0;
 	struct ckptfile cf;
 	const uint8_t *p;
 	uint64_t off = 0;
-	uint32_t type, len, number;
 	bool ended = false;
 	int r;
 
@@ -252,7 +320,6 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 		goto out;
 	}
 	for (number = 0; off < f->size && !ended; number++, off += REC_HDR_SIZE + len) {
-		cf.record = number;
 		if ((r = rec_frame(f->map + off, f->size - off, REC_MAX_PAYLOAD, &type, &len)) != 0) {
 			snprintf(rs->ld.why, sizeof(rs->ld.why), "%s", r == KM_ERR_TRUNCATED ?
 				 "the file ends inside it (a torn or truncated file)" :
@@ -274,9 +341,19 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 				goto fail;
 			}
 			ended = true;
+		} else if (type == REC_PAGE_INDEX) {
+			uint32_t *nix_p = reallocarray(ix, nix + 1, sizeof(*ix));
+
+			if (!nix_p) {
+				r = -ENOMEM;
+				snprintf(rs->ld.why, sizeof(rs->ld.why), "out of memory");
+				goto fail;
+			}
+			ix = nix_p;
+			ix[nix++] = number;
 		} else {
 			pos.number = number;
-			if ((r = restore__record(rs, type, p, len, first, last, lazy_index_pages,
+			if ((r = restore__record(rs, type, p, len, first, last, lazy_note_pages,
 						 &pos)) != 0)
 				goto fail;
 		}
@@ -287,6 +364,35 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 			 "data after its end record" : "no end record: an incomplete file");
 		goto out;
 	}
+	if (nix) {
+		/* The index says where every entry is: no page record is read now. */
+		for (next = first_rec, off = 0, number = 0; off < f->size && nix; ) {
+			(void)rec_frame(f->map + off, f->size - off, REC_MAX_PAYLOAD, &type, &len);
+			if (number == ix[0]) {
+				if ((r = lazy_apply_index(rs, lc, fi, f->map + off + REC_HDR_SIZE, len,
+							  &next)) != 0)
+					goto fail;
+				memmove(ix, ix + 1, --nix * sizeof(*ix));
+			}
+			off += REC_HDR_SIZE + len;
+			number++;
+		}
+		rs->info->indexed++;
+		if (next != lc->nrecs) {
+			r = KM_ERR_CORRUPT;
+			snprintf(rs->err, rs->errlen, "%s: its page index leaves out page records",
+				 f->path);
+			goto out;
+		}
+	} else {
+		/* A file without one (an older writer): every entry walked, the file mapped in first. */
+		(void)madvise((void *)f->map, f->size, MADV_POPULATE_READ);
+		for (rec = first_rec; rec < lc->nrecs; rec++)
+			if ((r = lazy_walk_pages(rs, lc, rec)) != 0) {
+				number = lc->recs[rec].number;
+				goto fail;
+			}
+	}
 	rs->info->files++;
 	if (last)
 		restore__info_end(rs->info, &cf.end);
@@ -295,6 +401,7 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 fail:
 	snprintf(rs->err, rs->errlen, "%s: record %u: %s", f->path, number, rs->ld.why);
 out:
+	free(ix);
 	ckptfile_close(&cf);
 	return r;
 }

@@ -155,6 +155,9 @@ int restore__record(struct restore *rs, uint32_t type, const uint8_t *p, uint32_
 			return r;
 		return last ? restore__state(rs, type, p, len) : 0;
 	}
+	/* The page index serves a lazy restore, which reads it apart. */
+	if (type == REC_PAGE_INDEX)
+		return 0;
 	if (type != REC_PAGES && type != REC_VM_STATE && type != REC_VCPU_STATE) {
 		snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
 		return KM_ERR_CORRUPT;

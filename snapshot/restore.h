@@ -30,6 +30,7 @@ struct restore_info {
 	uint64_t mem_hash;	/* memory__hash() taken then, if it was asked for */
 	/* A lazy restore: */
 	uint64_t absent;	/* pages left to bring in when the VM may start */
+	unsigned int indexed;	/* files read through their page index (the others walked) */
 	uint64_t index_ns;	/* from the call until then: chain walked, VM made, state loaded */
 	uint64_t create_ns;	/* of which: making the VM (KVM_CREATE_VM, memory, vCPUs) */
 	uint64_t state_ns;	/* of which: loading the machine state */

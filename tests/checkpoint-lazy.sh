@@ -12,7 +12,7 @@ require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 . "$(dirname "$0")/lib-checkpoint.sh"
 
-tap_plan 20
+tap_plan 23
 
 A=$tmp/a B=$tmp/b
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
@@ -48,8 +48,8 @@ quit_vm "$A/c1.sock"
 
 # 2-6. Prefetch, paused: every page comes in without being touched.
 restore p1 "$A" --restore "$ck" --lazy --paused
-ok_if "--lazy starts the VM before reading its pages ($(grep -o 'restored lazily.*' "$tmp/vm-p1.log"))" \
-	grep -q "restored lazily from checkpoint $id .* [1-9][0-9]* to bring in" "$tmp/vm-p1.log"
+ok_if "--lazy starts the VM before reading its pages, from the files' page indexes ($(grep -o 'restored lazily.*' "$tmp/vm-p1.log"))" \
+	grep -q "restored lazily from checkpoint $id (3 files, 3 with a page index; .* [1-9][0-9]* to bring in" "$tmp/vm-p1.log"
 ok_if "the prefetch brings every page in while the VM is paused" \
 	wait_for "every page in" 60 all_in "$A/p1.sock"
 ok_if "none of them was touched first ($(lazy "$A/p1.sock" prefetched) prefetched of $(lazy "$A/p1.sock" total))" \
@@ -103,7 +103,19 @@ q "$B/t3.sock" '{"execute": "cont"}' >/dev/null
 ok_if "and runs there, every page right" vm_ok "$B/t3.sock"
 quit_vm "$B/t3.sock"
 
-# 18-19. A flipped byte in the newest file, whose every page is read.
+# 18-20. Files an older writer made, without a page index: every entry walked.
+cp -a "$ck" "$tmp/old"
+for f in "$tmp"/old/ckpt-*.kmc; do "$top_builddir/tests/lib/ckpt-strip" "$f" 18 >/dev/null; done
+restore o1 "$A" --restore "$tmp/old" --lazy=touch --paused
+ok_if "files without a page index restore lazily too ($(grep -o '[0-9]* with a page index' "$tmp/vm-o1.log"))" \
+	grep -q "restored lazily from checkpoint $id (3 files, 0 with a page index" "$tmp/vm-o1.log"
+got=$(hash_of "$A/o1.sock")
+ok_if "byte for byte (hash $got)" [ "$got" = "$want" ]
+q "$A/o1.sock" '{"execute": "cont"}' >/dev/null
+ok_if "and the guest checks every page right" vm_ok "$A/o1.sock"
+quit_vm "$A/o1.sock"
+
+# 21-22. A flipped byte in the newest file, whose every page is read.
 cp -a "$ck" "$tmp/bad"
 fb=$(printf 'ckpt-%08d.kmc' "$id")
 size=$(stat -c %s "$tmp/bad/$fb")
@@ -126,6 +138,6 @@ ok_if "a damaged page record ends the VM with an error (status $st)" [ "$st" -gt
 ok_if "naming the file and the record ($(grep -o "$fb: record [0-9]*: [a-z ]*" "$tmp/vm-bad.log" | head -1))" \
 	grep -Eq "$fb: record [0-9]+: " "$tmp/vm-bad.log"
 
-# 20. --lazy without --restore.
+# 23. --lazy without --restore.
 check "--lazy without --restore is a usage error" 2 "needs --restore" \
 	"$KVM_RUN" --lazy --seconds 1
