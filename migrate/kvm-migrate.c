@@ -269,10 +269,13 @@ static void trace_take(struct trace_out *tr, json_t *st)
 	json_array_foreach(t, i, row) {
 		double ms = num(row, "duration-ms");
 
-		fprintf(tr->f, "%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f\n", num(row, "round"),
-			num(row, "start-ms"), ms, num(row, "dirty-pages"), num(row, "pages-sent"),
-			num(row, "bytes"), ms > 0 ? num(row, "bytes") * 8 / 1e3 / ms : 0.0,
-			num(row, "throttle-percentage"));
+		fprintf(tr->f, "%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f,%.0f,%.3f,%.0f,%.0f,%.0f\n",
+			num(row, "round"), num(row, "start-ms"), ms, num(row, "dirty-pages"),
+			num(row, "pages-sent"), num(row, "bytes"),
+			ms > 0 ? num(row, "bytes") * 8 / 1e3 / ms : 0.0,
+			num(row, "throttle-percentage"), num(row, "remaining-bytes"),
+			num(row, "expected-downtime-ms"), num(row, "zero-pages"),
+			num(row, "lz4-pages"), num(row, "raw-pages"));
 		tr->next++;
 	}
 	tr->total = (unsigned int)num(st, "trace-total");
@@ -496,7 +499,8 @@ int main(int argc, char **argv)
 	}
 	if (tr.f)
 		fprintf(tr.f, "round,start_ms,duration_ms,dirty_pages,pages_sent,bytes,mbps,"
-			"throttle_pct\n");
+			"throttle_pct,remaining_bytes,expected_downtime_ms,zero_pages,lz4_pages,"
+			"raw_pages\n");
 	r = qmpc_call(q, "migrate", json_incref(o.args), 10000, &ret, err, sizeof(err));
 	json_decref(ret);
 	if (r != 0) {

@@ -236,6 +236,9 @@ void mig__begin_round(struct mig *m, uint64_t n)
 
 	mig__lock(m);
 	m->round_pages0 = m->st.pages;
+	m->round_zero0 = m->st.zero;
+	m->round_lz40 = m->st.lz4;
+	m->round_raw0 = m->st.raw;
 	m->st.remaining_pages = n;
 	m->round_dirty = n;
 	m->round_t0 = t0;
@@ -257,6 +260,10 @@ void mig__trace_round(struct mig *m, uint64_t dt)
 	t->dirty = m->round_dirty;
 	t->pages = m->st.pages - m->round_pages0;
 	t->bytes = stream_bytes_out(m->s) - m->round_bytes0;
+	t->zero = m->st.zero - m->round_zero0;
+	t->lz4 = m->st.lz4 - m->round_lz40;
+	t->raw = m->st.raw - m->round_raw0;
+	t->expected_ns = m->st.expected_downtime_ns;
 	m->nr_trace++;
 }
 

@@ -49,6 +49,7 @@ struct mig {
 	uint64_t round_ns;		/* duration of the last round */
 	uint64_t round_dirty;		/* pages the current round sends */
 	uint64_t round_t0, round_bytes0, round_pages0;	/* where the current round began */
+	uint64_t round_zero0, round_lz40, round_raw0;
 	struct vmrec_enc enc;		/* pages into batches (kvm/vmrec.h) */
 
 	struct mig_round *trace;	/* MIG_TRACE_MAX rows */
@@ -67,6 +68,8 @@ struct mig_round {
 	uint64_t dirty;		/* pages to send this round (read at its start) */
 	uint64_t pages;		/* pages sent */
 	uint64_t bytes;		/* wire bytes */
+	uint64_t zero, lz4, raw;	/* the pages sent, by encoding */
+	uint64_t expected_ns;	/* expected downtime when the round began */
 };
 
 extern struct mig mig__g;

@@ -100,11 +100,16 @@ json_t *migrate__trace_json(struct kvm *kvm, unsigned int from, unsigned int max
 	for (i = from; a && i < m->nr_trace && i - from < max; i++) {
 		const struct mig_round *t = &m->trace[i];
 
-		json_array_append_new(a, json_pack("{s:i, s:f, s:f, s:I, s:I, s:I, s:i}",
+		json_array_append_new(a, json_pack(
+			"{s:i, s:f, s:f, s:I, s:I, s:I, s:i, s:I, s:f, s:I, s:I, s:I}",
 			"round", (int)t->round, "start-ms", (double)t->start_ns / 1e6,
 			"duration-ms", (double)t->duration_ns / 1e6, "dirty-pages", (json_int_t)t->dirty,
 			"pages-sent", (json_int_t)t->pages, "bytes", (json_int_t)t->bytes,
-			"throttle-percentage", (int)t->throttle_pct));
+			"throttle-percentage", (int)t->throttle_pct,
+			"remaining-bytes", (json_int_t)(t->dirty * KM_PAGE_SIZE),
+			"expected-downtime-ms", (double)t->expected_ns / 1e6,
+			"zero-pages", (json_int_t)t->zero, "lz4-pages", (json_int_t)t->lz4,
+			"raw-pages", (json_int_t)t->raw));
 	}
 	mig__unlock(m);
 	return a;

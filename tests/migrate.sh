@@ -12,7 +12,7 @@ require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
 quick=${KVM_MIGRATE_TESTS_QUICK:-0}
-if [ "$quick" = 1 ]; then tap_plan 15; else tap_plan 38; fi
+if [ "$quick" = 1 ]; then tap_plan 16; else tap_plan 39; fi
 
 A=$tmp/a B=$tmp/b C=$tmp/c
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
@@ -46,6 +46,15 @@ trace_ok() {
 }
 ok_if "--trace: rounds + 1 rows whose pages add up to the report's ($(wc -l <"$tmp/m1.csv") lines)" \
 	trace_ok
+# Each row's pages by encoding add up to its pages sent, and its remaining
+# bytes are its dirty pages' bytes.
+split_ok() {
+	awk -F, 'NR == 1 {ok = ($11 == "zero_pages" && $12 == "lz4_pages" && $13 == "raw_pages")}
+		NR > 1 && ($11 + $12 + $13 != $5 || $9 != $4 * 4096 || $10 < 0) {ok = 0}
+		END {exit !ok}' "$tmp/m1.csv"
+}
+ok_if "--trace: per round, zero + lz4 + raw pages = pages sent, remaining bytes = dirty pages x 4096 ($(awk -F, 'NR == 2 {print "round 0: " $11 " zero, " $12 " lz4, " $13 " raw; expected downtime " $10 " ms"}' "$tmp/m1.csv"))" \
+	split_ok
 ok_if "the report gives both ends' CPU time, each above 0 and at most 2 x total ($(grep -h 'CPU time\|total time' "$tmp/m1.out" | tr -s ' ' | tr '\n' ';'))" \
 	cpu_ok "$tmp/m1.out"
 ok_if "the VM answers at the destination's run directory" running "$B/vm1.sock"
