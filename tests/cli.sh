@@ -3,7 +3,7 @@
 # before touching KVM (so this runs everywhere).
 . "$(dirname "$0")/lib.sh"
 
-tap_plan 31
+tap_plan 35
 check "--help exits 0"               0 "Usage: kvm-run"            "$KVM_RUN" --help
 check "--version exits 0"            0 "kvm-run \(kvm-migrate"     "$KVM_RUN" --version
 check "--mem too small"              2 "--mem '3M'"                "$KVM_RUN" --mem 3M
@@ -52,3 +52,12 @@ else
 	echo "ok $TAP_N # SKIP systemd-analyze is not installed: the unit file is not checked"
 fi
 
+
+# scripts/plot: what is not a trace is refused, and nothing is written.
+PLOT="$top_srcdir/scripts/plot"
+printf 'a,b,c\n1,2,3\n' >"$t/notrace.csv"
+check "plot: a file that is not a trace"   1 "not a kvm-migrate --trace file" "$PLOT" "$t/notrace.csv"
+printf 'round,start_ms,duration_ms,dirty_pages,pages_sent,bytes,mbps,throttle_pct\n0,0,1,2,x,4,5,0\n' >"$t/bad.csv"
+check "plot: a row that is not numbers"    1 "line 2 is not a row of numbers" "$PLOT" "$t/bad.csv"
+check "plot: --size garbage"               2 "WIDTHxHEIGHT"                   "$PLOT" "$t/bad.csv" --size big
+ok_if "plot: nothing written for them" eval '! ls "$t"/*.png >/dev/null 2>&1'

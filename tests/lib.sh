@@ -138,3 +138,10 @@ checked_ok() {
 	echo "# check at $1: $out (wanted $2 pages, 0 bad)"
 	return 1
 }
+
+# png_size FILE: "WIDTHxHEIGHT" of a PNG file (its signature and IHDR), or nothing.
+png_size() {
+	[ "$(od -An -tx1 -N8 "$1" 2>/dev/null | tr -d ' \n')" = 89504e470d0a1a0a ] || return 1
+	[ "$(od -An -c -j12 -N4 "$1" | tr -d ' \n')" = IHDR ] || return 1
+	od -An -tu1 -j16 -N8 "$1" | awk '{printf "%dx%d\n", (($1 * 256 + $2) * 256 + $3) * 256 + $4, (($5 * 256 + $6) * 256 + $7) * 256 + $8}'
+}

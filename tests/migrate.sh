@@ -12,7 +12,7 @@ require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
 quick=${KVM_MIGRATE_TESTS_QUICK:-0}
-if [ "$quick" = 1 ]; then tap_plan 16; else tap_plan 39; fi
+if [ "$quick" = 1 ]; then tap_plan 17; else tap_plan 40; fi
 
 A=$tmp/a B=$tmp/b C=$tmp/c
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
@@ -55,6 +55,13 @@ split_ok() {
 }
 ok_if "--trace: per round, zero + lz4 + raw pages = pages sent, remaining bytes = dirty pages x 4096 ($(awk -F, 'NR == 2 {print "round 0: " $11 " zero, " $12 " lz4, " $13 " raw; expected downtime " $10 " ms"}' "$tmp/m1.csv"))" \
 	split_ok
+# scripts/plot draws it (gnuplot), and an older trace without the encoding columns too.
+if "$top_srcdir/scripts/plot" "$tmp/m1.csv" -o "$tmp/m1.png" --size 800x600 >"$tmp/plot.out" 2>&1 &&
+   [ "$(png_size "$tmp/m1.png")" = 800x600 ] && cut -d, -f1-8 "$tmp/m1.csv" >"$tmp/old.csv" &&
+   "$top_srcdir/scripts/plot" "$tmp/old.csv" --size 640x480 >>"$tmp/plot.out" 2>&1 &&
+   [ "$(png_size "$tmp/old.png")" = 640x480 ]; then
+	tap_ok "scripts/plot makes a PNG of the trace, of the size asked ($(tr '\n' ' ' <"$tmp/plot.out"))"
+else tap_fail "scripts/plot makes a PNG of the trace" "$(cat "$tmp/plot.out")"; fi
 ok_if "the report gives both ends' CPU time, each above 0 and at most 2 x total ($(grep -h 'CPU time\|total time' "$tmp/m1.out" | tr -s ' ' | tr '\n' ';'))" \
 	cpu_ok "$tmp/m1.out"
 ok_if "the VM answers at the destination's run directory" running "$B/vm1.sock"
