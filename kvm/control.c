@@ -23,6 +23,7 @@
 #include "log.h"
 #include "qmp.h"
 #include "kvm/control.h"
+#include "kvm/dirtyrate.h"
 #include "kvm/kvm.h"
 #include "kvm/stats.h"
 
@@ -258,6 +259,33 @@ static char *control__memory_hash(struct control *c, const struct qmp_request *r
 	return qmp_reply_return(json_pack("{s:s}", "hash", hex), req->id);
 }
 
+/* calc-dirty-rate: starts a measurement (dirtyrate.h); query-dirty-rate reads it. */
+static char *control__calc_dirty_rate(struct control *c, const struct qmp_request *req)
+{
+	struct dirtyrate_params p = { .mode = DIRTYRATE_BITMAP, .duration_ms = 1000,
+				      .sample_pages = DIRTYRATE_SAMPLE_DEFAULT };
+	json_int_t duration = 1000, interval = -1, sample = DIRTYRATE_SAMPLE_DEFAULT;
+	const char *mode = "bitmap";
+	char err[200];
+
+	if (json_unpack(req->arguments, "{s?s, s?I, s?I, s?I !}", "mode", &mode, "duration-ms",
+			&duration, "interval-ms", &interval, "sample-pages", &sample) != 0 ||
+	    duration < 100 || duration > 3600000 || (interval != -1 &&
+	    (interval < 10 || interval > duration)) || sample < 64 || sample > 1048576 ||
+	    (strcmp(mode, "bitmap") && strcmp(mode, "sample")))
+		return qmp_reply_error("GenericError", "arguments: {\"mode\": \"bitmap\" or "
+				       "\"sample\", \"duration-ms\": 100 to 3600000, \"interval-ms\": "
+				       "10 to duration-ms (default: duration-ms), \"sample-pages\": 64 to "
+				       "1048576} (all optional)", req->id);
+	p.mode = strcmp(mode, "sample") ? DIRTYRATE_BITMAP : DIRTYRATE_SAMPLE;
+	p.duration_ms = (uint64_t)duration;
+	p.interval_ms = interval == -1 ? p.duration_ms : (uint64_t)interval;
+	p.sample_pages = (uint32_t)sample;
+	if (dirtyrate__start(c->kvm, &p, err, sizeof(err)) != 0)
+		return qmp_reply_error("GenericError", err, req->id);
+	return qmp_reply_return(NULL, req->id);
+}
+
 /* Runs one request; returns the reply line (malloc'd). *quit set by "quit". */
 static char *control__dispatch(struct control *c, const struct qmp_request *req,
 			       int *quit)
@@ -299,8 +327,20 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 		return qmp_reply_return(json_pack("{s:I, s:I}", "pages", (json_int_t)pages,
 						  "bad", (json_int_t)bad), req->id);
 	}
-	if (!strcmp(cmd, "query-dirty-rate"))
+	if (!strcmp(cmd, "calc-dirty-rate"))
+		return control__calc_dirty_rate(c, req);
+	if (!strcmp(cmd, "cancel-dirty-rate"))
+		return qmp_reply_return(json_pack("{s:b}", "cancelled", dirtyrate__cancel(kvm)),
+					req->id);
+	if (!strcmp(cmd, "query-dirty-rate")) {
+		json_t *m;
+
+		/* Without a window: the measurement calc-dirty-rate started, if there is one. */
+		if ((!req->arguments || !json_object_size(req->arguments)) &&
+		    (m = dirtyrate__query(kvm)))
+			return qmp_reply_return(m, req->id);
 		return control__dirty_rate(c, req);
+	}
 	if (!strcmp(cmd, "query-memory-hash"))
 		return control__memory_hash(c, req);
 	if (!strcmp(cmd, "dirty-log"))

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "kvm/kvm.h"
+#include "kvm/dirtyrate.h"
 #include "kvm/lazymem.h"
 #include "kvm/ioport.h"
 #include "kvm/kvm-cpu.h"
@@ -489,6 +490,7 @@ void kvm__destroy(struct kvm *kvm)
 	/* After the vCPUs: one may wait on a page only the lazy restore's thread brings. */
 	lazymem__stop(kvm);
 	ioport__console_end(kvm);
+	dirtyrate__stop(kvm);
 	dirty__destroy(&kvm->dirty);
 	for (i = 0; i < KM_MAX_VCPUS; i++)
 		kvm_cpu__destroy(kvm->cpus[i]);

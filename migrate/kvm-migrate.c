@@ -27,6 +27,7 @@
 #include "rundir.h"
 #include "stream.h"
 #include "migrate/migrate.h"
+#include "migrate/cli.h"
 #include "migrate/qmpc.h"
 
 #define EXIT_FAILED	1
@@ -42,9 +43,9 @@ struct options {
 	int ask;		/* --ask: only ask DST's daemon whether SRC (a name) runs there */
 };
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t interrupted;
 
-static void on_sigint(int sig)
+void on_sigint(int sig)
 {
 	(void)sig;
 	interrupted = 1;
@@ -54,9 +55,11 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: kvm-migrate [OPTION]... SRC DST\n"
+"       kvm-migrate dirty-rate VM [OPTION]...   (--help: its options)\n"
 "Live-migrate VM SRC (a name, or a control socket path) to DST: HOST[:PORT]\n"
 "of a kvm-migrated (default port %d), or unix:PATH; or save it live to\n"
 "file:DIR, a checkpoint directory (kvm-run --restore DIR), while it runs on.\n"
+"dirty-rate measures how fast VM writes its memory.\n"
 "\n"
 "      --tls-dir DIR       client-cert.pem, client-key.pem, ca-cert.pem\n"
 "                          (default /etc/kvm-migrate/x509)\n"
@@ -443,6 +446,8 @@ int main(int argc, char **argv)
 	int r, status = EXIT_SOURCE, tty = isatty(2);
 	const char *s;
 
+	if (argc >= 2 && !strcmp(argv[1], "dirty-rate"))
+		return dirtyrate_cli(argc - 1, argv + 1);
 	if (parse_options(argc, argv, &o) < 0) {
 		json_decref(o.args);
 		return EXIT_USAGE;

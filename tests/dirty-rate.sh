@@ -1,0 +1,70 @@
+#!/bin/bash
+# Dirty-rate measurement (kvm/dirtyrate.h, kvm-migrate dirty-rate): a
+# dirtier guest writing a known number of distinct pages per second (its
+# own progress counter counts them: a sequential walk over a working set
+# far larger than one interval's writes) is measured exactly (bitmap) and
+# by sampling; the measurement runs in the background while the control
+# socket serves other requests, one at a time, and can be cancelled.
+. "$(dirname "$0")/lib.sh"
+require_kvm
+. "$(dirname "$0")/lib-migrate.sh"
+
+tap_plan 12
+
+A=$tmp/a
+mkdir -m 700 "$A"
+RATE=2000	# pages/s: every machine here keeps it (tests/README.md, pace)
+"$KVM_RUN" --name d1 --rundir "$A" --mem 128M --guest dirtier \
+	--guest-arg "rate=$RATE,wss=64M,pattern=sequential" >"$tmp/vm-d1.log" 2>&1 &
+pids+=($!)
+S=$A/d1.sock
+wait_for "the dirtier" 30 progress_above "$S" 0
+DR() { "$KVM_MIGRATE" dirty-rate --rundir "$A" d1 "$@"; }
+field() { printf '%s\n' "$1" | jq -r ".$2"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# 1-3. Exact: the pages the guest wrote, measured, against its own count.
+p0=$(progress "$S") t0=$(now_ms)
+out=$(DR --seconds 3 --interval 500 --json 2>&1) && st=0 || st=$?
+p1=$(progress "$S") t1=$(now_ms)
+truth=$(awk -v a="$p0" -v b="$p1" -v ms=$(( t1 - t0 )) 'BEGIN {printf "%.0f", (b - a) / (ms / 1000)}')
+exact=$(field "$out" '"pages-per-second"' 2>/dev/null | cut -d. -f1)
+ok_if "bitmap: measured (status $(field "$out" status 2>/dev/null), 6 intervals)" \
+	eval '[ "$st" = 0 ] && [ "$(field "$out" status)" = measured ] && [ "$(field "$out" intervals)" = 6 ]'
+ok_if "bitmap: $exact pages/s against the guest's own $truth pages/s (within 20 %: its counter is sampled around the command, not at the intervals)" \
+	awk -v m="$exact" -v t="$truth" 'BEGIN {exit !(t > 0 && m >= 0.8 * t && m <= 1.2 * t)}'
+ok_if "and MB/s is pages/s x 4096 / 10^6" \
+	awk -v p="$(field "$out" '"pages-per-second"')" -v m="$(field "$out" '"mb-per-second"')" \
+	'BEGIN {d = m - p * 4096 / 1e6; exit !(d < 0.001 && d > -0.001)}'
+
+# 4-5. Sampled: no dirty logging; its error against the exact count, reported.
+out=$(DR --seconds 3 --interval 500 --mode sample --sample-pages 8192 --json 2>&1) && st=0 || st=$?
+est=$(field "$out" '"pages-per-second"' 2>/dev/null | cut -d. -f1)
+err=$(awk -v e="$est" -v x="$exact" 'BEGIN {printf "%.1f", (e - x) / x * 100}')
+sp=$(field "$out" '"sample-pages"' 2>/dev/null)
+ok_if "sample: measured with $sp pages of 32768 ($(field "$out" status 2>/dev/null))" \
+	eval '[ "$st" = 0 ] && [ "$(field "$out" status)" = measured ] && [ "$sp" = 8192 ]'
+ok_if "sample: $est pages/s, $err % from the exact $exact (within 25 %)" \
+	awk -v e="$err" 'BEGIN {exit !(e <= 25 && e >= -25)}'
+
+# 6-9. In the background: the socket answers meanwhile; one at a time; cancelled.
+r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"duration-ms": 60000, "interval-ms": 200}}')
+ok_if "calc-dirty-rate returns at once ($r)" eval 'printf "%s" "$r" | grep -q "\"return\""'
+st=$(q "$S" '{"execute": "query-dirty-rate"}')
+ok_if "meanwhile query-dirty-rate says measuring, and the VM answers" \
+	eval 'printf "%s" "$st" | jq -e ".return.status == \"measuring\"" >/dev/null && running "$S"'
+r=$(q "$S" '{"execute": "calc-dirty-rate"}')
+ok_if "a second one is refused while it runs" eval 'printf "%s" "$r" | grep -q "a measurement is running"'
+q "$S" '{"execute": "cancel-dirty-rate"}' >/dev/null
+st=$(q "$S" '{"execute": "query-dirty-rate"}')
+ok_if "cancel-dirty-rate ends it ($(printf '%s' "$st" | jq -c '.return | {status, intervals}'))" \
+	eval 'printf "%s" "$st" | jq -e ".return.status == \"cancelled\"" >/dev/null'
+
+# 10-12. Bad requests.
+r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"mode": "ring"}}')
+ok_if "an unknown mode is refused" eval 'printf "%s" "$r" | grep -q "\"error\""'
+check "kvm-migrate dirty-rate: --interval longer than --seconds" 2 "longer than --seconds" \
+	"$KVM_MIGRATE" dirty-rate --rundir "$A" d1 --seconds 1 --interval 2000
+check "kvm-migrate dirty-rate: a VM that does not run" 3 "cannot reach" \
+	"$KVM_MIGRATE" dirty-rate --rundir "$A" nosuch --seconds 1
+quit_vm "$S"
