@@ -267,20 +267,23 @@ static char *control__calc_dirty_rate(struct control *c, const struct qmp_reques
 	json_int_t duration = 1000, interval = -1, sample = DIRTYRATE_SAMPLE_DEFAULT;
 	const char *mode = "bitmap";
 	char err[200];
+	int wws = 0;
 
-	if (json_unpack(req->arguments, "{s?s, s?I, s?I, s?I !}", "mode", &mode, "duration-ms",
-			&duration, "interval-ms", &interval, "sample-pages", &sample) != 0 ||
+	if (json_unpack(req->arguments, "{s?s, s?I, s?I, s?I, s?b !}", "mode", &mode,
+			"duration-ms", &duration, "interval-ms", &interval, "sample-pages", &sample,
+			"wws", &wws) != 0 ||
 	    duration < 100 || duration > 3600000 || (interval != -1 &&
 	    (interval < 10 || interval > duration)) || sample < 64 || sample > 1048576 ||
 	    (strcmp(mode, "bitmap") && strcmp(mode, "sample")))
 		return qmp_reply_error("GenericError", "arguments: {\"mode\": \"bitmap\" or "
 				       "\"sample\", \"duration-ms\": 100 to 3600000, \"interval-ms\": "
 				       "10 to duration-ms (default: duration-ms), \"sample-pages\": 64 to "
-				       "1048576} (all optional)", req->id);
+				       "1048576, \"wws\": bool} (all optional)", req->id);
 	p.mode = strcmp(mode, "sample") ? DIRTYRATE_BITMAP : DIRTYRATE_SAMPLE;
 	p.duration_ms = (uint64_t)duration;
 	p.interval_ms = interval == -1 ? p.duration_ms : (uint64_t)interval;
 	p.sample_pages = (uint32_t)sample;
+	p.wws = wws;
 	if (dirtyrate__start(c->kvm, &p, err, sizeof(err)) != 0)
 		return qmp_reply_error("GenericError", err, req->id);
 	return qmp_reply_return(NULL, req->id);

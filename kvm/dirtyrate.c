@@ -42,6 +42,9 @@ static struct {
 	struct dr_interval *iv;
 	unsigned int n;
 	uint64_t *sample;		/* sample mode: page numbers */
+	uint64_t *sets;			/* wws: every interval's dirty set, words of nr bits */
+	struct dr_wws { uint64_t intervals, windows; double pages; } wws[16];
+	unsigned int nwws;
 	uint64_t *hash;			/* and their hashes at the interval's start */
 } dr = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -93,6 +96,29 @@ static int dr__pick(uint64_t nr, uint32_t k, uint64_t *out)
 		out[got++] = i;
 	bitmap_free(&b);
 	return 0;
+}
+
+/* The WWS curve from the kept interval sets: windows of 1, 2, 4, ... intervals. Under dr.lock. */
+static void dr__wws(uint64_t nr)
+{
+	uint64_t words = BITMAP_WORDS(nr), k, w, i, j, sum;
+	struct bitmap u;
+
+	dr.nwws = 0;
+	if (bitmap_init(&u, nr) != 0)
+		return;
+	for (k = 1; k <= dr.n && dr.nwws < 16; k *= 2) {
+		for (w = 0, sum = 0; (w + 1) * k <= dr.n; w++) {
+			bitmap_clear_all(&u);
+			for (i = w * k; i < (w + 1) * k; i++)
+				for (j = 0; j < words; j++)
+					u.words[j] |= dr.sets[i * words + j];
+			sum += bitmap_count(&u);
+		}
+		dr.wws[dr.nwws++] = (struct dr_wws){ .intervals = k, .windows = w,
+						     .pages = (double)sum / (double)w };
+	}
+	bitmap_free(&u);
 }
 
 static void *dr__thread(void *arg)
@@ -158,12 +184,17 @@ static void *dr__thread(void *arg)
 		pthread_mutex_lock(&dr.lock);
 		if (stopped)
 			break;
+		if (dr.sets)
+			memcpy(dr.sets + (uint64_t)dr.n * BITMAP_WORDS(nr), seen.words,
+			       BITMAP_WORDS(nr) * 8);
 		dr.iv[dr.n++] = (struct dr_interval){
 			.end_ms = (kvm__now_ns() - dr.start_ns) / 1000000ULL, .pages = pages,
 			.changed = changed, .ns = mid - prev,
 		};
 		t0 = until;
 	}
+	if (dr.sets)
+		dr__wws(nr);
 	snprintf(dr.status, sizeof(dr.status), "%s", dr.cancel ? "cancelled" :
 		 stopped ? "failed" : "measured");
 	if (stopped && !dr.cancel)
@@ -211,9 +242,29 @@ int dirtyrate__start(struct kvm *kvm, const struct dirtyrate_params *p, char *er
 	free(dr.iv);
 	free(dr.sample);
 	free(dr.hash);
+	free(dr.sets);
 	dr.iv = NULL;
-	dr.sample = dr.hash = NULL;
+	dr.sample = dr.hash = dr.sets = NULL;
+	dr.nwws = 0;
 	dr.p = *p;
+	if (p->wws) {
+		uint64_t n = p->duration_ms / p->interval_ms + 1;
+
+		if (p->mode != DIRTYRATE_BITMAP || n > DIRTYRATE_MAX_INTERVALS ||
+		    n * BITMAP_WORDS(nr) * 8 > DIRTYRATE_WWS_BYTES) {
+			r = KM_ERR_INVALID;
+			snprintf(err, errlen, "wws: bitmap mode only, and at most %llu MiB of "
+				 "interval sets (%llu intervals of %llu KiB here)",
+				 DIRTYRATE_WWS_BYTES >> 20, (unsigned long long)n,
+				 (unsigned long long)(BITMAP_WORDS(nr) * 8 / 1024));
+			goto out;
+		}
+		if (!(dr.sets = calloc(n, BITMAP_WORDS(nr) * 8))) {
+			r = -ENOMEM;
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
 	if (dr.p.mode == DIRTYRATE_SAMPLE && dr.p.sample_pages > nr)
 		dr.p.sample_pages = (uint32_t)nr;
 	if (!(dr.iv = calloc(DIRTYRATE_MAX_INTERVALS, sizeof(*dr.iv))) ||
@@ -283,6 +334,16 @@ json_t *dirtyrate__query(struct kvm *kvm)
 		json_object_set_new(o, "sample-pages", json_integer(dr.p.sample_pages));
 	if (o && dr.error[0])
 		json_object_set_new(o, "error", json_string(dr.error));
+	if (o && dr.p.wws) {
+		json_t *w = json_array();
+
+		for (i = 0; w && i < dr.nwws; i++)
+			json_array_append_new(w, json_pack("{s:I, s:I, s:f, s:f}", "window-ms",
+				(json_int_t)(dr.wws[i].intervals * dr.p.interval_ms), "windows",
+				(json_int_t)dr.wws[i].windows, "pages", dr.wws[i].pages,
+				"mb", dr.wws[i].pages * KM_PAGE_SIZE / 1e6));
+		json_object_set_new(o, "wws", w);
+	}
 out:
 	pthread_mutex_unlock(&dr.lock);
 	return o;

@@ -5,7 +5,8 @@
  *
  *   bitmap  exact: a dirty subscriber of its own (dirty.h) read at every
  *           interval's end: the pages written in it, each counted once,
- *           whatever other consumers (a migration, checkpoints) do
+ *           whatever other consumers (a migration, checkpoints) do; and,
+ *           asked, the writable working set against the window (below)
  *   sample  an estimate that costs the guest nothing (no write
  *           protection, no dirty logging): a fixed random sample of guest
  *           pages is hashed at an interval's start and again at its end;
@@ -37,7 +38,19 @@ struct dirtyrate_params {
 	uint64_t duration_ms;		/* 100 .. 3,600,000 */
 	uint64_t interval_ms;		/* 10 .. duration_ms */
 	uint32_t sample_pages;		/* sample mode: 64 .. 1,048,576 (at most the guest's) */
+	bool wws;			/* bitmap mode: also the writable working set curve */
 };
+
+/*
+ * The writable working set (Clark et al., NSDI'05): the distinct pages
+ * written in a window, against the window's length. With wws, bitmap
+ * mode keeps every interval's dirty set (at most DIRTYRATE_WWS_BYTES of
+ * them: the measurement is refused if they would not fit) and, when it
+ * ends, takes for windows of 1, 2, 4, ... intervals the mean over the
+ * run's back-to-back windows of that length of the pages written in
+ * each, counted once.
+ */
+#define DIRTYRATE_WWS_BYTES	(256ULL << 20)
 
 /*
  * Starts a measurement (replacing the result of the last one); refused

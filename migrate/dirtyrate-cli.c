@@ -35,6 +35,8 @@ static void dr_usage(FILE *f)
 "                         pages twice per interval, no write protection\n"
 "      --sample-pages N   pages in the sample (64 to 1048576; default 4096)\n"
 "      --rundir DIR       run directory of the VM (as kvm-run's)\n"
+"      --wws              also the writable working set against the window\n"
+"                         (windows of 1, 2, 4, ... intervals; bitmap mode)\n"
 "      --json             print the result as one JSON object\n"
 "  -h, --help             this help\n"
 "\n"
@@ -51,7 +53,8 @@ static double dr_num(json_t *o, const char *k)
 
 int dirtyrate_cli(int argc, char **argv)
 {
-	enum { OPT_SECONDS = 256, OPT_INTERVAL, OPT_MODE, OPT_SAMPLE, OPT_RUNDIR, OPT_JSON };
+	enum { OPT_SECONDS = 256, OPT_INTERVAL, OPT_MODE, OPT_SAMPLE, OPT_RUNDIR, OPT_JSON,
+	       OPT_WWS };
 	static const struct option longopts[] = {
 		{ "seconds", required_argument, NULL, OPT_SECONDS },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
@@ -59,6 +62,7 @@ int dirtyrate_cli(int argc, char **argv)
 		{ "sample-pages", required_argument, NULL, OPT_SAMPLE },
 		{ "rundir", required_argument, NULL, OPT_RUNDIR },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "wws", no_argument, NULL, OPT_WWS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -68,7 +72,7 @@ int dirtyrate_cli(int argc, char **argv)
 	json_t *ret = NULL, *series;
 	struct qmpc *q = NULL;
 	unsigned int shown = 0;
-	int c, r, json = 0, status = 3;
+	int c, r, json = 0, wws = 0, status = 3;
 	double secs;
 
 	optind = 1;
@@ -113,6 +117,9 @@ int dirtyrate_cli(int argc, char **argv)
 		case OPT_JSON:
 			json = 1;
 			break;
+		case OPT_WWS:
+			wws = 1;
+			break;
 		case 'h':
 			dr_usage(stdout);
 			return 0;
@@ -144,9 +151,10 @@ int dirtyrate_cli(int argc, char **argv)
 	}
 	signal(SIGINT, on_sigint);
 	signal(SIGTERM, on_sigint);
-	if ((r = qmpc_call(q, "calc-dirty-rate", json_pack("{s:s, s:I, s:I, s:I}", "mode", mode,
-			   "duration-ms", (json_int_t)duration_ms, "interval-ms",
-			   (json_int_t)interval_ms, "sample-pages", (json_int_t)sample), 10000,
+	if ((r = qmpc_call(q, "calc-dirty-rate", json_pack("{s:s, s:I, s:I, s:I, s:b}", "mode",
+			   mode, "duration-ms", (json_int_t)duration_ms, "interval-ms",
+			   (json_int_t)interval_ms, "sample-pages", (json_int_t)sample, "wws", wws),
+			   10000,
 			   &ret, err, sizeof(err))) != 0) {
 		fprintf(stderr, "kvm-migrate dirty-rate: %s: %s\n", vm, err[0] ? err : km_strerror(r));
 		status = r == KM_ERR_REFUSED ? 1 : 3;
@@ -200,6 +208,16 @@ int dirtyrate_cli(int argc, char **argv)
 		       json_object_get(ret, "error") ? ": " : "",
 		       json_object_get(ret, "error") ?
 		       json_string_value(json_object_get(ret, "error")) : "");
+		if (wws) {
+			json_t *row;
+			size_t i;
+
+			printf("writable working set:\n%12s %12s %10s %8s\n", "window (ms)", "pages",
+			       "MB", "windows");
+			json_array_foreach(json_object_get(ret, "wws"), i, row)
+				printf("%12.0f %12.0f %10.1f %8.0f\n", dr_num(row, "window-ms"),
+				       dr_num(row, "pages"), dr_num(row, "mb"), dr_num(row, "windows"));
+		}
 	}
 	status = strcmp(json_string_value(json_object_get(ret, "status")) ?: "", "measured") ? 1 : 0;
 out:

@@ -9,7 +9,7 @@
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 12
+tap_plan 15
 
 A=$tmp/a
 mkdir -m 700 "$A"
@@ -47,7 +47,21 @@ ok_if "sample: measured with $sp pages of 32768 ($(field "$out" status 2>/dev/nu
 ok_if "sample: $est pages/s, $err % from the exact $exact (within 25 %)" \
 	awk -v e="$err" 'BEGIN {exit !(e <= 25 && e >= -25)}'
 
-# 6-9. In the background: the socket answers meanwhile; one at a time; cancelled.
+# 6-8. The writable working set of a sequential writer grows with the window
+# as rate x window (its working set, 16384 pages, is never reached here).
+out=$(DR --seconds 4 --interval 250 --wws --json 2>&1) && st=0 || st=$?
+w1=$(field "$out" 'wws[0].pages' 2>/dev/null | cut -d. -f1)
+wn=$(field "$out" 'wws[-1].pages' 2>/dev/null | cut -d. -f1)
+kn=$(field "$out" 'wws[-1]."window-ms"' 2>/dev/null)
+rate=$(field "$out" '"pages-per-second"' 2>/dev/null | cut -d. -f1)
+ok_if "wws: windows of 250 ms up to $kn ms ($(printf '%s' "$out" | jq -c '[.wws[] | [."window-ms", (.pages | floor)]]' 2>/dev/null))" \
+	eval '[ "$st" = 0 ] && [ "$kn" = 4000 ] && printf "%s" "$out" | jq -e "[.wws[].pages] | . == sort" >/dev/null'
+ok_if "wws over 250 ms: $w1 pages, the measured $rate pages/s x 0.25 s (within 20 %)" \
+	awk -v w="$w1" -v r="$rate" 'BEGIN {e = r * 0.25; exit !(w >= 0.8 * e && w <= 1.2 * e)}'
+ok_if "wws over 4 s: $wn pages, 16 x the 250 ms one (within 20 %)" \
+	awk -v a="$w1" -v b="$wn" 'BEGIN {exit !(a > 0 && b / a >= 12.8 && b / a <= 19.2)}'
+
+# 9-12. In the background: the socket answers meanwhile; one at a time; cancelled.
 r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"duration-ms": 60000, "interval-ms": 200}}')
 ok_if "calc-dirty-rate returns at once ($r)" eval 'printf "%s" "$r" | grep -q "\"return\""'
 st=$(q "$S" '{"execute": "query-dirty-rate"}')
@@ -60,7 +74,7 @@ st=$(q "$S" '{"execute": "query-dirty-rate"}')
 ok_if "cancel-dirty-rate ends it ($(printf '%s' "$st" | jq -c '.return | {status, intervals}'))" \
 	eval 'printf "%s" "$st" | jq -e ".return.status == \"cancelled\"" >/dev/null'
 
-# 10-12. Bad requests.
+# 13-15. Bad requests.
 r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"mode": "ring"}}')
 ok_if "an unknown mode is refused" eval 'printf "%s" "$r" | grep -q "\"error\""'
 check "kvm-migrate dirty-rate: --interval longer than --seconds" 2 "longer than --seconds" \
