@@ -259,6 +259,41 @@ static char *control__memory_hash(struct control *c, const struct qmp_request *r
 	return qmp_reply_return(json_pack("{s:s}", "hash", hex), req->id);
 }
 
+/*
+ * query-progress: the guest's progress reports as the VMM received them
+ * (progress.h), oldest first, from since-ns (CLOCK_MONOTONIC of this host,
+ * as the reply's next-since-ns gives it back: a client pages through them).
+ */
+static char *control__query_progress(struct control *c, const struct qmp_request *req)
+{
+	struct kvm *kvm = c->kvm;
+	json_int_t since = 0, max = 1024;
+	struct progress_sample *v;
+	uint64_t next;
+	json_t *a;
+	size_t n, i;
+
+	if (json_unpack(req->arguments, "{s?I, s?I !}", "since-ns", &since, "max", &max) != 0 ||
+	    since < 0 || max < 1 || max > 4096)
+		return qmp_reply_error("GenericError", "arguments: {\"since-ns\": from the last "
+				       "reply's next-since-ns, \"max\": 1 to 4096} (both optional)",
+				       req->id);
+	if (!(v = calloc((size_t)max, sizeof(*v))))
+		return qmp_reply_error("GenericError", "out of memory", req->id);
+	n = progress__samples(&kvm->progress, (uint64_t)since, v, (size_t)max);
+	next = n ? v[n - 1].host_ns + 1 : (uint64_t)since;
+	a = json_array();
+	for (i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:I, s:f, s:i, s:I}", "host-ns",
+			(json_int_t)v[i].host_ns, "ms", kvm->start_ns && v[i].host_ns > kvm->start_ns ?
+			(double)(v[i].host_ns - kvm->start_ns) / 1e6 : 0.0, "vcpu", (int)v[i].vcpu,
+			"counter", (json_int_t)v[i].counter));
+	free(v);
+	return qmp_reply_return(json_pack("{s:o, s:I, s:I}", "samples", a, "next-since-ns",
+					  (json_int_t)next, "now-ns", (json_int_t)kvm__now_ns()),
+				req->id);
+}
+
 /* calc-dirty-rate: starts a measurement (dirtyrate.h); query-dirty-rate reads it. */
 static char *control__calc_dirty_rate(struct control *c, const struct qmp_request *req)
 {
@@ -330,6 +365,8 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 		return qmp_reply_return(json_pack("{s:I, s:I}", "pages", (json_int_t)pages,
 						  "bad", (json_int_t)bad), req->id);
 	}
+	if (!strcmp(cmd, "query-progress"))
+		return control__query_progress(c, req);
 	if (!strcmp(cmd, "calc-dirty-rate"))
 		return control__calc_dirty_rate(c, req);
 	if (!strcmp(cmd, "cancel-dirty-rate"))

@@ -37,7 +37,7 @@
 #define POLL_MS		50
 
 struct options {
-	const char *src, *dst, *rundir, *tls_dir, *trace;
+	const char *src, *dst, *rundir, *tls_dir, *trace, *progress;
 	json_t *args;		/* the migrate command's arguments */
 	int json, quiet;
 	int ask;		/* --ask: only ask DST's daemon whether SRC (a name) runs there */
@@ -77,6 +77,8 @@ static void usage(FILE *f)
 "      --ask               do not migrate: ask DST's daemon whether a VM named SRC\n"
 "                          runs there (exit 0 yes, 1 no and never will, 4 cannot tell)\n"
 "      --trace FILE.csv    one row per pre-copy round\n"
+"      --progress FILE.csv the guest's progress reports at the source until the\n"
+"                          switchover (ms since the VM started, vCPU, counter)\n"
 "  -q, --quiet             no progress line\n"
 "  -h, --help              this help\n"
 "\n"
@@ -89,7 +91,7 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_TLS = 256, OPT_INSECURE, OPT_RUNDIR, OPT_AUTO, OPT_ROUNDS, OPT_TIMEOUT,
-	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT, OPT_ASK };
+	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT, OPT_ASK, OPT_PROGRESS };
 	static const struct option longopts[] = {
 		{ "tls-dir", required_argument, NULL, OPT_TLS },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
@@ -104,6 +106,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "ask", no_argument, NULL, OPT_ASK },
 		{ "trace", required_argument, NULL, OPT_TRACE },
+		{ "progress", required_argument, NULL, OPT_PROGRESS },
 		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -180,6 +183,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_TRACE:
 			o->trace = optarg;
+			break;
+		case OPT_PROGRESS:
+			o->progress = optarg;
 			break;
 		case 'q':
 			o->quiet = 1;
@@ -285,6 +291,39 @@ static void trace_take(struct trace_out *tr, json_t *st)
 	/* The report and --json show the numbers, not the rows. */
 	json_object_del(st, "trace");
 	json_object_del(st, "trace-total");
+}
+
+/*
+ * --progress: the source's progress reports (query-progress), taken with
+ * each poll before the status (a source whose migration completed stops
+ * once that is read), paged by next-since-ns.
+ */
+struct progress_out {
+	FILE *f;
+	json_int_t since;
+	unsigned long rows;
+};
+
+static void progress_take(struct qmpc *q, struct progress_out *po)
+{
+	json_t *ret = NULL, *row;
+	char err[128];
+	size_t i, n;
+
+	do {
+		if (qmpc_call(q, "query-progress", json_pack("{s:I, s:i}", "since-ns", po->since,
+			      "max", 4096), 10000, &ret, err, sizeof(err)) != 0)
+			return;
+		n = json_array_size(json_object_get(ret, "samples"));
+		json_array_foreach(json_object_get(ret, "samples"), i, row) {
+			fprintf(po->f, "%.3f,%.0f,%.0f\n", num(row, "ms"), num(row, "vcpu"),
+				num(row, "counter"));
+			po->rows++;
+		}
+		po->since = (json_int_t)num(ret, "next-since-ns");
+		json_decref(ret);
+		ret = NULL;
+	} while (n == 4096);
 }
 
 /* query-migrate, with the next trace rows if --trace asked for them. */
@@ -443,6 +482,7 @@ int main(int argc, char **argv)
 	json_t *ret = NULL, *st = NULL, *status_ret = NULL;
 	char path[4096], err[256] = "", name[64] = "";
 	struct trace_out tr = { 0 };
+	struct progress_out po = { 0 };
 	int r, status = EXIT_SOURCE, tty = isatty(2);
 	const char *s;
 
@@ -506,6 +546,13 @@ int main(int argc, char **argv)
 		fprintf(tr.f, "round,start_ms,duration_ms,dirty_pages,pages_sent,bytes,mbps,"
 			"throttle_pct,remaining_bytes,expected_downtime_ms,zero_pages,lz4_pages,"
 			"raw_pages\n");
+	if (o.progress && !(po.f = fopen(o.progress, "w"))) {
+		fprintf(stderr, "kvm-migrate: %s: %s\n", o.progress, strerror(errno));
+		status = EXIT_USAGE;
+		goto out;
+	}
+	if (po.f)
+		fprintf(po.f, "ms,vcpu,counter\n");
 	r = qmpc_call(q, "migrate", json_incref(o.args), 10000, &ret, err, sizeof(err));
 	json_decref(ret);
 	if (r != 0) {
@@ -526,6 +573,8 @@ int main(int argc, char **argv)
 			if (qmpc_call(q, "migrate-cancel", NULL, 10000, &ret, err, sizeof(err)) == 0)
 				json_decref(ret);
 		}
+		if (po.f)
+			progress_take(q, &po);
 		if ((r = query(q, &tr, &st, err, sizeof(err))) != 0) {
 			fprintf(stderr, "kvm-migrate: lost the source's control socket: %s\n",
 				km_strerror(r));
@@ -566,6 +615,8 @@ int main(int argc, char **argv)
 out:
 	if (tr.f)
 		fclose(tr.f);
+	if (po.f)
+		fclose(po.f);
 	json_decref(st);
 	json_decref(status_ret);
 	json_decref(o.args);

@@ -12,7 +12,7 @@ require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
 quick=${KVM_MIGRATE_TESTS_QUICK:-0}
-if [ "$quick" = 1 ]; then tap_plan 17; else tap_plan 40; fi
+if [ "$quick" = 1 ]; then tap_plan 18; else tap_plan 41; fi
 
 A=$tmp/a B=$tmp/b C=$tmp/c
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
@@ -23,7 +23,8 @@ rate=$(rate_of 10000 2)
 start_vm vm1 "$A" "$rate" "$(wss_pages 64)" --mem 512M --vcpus 2
 src_pid=$vm_pid
 wait_for "the guest to write a while" 20 progress_above "$A/vm1.sock" "$(sized 5000 "$rate")"
-if migrate "$tmp/m1.out" --rundir "$A" --trace "$tmp/m1.csv" vm1 "127.0.0.1:$port_b"; then
+if migrate "$tmp/m1.out" --rundir "$A" --trace "$tmp/m1.csv" --progress "$tmp/p1.csv" vm1 \
+	"127.0.0.1:$port_b"; then
 	tap_ok "TLS loopback migration of a guest writing $rate pages/s per vCPU: exit 0"
 else
 	tap_fail "TLS migration exit $?" "$(cat "$tmp/m1.out")" "$(tail -5 "$tmp/daemon-b.log")"
@@ -55,6 +56,15 @@ split_ok() {
 }
 ok_if "--trace: per round, zero + lz4 + raw pages = pages sent, remaining bytes = dirty pages x 4096 ($(awk -F, 'NR == 2 {print "round 0: " $11 " zero, " $12 " lz4, " $13 " raw; expected downtime " $10 " ms"}' "$tmp/m1.csv"))" \
 	split_ok
+# --progress: the guest's reports at the source, each vCPU's counter never going back.
+progress_ok() {
+	awk -F, 'NR == 1 {ok = ($0 == "ms,vcpu,counter")}
+		NR > 1 {n++; seen[$2] = 1; if ($2 in last && $3 < last[$2]) ok = 0; last[$2] = $3
+			if ($1 < prev) ok = 0; prev = $1}
+		END {exit !(ok && n > 0 && (0 in seen) && (1 in seen))}' "$tmp/p1.csv"
+}
+ok_if "--progress: the guest's reports of both vCPUs until the switchover, in order ($(( $(wc -l <"$tmp/p1.csv") - 1 )) rows)" \
+	progress_ok
 # scripts/plot draws it (gnuplot), and an older trace without the encoding columns too.
 if "$top_srcdir/scripts/plot" "$tmp/m1.csv" -o "$tmp/m1.png" --size 800x600 >"$tmp/plot.out" 2>&1 &&
    [ "$(png_size "$tmp/m1.png")" = 800x600 ] && cut -d, -f1-8 "$tmp/m1.csv" >"$tmp/old.csv" &&
