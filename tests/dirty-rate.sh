@@ -9,7 +9,7 @@
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 15
+tap_plan 16
 
 A=$tmp/a
 mkdir -m 700 "$A"
@@ -47,7 +47,7 @@ ok_if "sample: measured with $sp pages of 32768 ($(field "$out" status 2>/dev/nu
 ok_if "sample: $est pages/s, $err % from the exact $exact (within 25 %)" \
 	awk -v e="$err" 'BEGIN {exit !(e <= 25 && e >= -25)}'
 
-# 6-8. The writable working set of a sequential writer grows with the window
+# 6-9. The writable working set of a sequential writer grows with the window
 # as rate x window (its working set, 16384 pages, is never reached here).
 out=$(DR --seconds 4 --interval 250 --wws --json 2>&1) && st=0 || st=$?
 w1=$(field "$out" 'wws[0].pages' 2>/dev/null | cut -d. -f1)
@@ -61,7 +61,11 @@ ok_if "wws over 250 ms: $w1 pages, the measured $rate pages/s x 0.25 s (within 2
 ok_if "wws over 4 s: $wn pages, 16 x the 250 ms one (within 20 %)" \
 	awk -v a="$w1" -v b="$wn" 'BEGIN {exit !(a > 0 && b / a >= 12.8 && b / a <= 19.2)}'
 
-# 9-12. In the background: the socket answers meanwhile; one at a time; cancelled.
+printf '%s\n' "$out" >"$tmp/wws.json"
+ok_if "scripts/plot draws the curve: a PNG of the size asked" \
+	eval '"$top_srcdir/scripts/plot" "$tmp/wws.json" --size 900x400 >/dev/null && [ "$(png_size "$tmp/wws.png")" = 900x400 ]'
+
+# 10-13. In the background: the socket answers meanwhile; one at a time; cancelled.
 r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"duration-ms": 60000, "interval-ms": 200}}')
 ok_if "calc-dirty-rate returns at once ($r)" eval 'printf "%s" "$r" | grep -q "\"return\""'
 st=$(q "$S" '{"execute": "query-dirty-rate"}')
@@ -74,7 +78,7 @@ st=$(q "$S" '{"execute": "query-dirty-rate"}')
 ok_if "cancel-dirty-rate ends it ($(printf '%s' "$st" | jq -c '.return | {status, intervals}'))" \
 	eval 'printf "%s" "$st" | jq -e ".return.status == \"cancelled\"" >/dev/null'
 
-# 13-15. Bad requests.
+# 14-16. Bad requests.
 r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"mode": "ring"}}')
 ok_if "an unknown mode is refused" eval 'printf "%s" "$r" | grep -q "\"error\""'
 check "kvm-migrate dirty-rate: --interval longer than --seconds" 2 "longer than --seconds" \
