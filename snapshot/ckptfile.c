@@ -180,44 +180,56 @@ int ckptfile_put_index(struct stream *s, struct ckptfile_index *ix)
 	return r;
 }
 
-int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf **payload)
+int ckptfile_index_add(struct buf *out, uint64_t rec_off, const uint8_t *p, size_t len)
 {
-	uint64_t gpa;
-	const uint8_t *start = buf_ptr(*payload), *data;
-	struct buf *view;
+	const uint8_t *data;
 	enum page_kind kind;
-	uint32_t len, n = 0;
-	size_t need;
+	struct buf *view;
+	uint64_t gpa;
+	uint32_t dlen, n = 0;
 	int r;
 
 	/* The entries are counted first: the index of one record is never split. */
-	if (!(view = buf_view(start, buf_len(*payload))))
+	if (!(view = buf_view(p, len)))
 		return -ENOMEM;
-	while ((r = pages_get(view, &gpa, &kind, &data, &len)) == 0)
+	while ((r = pages_get(view, &gpa, &kind, &data, &dlen)) == 0)
 		n++;
 	buf_free(view);
 	if (r != KM_ERR_END)
 		return r;
-	need = CKPT_INDEX_RECORD + (size_t)n * CKPT_INDEX_ENTRY;
-	if (buf_room(ix->b) < need && (r = ckptfile_put_index(s, ix)) != 0)
+	if (buf_room(out) < CKPT_INDEX_RECORD + (size_t)n * CKPT_INDEX_ENTRY)
+		return KM_ERR_NO_SPACE;
+	if ((r = buf_put_u64(out, rec_off)) != 0 || (r = buf_put_u32(out, n)) != 0)
 		return r;
-	/* Where the record will start: what the stream took so far. */
-	if ((r = buf_put_u64(ix->b, stream_bytes_out(s))) != 0 ||
-	    (r = buf_put_u32(ix->b, n)) != 0)
-		return r;
-	if (!(view = buf_view(start, buf_len(*payload))))
+	if (!(view = buf_view(p, len)))
 		return -ENOMEM;
 	for (;;) {
 		const uint8_t *entry = buf_ptr(view);
 
-		if ((r = pages_get(view, &gpa, &kind, &data, &len)) != 0)
+		if ((r = pages_get(view, &gpa, &kind, &data, &dlen)) != 0)
 			break;
-		if ((r = buf_put_u64(ix->b, gpa | kind)) != 0 ||
-		    (r = buf_put_u32(ix->b, (uint32_t)(entry - start))) != 0)
+		if ((r = buf_put_u64(out, gpa | kind)) != 0 ||
+		    (r = buf_put_u32(out, (uint32_t)(entry - p))) != 0)
 			break;
 	}
 	buf_free(view);
-	if (r != KM_ERR_END)
+	return r == KM_ERR_END ? 0 : r;
+}
+
+int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf **payload)
+{
+	int r;
+
+	/* Where the record will start: what the stream took so far. */
+	r = ckptfile_index_add(ix->b, stream_bytes_out(s), buf_ptr(*payload), buf_len(*payload));
+	if (r == KM_ERR_NO_SPACE) {
+		/* Full: this part of the index goes out, the record's group starts the next. */
+		if ((r = ckptfile_put_index(s, ix)) != 0)
+			return r;
+		r = ckptfile_index_add(ix->b, stream_bytes_out(s), buf_ptr(*payload),
+				       buf_len(*payload));
+	}
+	if (r != 0)
 		return r;
 	return stream_put_owned(s, REC_PAGES, payload);
 }

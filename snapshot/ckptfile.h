@@ -60,6 +60,14 @@ void ckptfile_index_free(struct ckptfile_index *ix);	/* NULL-safe on a zeroed st
  * several, each after the pages it describes).
  */
 int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf **payload);
+/*
+ * Appends to out the index group of a REC_PAGES payload p whose record
+ * starts at rec_off in its file (the writer's, and kvm-snapshot verify's
+ * to check a file's index against its page records). KM_ERR_NO_SPACE if
+ * the group does not fit in out (nothing appended), KM_ERR_CORRUPT or
+ * KM_ERR_TRUNCATED for a payload that is not page entries.
+ */
+int ckptfile_index_add(struct buf *out, uint64_t rec_off, const uint8_t *p, size_t len);
 /* Puts what is left of the index: the last record before the state. */
 int ckptfile_put_index(struct stream *s, struct ckptfile_index *ix);
 

@@ -25,6 +25,7 @@
 #include "record.h"
 #include "stream.h"
 #include "kvm/state.h"
+#include "snapshot/ckptfile.h"
 #include "snapshot/snapcli.h"
 #include "snapshot/store.h"
 
@@ -232,6 +233,70 @@ static int scan__after_end(struct snapcli_file *f, const char *path, struct ckpt
 	return scan__damage(f, path, rec + 1, "data after the end record");
 }
 
+/*
+ * A file with a page index: the index a writer would make of its page
+ * records (ckptfile_index_add), against the one it holds, byte for byte.
+ * The records' checksums were checked by the scan; this reads them again
+ * by offset, as a lazy restore does.
+ */
+static int scan__index(struct snapcli_file *f, const char *path)
+{
+	struct buf *want = buf_new(REC_MAX_PAYLOAD), *got = buf_new(REC_MAX_PAYLOAD);
+	uint8_t hdr[REC_HDR_SIZE], *payload = malloc(REC_MAX_PAYLOAD);
+	uint64_t off = 0, rec = 0, first_ix = 0;
+	uint32_t type, len;
+	int fd = -1, r = -ENOMEM;
+
+	if (!want || !got || !payload)
+		goto out;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		r = km_errno();
+		goto out;
+	}
+	for (;; rec++) {
+		if (pread(fd, hdr, sizeof(hdr), (off_t)off) != (ssize_t)sizeof(hdr) ||
+		    rec_frame(hdr, sizeof(hdr) + REC_MAX_PAYLOAD, REC_MAX_PAYLOAD, &type, &len) != 0) {
+			r = scan__damage(f, path, rec, "cannot be read again by offset");
+			goto out;
+		}
+		if (type == REC_END)
+			break;
+		if ((type == REC_PAGES || type == REC_PAGE_INDEX) &&
+		    pread(fd, payload, len, (off_t)(off + REC_HDR_SIZE)) != (ssize_t)len) {
+			r = scan__damage(f, path, rec, "cannot be read again by offset");
+			goto out;
+		}
+		if (type == REC_PAGES && (r = ckptfile_index_add(want, off, payload, len)) != 0) {
+			r = scan__damage(f, path, rec, "its page entries cannot be indexed (%s)",
+					 km_strerror(r));
+			goto out;
+		}
+		if (type == REC_PAGE_INDEX) {
+			if (!first_ix)
+				first_ix = rec;
+			if (buf_put(got, payload, len) != 0) {
+				r = scan__damage(f, path, rec, "the page index is larger than its "
+						 "page records'");
+				goto out;
+			}
+		}
+		off += REC_HDR_SIZE + len;
+	}
+	r = 0;
+	if (buf_len(got) != buf_len(want) || memcmp(buf_ptr(got), buf_ptr(want), buf_len(got)))
+		r = scan__damage(f, path, first_ix, "its page index does not match its page "
+				 "records (a lazy restore would refuse it or stop on it)");
+out:
+	if (r == -ENOMEM)
+		r = scan__damage(f, path, UINT64_MAX, "out of memory");
+	if (fd >= 0)
+		close(fd);
+	free(payload);
+	buf_free(want);
+	buf_free(got);
+	return r;
+}
+
 int snapcli__scan_file(const char *path, struct snapcli_file *f)
 {
 	struct scan_gpas g = { 0 };
@@ -279,6 +344,9 @@ int snapcli__scan_file(const char *path, struct snapcli_file *f)
 		case REC_VCPU_STATE:
 			r = scan__vcpu(f, path, cf.record, p, len);
 			break;
+		case REC_PAGE_INDEX:
+			f->index_recs++;
+			break;
 		default:
 			/* Known types a checkpoint has no use for (a round's end): harmless. */
 			break;
@@ -289,6 +357,8 @@ int snapcli__scan_file(const char *path, struct snapcli_file *f)
 	f->ended = true;
 	f->end = cf.end;
 	r = scan__after_end(f, path, &cf);
+	if (r == 0 && f->index_recs)
+		r = scan__index(f, path);
 out:
 	if (r == -ENOMEM && !f->err) {
 		f->err = r;

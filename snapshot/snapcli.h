@@ -44,6 +44,7 @@ struct snapcli_file {
 	/* REC_PAGES */
 	uint64_t page_recs, pages, distinct;
 	uint64_t kind_pages[PAGE_KIND_MAX], kind_bytes[PAGE_KIND_MAX];
+	uint64_t index_recs;	/* REC_PAGE_INDEX records (0: a file without a page index) */
 	/* REC_VM_STATE, REC_VCPU_STATE (vcpu_ids: bit i for vCPU id i < 64) */
 	unsigned int vm_states, vcpu_states;
 	uint64_t vcpu_ids;

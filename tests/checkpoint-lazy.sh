@@ -12,7 +12,7 @@ require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 . "$(dirname "$0")/lib-checkpoint.sh"
 
-tap_plan 23
+tap_plan 24
 
 A=$tmp/a B=$tmp/b
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
@@ -45,6 +45,8 @@ id=$(field "$reply" id) want=$(field "$reply" memory-hash)
 ok_if "a chain of three checkpoints of a writing guest (the newest: $id)" \
 	eval '[ "$(field "$reply" kind)" = increment ] && [ -n "$want" ]'
 quit_vm "$A/c1.sock"
+check "kvm-snapshot verify checks each file's page index against its page records" 0 \
+	"all restorable" "$KVM_SNAPSHOT" verify "$ck"
 
 # 2-6. Prefetch, paused: every page comes in without being touched.
 restore p1 "$A" --restore "$ck" --lazy --paused
