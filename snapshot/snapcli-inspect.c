@@ -75,8 +75,9 @@ static json_t *inspect__json(struct inspect *in)
 		json_object_set_new(doc, "config", json_pack(
 			"{s:I, s:I, s:s, s:i}", "memory-size", (json_int_t)f->mem_size, "vcpus",
 			(json_int_t)f->nr_vcpus, "name", f->name, "records", (int)f->configs));
-	pages = json_pack("{s:I, s:I, s:I}", "records", (json_int_t)f->page_recs, "entries",
-			  (json_int_t)f->pages, "distinct", (json_int_t)f->distinct);
+	pages = json_pack("{s:I, s:I, s:I, s:I}", "records", (json_int_t)f->page_recs, "entries",
+			  (json_int_t)f->pages, "distinct", (json_int_t)f->distinct,
+			  "index-records", (json_int_t)f->index_recs);
 	for (k = 0; k < PAGE_KIND_MAX; k++) {
 		char key[32];
 
@@ -167,6 +168,8 @@ static void inspect__text(struct inspect *in)
 	for (k = 0; k < PAGE_KIND_MAX; k++)
 		printf("%s %s %" PRIu64 " (%" PRIu64 " bytes)", k ? "," : "", kind_name[k],
 		       f->kind_pages[k], f->kind_bytes[k]);
+	printf("\n  page index %s", f->index_recs ? "yes (a lazy restore reads it)" :
+	       "none (a lazy restore walks the page entries)");
 	printf("\n  state      VM state %s, %u vCPU states", f->vm_states ? "present" : "absent",
 	       f->vcpu_states);
 	if (f->vcpu_states) {
