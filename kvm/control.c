@@ -309,12 +309,13 @@ static char *control__calc_dirty_rate(struct control *c, const struct qmp_reques
 			"wws", &wws) != 0 ||
 	    duration < 100 || duration > 3600000 || (interval != -1 &&
 	    (interval < 10 || interval > duration)) || sample < 64 || sample > 1048576 ||
-	    (strcmp(mode, "bitmap") && strcmp(mode, "sample")))
-		return qmp_reply_error("GenericError", "arguments: {\"mode\": \"bitmap\" or "
+	    (strcmp(mode, "bitmap") && strcmp(mode, "sample") && strcmp(mode, "ring")))
+		return qmp_reply_error("GenericError", "arguments: {\"mode\": \"bitmap\", \"ring\" or "
 				       "\"sample\", \"duration-ms\": 100 to 3600000, \"interval-ms\": "
 				       "10 to duration-ms (default: duration-ms), \"sample-pages\": 64 to "
 				       "1048576, \"wws\": bool} (all optional)", req->id);
-	p.mode = strcmp(mode, "sample") ? DIRTYRATE_BITMAP : DIRTYRATE_SAMPLE;
+	p.mode = !strcmp(mode, "sample") ? DIRTYRATE_SAMPLE : !strcmp(mode, "ring") ?
+		 DIRTYRATE_RING : DIRTYRATE_BITMAP;
 	p.duration_ms = (uint64_t)duration;
 	p.interval_ms = interval == -1 ? p.duration_ms : (uint64_t)interval;
 	p.sample_pages = (uint32_t)sample;

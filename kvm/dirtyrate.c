@@ -23,6 +23,7 @@ struct dr_interval {
 	uint64_t pages;			/* written in it (sample: estimated) */
 	uint64_t changed;		/* sample: pages of the sample that changed */
 	uint64_t ns;			/* its length, measured */
+	uint32_t vcpu[KM_MAX_VCPUS];	/* ring: each vCPU's ring entries in it */
 };
 
 /* One measurement at a time per process (one VM per process). */
@@ -50,7 +51,7 @@ static struct {
 
 static const char *dr__mode_name(enum dirtyrate_mode m)
 {
-	return m == DIRTYRATE_SAMPLE ? "sample" : "bitmap";
+	return m == DIRTYRATE_SAMPLE ? "sample" : m == DIRTYRATE_RING ? "ring" : "bitmap";
 }
 
 /* Waits until deadline (CLOCK_MONOTONIC ns) or a cancel; true if cancelled. Under dr.lock. */
@@ -98,6 +99,23 @@ static int dr__pick(uint64_t nr, uint32_t k, uint64_t *out)
 	return 0;
 }
 
+/*
+ * Each vCPU's ring entries since the last call (fetched: the tracker's
+ * running counts then, updated), read after a harvest under the tracker's
+ * lock. The counts are u32 and wrap: differences stay right.
+ */
+static void dr__ring_counts(struct kvm *kvm, uint32_t *fetched, uint32_t *out)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&kvm->dirty.lock);
+	for (i = 0; i < KM_MAX_VCPUS; i++) {
+		out[i] = kvm->dirty.ring_fetch[i] - fetched[i];
+		fetched[i] = kvm->dirty.ring_fetch[i];
+	}
+	pthread_mutex_unlock(&kvm->dirty.lock);
+}
+
 /* The WWS curve from the kept interval sets: windows of 1, 2, 4, ... intervals. Under dr.lock. */
 static void dr__wws(uint64_t nr)
 {
@@ -125,6 +143,7 @@ static void *dr__thread(void *arg)
 {
 	struct kvm *kvm = arg;
 	uint64_t nr = memory__nr_pages(&kvm->mem), t0, end, iv_ns, changed, pages, h, mid;
+	uint32_t fetched[KM_MAX_VCPUS] = { 0 }, vcpu[KM_MAX_VCPUS] = { 0 };
 	struct bitmap seen = { 0 };
 	bool stopped = false;
 	int sub = -1;
@@ -135,13 +154,18 @@ static void *dr__thread(void *arg)
 	pthread_mutex_lock(&dr.lock);
 	iv_ns = dr.p.interval_ms * 1000000ULL;
 	end = dr.start_ns + dr.p.duration_ms * 1000000ULL;
-	if (dr.p.mode == DIRTYRATE_BITMAP &&
+	if (dr.p.mode != DIRTYRATE_SAMPLE &&
 	    (bitmap_init(&seen, nr) != 0 ||
 	     (sub = dirty__subscribe(&kvm->dirty, "dirty-rate", false)) < 0)) {
 		snprintf(dr.error, sizeof(dr.error), "dirty tracking: %s",
 			 km_strerror(sub < 0 ? sub : -ENOMEM));
 		snprintf(dr.status, sizeof(dr.status), "failed");
 		goto out;
+	}
+	if (dr.p.mode == DIRTYRATE_RING) {
+		/* The subscriber's first read starts the count: what the rings gave before is not ours. */
+		(void)dirty__read(&kvm->dirty, sub, &seen);
+		dr__ring_counts(kvm, fetched, vcpu);
 	}
 	/*
 	 * Sample mode hashes the sample once before the first interval and
@@ -167,11 +191,13 @@ static void *dr__thread(void *arg)
 		stopped = dr__wait(until);
 		pthread_mutex_unlock(&dr.lock);
 		a = kvm__now_ns();
-		if (dr.p.mode == DIRTYRATE_BITMAP) {
+		if (dr.p.mode != DIRTYRATE_SAMPLE) {
 			got = dirty__read(&kvm->dirty, sub, &seen);
 			pages = got > 0 ? (uint64_t)got : 0;
 			changed = 0;
 			mid = kvm__now_ns();
+			if (dr.p.mode == DIRTYRATE_RING)
+				dr__ring_counts(kvm, fetched, vcpu);
 		} else {
 			for (i = 0, changed = 0; i < dr.p.sample_pages; i++) {
 				h = dr__hash(&kvm->mem, dr.sample[i]);
@@ -187,10 +213,11 @@ static void *dr__thread(void *arg)
 		if (dr.sets)
 			memcpy(dr.sets + (uint64_t)dr.n * BITMAP_WORDS(nr), seen.words,
 			       BITMAP_WORDS(nr) * 8);
-		dr.iv[dr.n++] = (struct dr_interval){
+		dr.iv[dr.n] = (struct dr_interval){
 			.end_ms = (kvm__now_ns() - dr.start_ns) / 1000000ULL, .pages = pages,
 			.changed = changed, .ns = mid - prev,
 		};
+		memcpy(dr.iv[dr.n++].vcpu, vcpu, sizeof(vcpu));
 		t0 = until;
 	}
 	if (dr.sets)
@@ -234,7 +261,13 @@ int dirtyrate__start(struct kvm *kvm, const struct dirtyrate_params *p, char *er
 		pthread_join(dr.thread, NULL);
 		dr.joinable = false;
 	}
-	if (p->mode == DIRTYRATE_BITMAP && kvm->dirty.mode == DIRTY_LOG_OFF) {
+	if (p->mode == DIRTYRATE_RING && kvm->dirty.backend != DIRTY_RING) {
+		r = KM_ERR_STATE;
+		snprintf(err, errlen, "mode ring needs the dirty-ring backend (kvm-run --dirty-log "
+			 "ring); this VM uses %s", dirty__backend_name(kvm->dirty.backend));
+		goto out;
+	}
+	if (p->mode != DIRTYRATE_SAMPLE && kvm->dirty.mode == DIRTY_LOG_OFF) {
 		r = KM_ERR_STATE;
 		snprintf(err, errlen, "dirty logging is off (dirty-log mode): use mode sample");
 		goto out;
@@ -250,7 +283,7 @@ int dirtyrate__start(struct kvm *kvm, const struct dirtyrate_params *p, char *er
 	if (p->wws) {
 		uint64_t n = p->duration_ms / p->interval_ms + 1;
 
-		if (p->mode != DIRTYRATE_BITMAP || n > DIRTYRATE_MAX_INTERVALS ||
+		if (p->mode == DIRTYRATE_SAMPLE || n > DIRTYRATE_MAX_INTERVALS ||
 		    n * BITMAP_WORDS(nr) * 8 > DIRTYRATE_WWS_BYTES) {
 			r = KM_ERR_INVALID;
 			snprintf(err, errlen, "wws: bitmap mode only, and at most %llu MiB of "
@@ -320,6 +353,14 @@ json_t *dirtyrate__query(struct kvm *kvm)
 		if (dr.p.mode == DIRTYRATE_SAMPLE)
 			json_object_set_new(json_array_get(a, i), "sample-changed",
 					    json_integer((json_int_t)v->changed));
+		if (dr.p.mode == DIRTYRATE_RING) {
+			json_t *pv = json_array();
+			unsigned int k;
+
+			for (k = 0; pv && k < dr.kvm->nr_cpus; k++)
+				json_array_append_new(pv, json_integer(v->vcpu[k]));
+			json_object_set_new(json_array_get(a, i), "vcpu-pages", pv);
+		}
 	}
 	rate = ns ? (double)total * 1e9 / (double)ns : 0.0;
 	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:o}",
@@ -332,6 +373,19 @@ json_t *dirtyrate__query(struct kvm *kvm)
 		      "max-interval-pages", (json_int_t)max, "series", a);
 	if (o && dr.p.mode == DIRTYRATE_SAMPLE)
 		json_object_set_new(o, "sample-pages", json_integer(dr.p.sample_pages));
+	if (o && dr.p.mode == DIRTYRATE_RING) {
+		json_t *pv = json_array();
+		unsigned int k, j;
+
+		for (k = 0; pv && k < dr.kvm->nr_cpus; k++) {
+			uint64_t sum = 0;
+
+			for (j = 0; j < dr.n; j++)
+				sum += dr.iv[j].vcpu[k];
+			json_array_append_new(pv, json_real(ns ? (double)sum * 1e9 / (double)ns : 0.0));
+		}
+		json_object_set_new(o, "vcpu-pages-per-second", pv);
+	}
 	if (o && dr.error[0])
 		json_object_set_new(o, "error", json_string(dr.error));
 	if (o && dr.p.wws) {

@@ -7,6 +7,9 @@
  *           interval's end: the pages written in it, each counted once,
  *           whatever other consumers (a migration, checkpoints) do; and,
  *           asked, the writable working set against the window (below)
+ *   ring    with the dirty-ring backend (kvm-run --dirty-log ring): as
+ *           bitmap, plus each vCPU's own count, the entries its ring
+ *           gave in the interval (a page two vCPUs wrote counts for both)
  *   sample  an estimate that costs the guest nothing (no write
  *           protection, no dirty logging): a fixed random sample of guest
  *           pages is hashed at an interval's start and again at its end;
@@ -28,7 +31,7 @@
 
 struct kvm;
 
-enum dirtyrate_mode { DIRTYRATE_BITMAP, DIRTYRATE_SAMPLE };
+enum dirtyrate_mode { DIRTYRATE_BITMAP, DIRTYRATE_SAMPLE, DIRTYRATE_RING };
 
 #define DIRTYRATE_MAX_INTERVALS	6000	/* kept per measurement */
 #define DIRTYRATE_SAMPLE_DEFAULT	4096

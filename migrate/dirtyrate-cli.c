@@ -31,6 +31,8 @@ static void dr_usage(FILE *f)
 "      --interval MS      one row every MS milliseconds (10 to the duration;\n"
 "                         default 1000)\n"
 "      --mode MODE        bitmap: exact, the VM's dirty logging (default);\n"
+"                         ring: as bitmap, and each vCPU's own count (a VM\n"
+"                         run with --dirty-log ring);\n"
 "                         sample: an estimate from hashing a random sample of\n"
 "                         pages twice per interval, no write protection\n"
 "      --sample-pages N   pages in the sample (64 to 1048576; default 4096)\n"
@@ -96,9 +98,10 @@ int dirtyrate_cli(int argc, char **argv)
 			interval_ms = v;
 			break;
 		case OPT_MODE:
-			if (strcmp(optarg, "bitmap") && strcmp(optarg, "sample")) {
-				fprintf(stderr, "kvm-migrate dirty-rate: --mode '%s': bitmap or sample\n",
-					optarg);
+			if (strcmp(optarg, "bitmap") && strcmp(optarg, "sample") &&
+			    strcmp(optarg, "ring")) {
+				fprintf(stderr, "kvm-migrate dirty-rate: --mode '%s': bitmap, ring or "
+					"sample\n", optarg);
 				return 2;
 			}
 			mode = optarg;
@@ -185,9 +188,15 @@ int dirtyrate_cli(int argc, char **argv)
 		series = json_object_get(ret, "series");
 		for (; !json && shown < json_array_size(series); shown++) {
 			row = json_array_get(series, shown);
-			printf("%10.0f %12.0f %14.0f %10.1f\n", dr_num(row, "end-ms"),
+			json_t *pv = json_object_get(row, "vcpu-pages"), *x;
+			size_t k;
+
+			printf("%10.0f %12.0f %14.0f %10.1f", dr_num(row, "end-ms"),
 			       dr_num(row, "pages"), dr_num(row, "pages-per-second"),
 			       dr_num(row, "mb-per-second"));
+			json_array_foreach(pv, k, x)
+				printf("%s%.0f", k ? " " : "   vCPUs: ", json_number_value(x));
+			printf("\n");
 		}
 		fflush(stdout);
 		st = json_string_value(json_object_get(ret, "status"));

@@ -9,7 +9,7 @@
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 16
+tap_plan 19
 
 A=$tmp/a
 mkdir -m 700 "$A"
@@ -65,7 +65,25 @@ printf '%s\n' "$out" >"$tmp/wws.json"
 ok_if "scripts/plot draws the curve: a PNG of the size asked" \
 	eval '"$top_srcdir/scripts/plot" "$tmp/wws.json" --size 900x400 >/dev/null && [ "$(png_size "$tmp/wws.png")" = 900x400 ]'
 
-# 10-13. In the background: the socket answers meanwhile; one at a time; cancelled.
+# 10-12. Per vCPU, from the dirty rings: two vCPUs writing half the rate each.
+"$KVM_RUN" --name d2 --rundir "$A" --mem 128M --vcpus 2 --guest dirtier --dirty-log ring \
+	--guest-arg "rate=$RATE,wss=64M,pattern=sequential" >"$tmp/vm-d2.log" 2>&1 &
+pids+=($!)
+wait_for "the ring dirtier" 30 progress_above "$A/d2.sock" 0
+out=$("$KVM_MIGRATE" dirty-rate --rundir "$A" d2 --seconds 3 --interval 500 --mode ring --json 2>&1) &&
+	st=0 || st=$?
+v0=$(field "$out" '"vcpu-pages-per-second"[0]' 2>/dev/null | cut -d. -f1)
+v1=$(field "$out" '"vcpu-pages-per-second"[1]' 2>/dev/null | cut -d. -f1)
+all=$(field "$out" '"pages-per-second"' 2>/dev/null | cut -d. -f1)
+ok_if "ring: measured, with both vCPUs' counts ($v0 and $v1 pages/s, $all in all)" \
+	eval '[ "$st" = 0 ] && [ "$(field "$out" status)" = measured ] && [ -n "$v0" ] && [ -n "$v1" ]'
+ok_if "ring: each vCPU writes half of what the VM writes (within 20 %: the guest splits its rate evenly)" \
+	awk -v a="$v0" -v b="$v1" -v r="$all" 'BEGIN {h = r / 2; exit !(h > 0 && a >= 0.8 * h && a <= 1.2 * h && b >= 0.8 * h && b <= 1.2 * h)}'
+ok_if "ring: the vCPUs' counts add up to the exact total (within 5 %: their shares are disjoint)" \
+	awk -v a="$v0" -v b="$v1" -v t="$all" 'BEGIN {exit !(t > 0 && (a + b) >= 0.95 * t && (a + b) <= 1.05 * t)}'
+quit_vm "$A/d2.sock"
+
+# 13-16. In the background: the socket answers meanwhile; one at a time; cancelled.
 r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"duration-ms": 60000, "interval-ms": 200}}')
 ok_if "calc-dirty-rate returns at once ($r)" eval 'printf "%s" "$r" | grep -q "\"return\""'
 st=$(q "$S" '{"execute": "query-dirty-rate"}')
@@ -78,9 +96,10 @@ st=$(q "$S" '{"execute": "query-dirty-rate"}')
 ok_if "cancel-dirty-rate ends it ($(printf '%s' "$st" | jq -c '.return | {status, intervals}'))" \
 	eval 'printf "%s" "$st" | jq -e ".return.status == \"cancelled\"" >/dev/null'
 
-# 14-16. Bad requests.
+# 17-19. Bad requests.
 r=$(q "$S" '{"execute": "calc-dirty-rate", "arguments": {"mode": "ring"}}')
-ok_if "an unknown mode is refused" eval 'printf "%s" "$r" | grep -q "\"error\""'
+ok_if "mode ring on a VM without the ring backend is refused, saying why" \
+	eval 'printf "%s" "$r" | grep -q "needs the dirty-ring backend"'
 check "kvm-migrate dirty-rate: --interval longer than --seconds" 2 "longer than --seconds" \
 	"$KVM_MIGRATE" dirty-rate --rundir "$A" d1 --seconds 1 --interval 2000
 check "kvm-migrate dirty-rate: a VM that does not run" 3 "cannot reach" \
