@@ -65,7 +65,8 @@ static void usage(FILE *f)
 "  -k, --kernel FILE      boot a Linux bzImage instead of a workload (console: COM1,\n"
 "                         socket RUNDIR/NAME.console with --name)\n"
 "      --initrd FILE      with --kernel: the initial ramdisk\n"
-"      --append CMDLINE   with --kernel: the kernel command line (default console=ttyS0)\n"
+"      --append CMDLINE   with --kernel: the kernel command line\n"
+"                         (default \"console=ttyS0 reboot=k\")\n"
 "  -s, --seconds N        stop the VM after N seconds (default: run until the guest\n"
 "                         finishes, quit is asked, or a signal arrives)\n"
 "      --console FILE     guest console output to FILE (default stderr)\n"
@@ -319,7 +320,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	if (o->kboot.kernel && !o->kboot.cmdline)
-		o->kboot.cmdline = "console=ttyS0";
+		o->kboot.cmdline = "console=ttyS0 reboot=k";
 	if (!o->ckpt.dir[0] && (o->ckpt.every_ms || o->ckpt.keep || o->ckpt.chain_max)) {
 		fprintf(stderr, "kvm-run: --checkpoint-every, -keep and -chain need "
 			"--checkpoint-dir\n");

@@ -2,7 +2,8 @@
 # kvm-run boots a real Linux kernel (Debian's, from /boot) with a busybox
 # initramfs: the init marker on the console, a command typed into the
 # console socket and its answer, every vCPU in /proc/cpuinfo, poweroff
-# ending kvm-run with status 0; and bad input refused clearly.
+# ending kvm-run with status 0, a reboot (reboot=k) too; and bad input
+# refused clearly.
 . "$(dirname "$0")/lib.sh"
 
 kernel=$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -1)
@@ -27,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 11
+tap_plan 14
 echo "# kernel $kernel"
 "$top_srcdir/tests/lib/make-initramfs.sh" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT ||
 	bail "cannot make the initramfs"
@@ -55,7 +56,8 @@ pid=$!
 if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 	tap_ok "Linux boots to the initramfs shell: marker after $ms ms"
-	echo "# boot to the init marker: $ms ms wall ($KM_PACE_WHERE), $(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
+	echo "# boot to the init marker, 2 vCPUs, kernel messages on: $ms ms wall ($KM_PACE_WHERE)," \
+		"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
 else
 	tap_fail "no init marker on the console" "$(tail -20 "$con" 2>/dev/null)" "$(tail -5 "$tmp/kvm-run.out")"
 fi
@@ -64,8 +66,9 @@ fi
 type_in() {
 	perl -MIO::Socket::UNIX -e '
 		my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect $ARGV[0]: $!\n";
-		print $s $ARGV[1]; close $s;' "$run/lx.console" "$1"
+		print $s $ARGV[1]; close $s;' "$run/$vm.console" "$1"
 }
+vm=lx
 # A line the guest printed (the echo of what was typed does not match: it holds $(...)).
 printed() { tr -d '\r' < "$con" | grep -q "^$1\$"; }
 
@@ -96,3 +99,30 @@ ok_if "the console socket is removed at exit" test ! -e "$run/lx.console"
 if [ -n "$pid" ] || ! grep -q "reboot: Power down" "$con"; then
 	echo "# console tail:"; tail -5 "$con" | sed 's/^/#   /'
 fi
+
+# 12-14. A second boot, quiet (the kernel's messages are most of the
+# console's exits) and with reboot=k: reboot -f ends kvm-run with 0 too.
+con="$tmp/console2.log"
+vm=lx2
+t0=$(date +%s%N)
+"$KVM_RUN" --name lx2 --rundir "$run" --mem 256M --kernel "$kernel" \
+	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off quiet reboot=k" \
+	--console "$con" >"$tmp/kvm-run2.out" 2>&1 &
+pid=$!
+if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	tap_ok "a quiet boot reaches the marker after $ms ms"
+	echo "# boot to the init marker, 1 vCPU, quiet: $ms ms wall ($KM_PACE_WHERE)," \
+		"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
+else
+	tap_fail "quiet boot: no init marker" "$(tail -20 "$con" 2>/dev/null)" "$(tail -5 "$tmp/kvm-run2.out")"
+fi
+type_in $'reboot -f\n'
+if wait_for "kvm-run to end after reboot" 60 gone; then
+	wait "$pid" && st=0 || st=$?
+	pid=
+	ok_if "reboot -f (reboot=k): kvm-run ends with status 0 ($st)" [ "$st" = 0 ]
+else
+	tap_fail "kvm-run still runs after reboot -f" "$(tail -5 "$con")"
+fi
+ok_if "the log says the guest reset the machine" grep -q "the guest reset the machine" "$tmp/kvm-run2.out"

@@ -20,7 +20,9 @@
  *          write with SLP_EN (bit 5) powers the machine off
  *   0x601  ACPI sleep status register (reads 0x80, WAK_STS)
  *   0x64   i8042 command port: 0xfe (pulse the reset line) resets, which
- *          kvm-run treats as the end of the VM (docs/kvm-run.1)
+ *          kvm-run treats as the end of the VM (docs/kvm-run.1). Linux
+ *          uses it with reboot=k; its default here jumps to the BIOS's
+ *          reset vector, and there is no BIOS.
  */
 #ifndef KM_X86_LINUX_H
 #define KM_X86_LINUX_H
