@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 tap_plan 14
 echo "# kernel $kernel"
-"$top_srcdir/tests/lib/make-initramfs.sh" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT ||
+bash "$top_srcdir/tests/lib/make-initramfs.sh" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT ||
 	bail "cannot make the initramfs"
 
 # 1-4. Bad input: each refused with the reason, before any guest runs.

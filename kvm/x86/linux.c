@@ -392,10 +392,10 @@ int linux__boot(struct kvm *kvm, const struct linux_params *p)
 	    (r = linux__setup_bsp(kvm, load + 0x200)) != 0)
 		goto out;
 	kvm->linux_guest = true;
-	log_info("kernel %s: boot protocol %u.%02u, %llu KiB at %#llx%s%s, initrd %llu KiB "
+	log_info("kernel %s: boot protocol %u.%02u, %llu KiB at %#llx%s, initrd %llu KiB "
 		 "at %#llx", p->kernel, h->version >> 8, h->version & 0xff,
 		 (unsigned long long)((img_len - setup) >> 10), (unsigned long long)load,
-		 h->relocatable_kernel ? ", relocatable" : "", "",
+		 h->relocatable_kernel ? ", relocatable" : "",
 		 (unsigned long long)(rd_len >> 10), (unsigned long long)rd_gpa);
 out:
 	free(bp);

@@ -63,7 +63,9 @@ struct linux_params {
  * the in-kernel LAPIC handles). Needs the in-kernel irqchip. Returns 0, or
  * a negative error with the reason logged: KM_ERR_BAD_MAGIC (not a
  * bzImage), KM_ERR_VERSION (boot protocol too old, no 64-bit entry),
- * KM_ERR_TOO_LARGE (command line, or no room in memory), -errno of a file.
+ * KM_ERR_CORRUPT (a header that points past the file), KM_ERR_TOO_LARGE
+ * (command line, or no room in memory), KM_ERR_INVALID (no irqchip),
+ * -errno of a file.
  */
 int linux__boot(struct kvm *kvm, const struct linux_params *p);
 
