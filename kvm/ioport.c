@@ -15,6 +15,8 @@
 #include "kvm/ioport.h"
 #include "kvm/kvm.h"
 #include "kvm/kvm-cpu.h"
+#include "kvm/uart.h"
+#include "kvm/x86/linux.h"
 
 #define SERIAL_LSR		(KM_PORT_SERIAL + 5)
 #define SERIAL_LSR_THRE_TEMT	0x60	/* transmitter empty: a polling guest may write */
@@ -99,7 +101,7 @@ void ioport__console_end(struct kvm *kvm)
 	pthread_mutex_unlock(&kvm->console_lock);
 }
 
-static void ioport__console_write(struct kvm *kvm, const void *p, size_t len)
+void ioport__console_write(struct kvm *kvm, const void *p, size_t len)
 {
 	pthread_mutex_lock(&kvm->console_lock);
 	if (kvm->console_marked)
@@ -231,6 +233,49 @@ static enum ioport_action ioport__hypercall(struct kvm_cpu *cpu, unsigned int nr
 	return IOPORT_CONTINUE;
 }
 
+/*
+ * The ports of a Linux guest's PC (x86/linux.h): COM1, ACPI power off,
+ * the i8042's reset. Anything else reads as all ones (no device), which is
+ * what the kernel expects of an empty slot.
+ */
+static enum ioport_action ioport__platform(struct kvm_cpu *cpu, uint8_t *data)
+{
+	struct kvm_run *run = cpu->run;
+	struct kvm *kvm = cpu->kvm;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+	uint16_t port = run->io.port;
+	uint32_t i;
+
+	if (kvm->uart && uart__owns(port) && run->io.size == 1) {
+		/* rep outsb/insb arrive as count bytes; each is one access. */
+		for (i = 0; i < run->io.count; i++)
+			uart__io(kvm->uart, port, out, data + i);
+		return IOPORT_CONTINUE;
+	}
+	if (port == LINUX_PORT_SLEEP_CTL && out && (data[0] & LINUX_SLEEP_EN)) {
+		kvm__request_stop(kvm, KVM_STOP_POWEROFF, "the guest powered off (vCPU %u)",
+				  cpu->id);
+		return IOPORT_STOP;
+	}
+	if (port == LINUX_PORT_I8042_CMD && out && data[0] == LINUX_I8042_RESET) {
+		kvm__request_stop(kvm, KVM_STOP_RESET, "the guest reset the machine (vCPU %u)",
+				  cpu->id);
+		return IOPORT_STOP;
+	}
+	if (!out) {
+		/* WAK_STS, so a sleep that somehow returns is seen as woken; the i8042 is never busy. */
+		if (port == LINUX_PORT_SLEEP_STS)
+			memset(data, 0x80, (size_t)run->io.size * run->io.count);
+		else if (port == LINUX_PORT_I8042_CMD)
+			memset(data, 0, (size_t)run->io.size * run->io.count);
+		else
+			memset(data, 0xff, (size_t)run->io.size * run->io.count);
+	}
+	log_debug("vCPU %u: %s port 0x%x (%u bytes) on a Linux guest", cpu->id,
+		  out ? "out to" : "in from", port, run->io.size);
+	return IOPORT_CONTINUE;
+}
+
 enum ioport_action ioport__handle(struct kvm_cpu *cpu, struct km_ucall *uc)
 {
 	struct kvm_run *run = cpu->run;
@@ -248,6 +293,8 @@ enum ioport_action ioport__handle(struct kvm_cpu *cpu, struct km_ucall *uc)
 		return IOPORT_STOP;
 	}
 	data = (uint8_t *)run + run->io.data_offset;
+	if (kvm->linux_guest)
+		return ioport__platform(cpu, data);
 	if (run->io.port >= KM_PORT_HC && run->io.port < KM_PORT_HC + KM_PORT_HC_COUNT) {
 		if (run->io.direction != KVM_EXIT_IO_IN || run->io.size != 4 ||
 		    run->io.count != 1) {
@@ -281,6 +328,8 @@ enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc)
 	enum ioport_action act;
 	uint32_t ret;
 
+	if (cpu->kvm->linux_guest)
+		goto ignore;	/* the workload hypercall page is not a Linux guest's */
 	if (a >= KM_MMIO_HC && a < KM_MMIO_HC + 4 * KM_PORT_HC_COUNT) {
 		if (run->mmio.is_write || run->mmio.len != 4 || (a - KM_MMIO_HC) % 4) {
 			log_warn("vCPU %u: hypercall MMIO 0x%llx used without an aligned 32-bit read",
@@ -297,6 +346,7 @@ enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc)
 		return IOPORT_CONTINUE;
 	}
 	/* No other device: reads see all ones, writes vanish. */
+ignore:
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 	log_debug("vCPU %u: MMIO %s at 0x%llx ignored", cpu->id,

@@ -3,6 +3,7 @@
 #define KM_IOPORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "kvm/guest/abi.h"
 
@@ -30,6 +31,12 @@ enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc);
  * and PRINT are logged, DONE finishes the vCPU, ASSERT fails the VM.
  */
 enum ioport_action ioport__default_ucall(struct kvm_cpu *cpu, const struct km_ucall *uc);
+
+/*
+ * Guest console bytes to the console sink: the --console file as they
+ * are, or the log, in marked lines (kvm.h console_marked). Any thread.
+ */
+void ioport__console_write(struct kvm *kvm, const void *p, size_t len);
 
 /* Writes out a console line the guest left unfinished (kvm.h console_marked). */
 void ioport__console_end(struct kvm *kvm);

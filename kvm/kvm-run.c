@@ -25,6 +25,8 @@
 #include "kvm/kvm.h"
 #include "kvm/loader.h"
 #include "kvm/stats.h"
+#include "kvm/uart.h"
+#include "kvm/x86/linux.h"
 #include "migrate/migrate.h"
 #include "snapshot/checkpoint.h"
 #include "snapshot/restore.h"
@@ -37,6 +39,7 @@ struct options {
 	struct kvm_config cfg;
 	const char *guest;
 	const char *guest_args;
+	struct linux_params kboot;	/* kboot.kernel: --kernel given */
 	const char *rundir;
 	uint64_t seconds;
 	int verbose;
@@ -59,6 +62,11 @@ static void usage(FILE *f)
 "  -c, --vcpus N          vCPUs, 1 to %d (default 1)\n"
 "  -g, --guest NAME|PATH  workload: idle, fill, dirtier, verify, compute (default idle)\n"
 "  -a, --guest-arg ARGS   workload arguments, e.g. rate=20000,wss=256M,pattern=zipf\n"
+"  -k, --kernel FILE      boot a Linux bzImage instead of a workload (console: COM1,\n"
+"                         socket RUNDIR/NAME.console with --name)\n"
+"      --initrd FILE      with --kernel: the initial ramdisk\n"
+"      --append CMDLINE   with --kernel: the kernel command line\n"
+"                         (default \"console=ttyS0 reboot=k\")\n"
 "  -s, --seconds N        stop the VM after N seconds (default: run until the guest\n"
 "                         finishes, quit is asked, or a signal arrives)\n"
 "      --console FILE     guest console output to FILE (default stderr)\n"
@@ -93,13 +101,16 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
 	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
-	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY };
+	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY, OPT_INITRD, OPT_APPEND };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "guest", required_argument, NULL, 'g' },
 		{ "guest-arg", required_argument, NULL, 'a' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "append", required_argument, NULL, OPT_APPEND },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "rundir", required_argument, NULL, OPT_RUNDIR },
@@ -131,7 +142,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->guest = "idle";
 	o->guest_args = "";
 	o->ckpt.compress = true;
-	while ((c = getopt_long(argc, argv, "n:m:c:g:a:s:vqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:m:c:g:a:k:s:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (!rundir_valid_name(optarg)) {
@@ -171,6 +182,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			o->guest_args = optarg;
+			break;
+		case 'k':
+			o->kboot.kernel = optarg;
+			break;
+		case OPT_INITRD:
+			o->kboot.initrd = optarg;
+			break;
+		case OPT_APPEND:
+			o->kboot.cmdline = optarg;
 			break;
 		case 's':
 			if (parse_u64(optarg, 1, 365ULL * 24 * 3600, &v) != 0) {
@@ -285,6 +305,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 			"checkpoint (no --mem, --vcpus, --guest, --guest-arg)\n");
 		return -1;
 	}
+	if (o->kboot.kernel && (o->restore || o->guest_given || *o->guest_args)) {
+		fprintf(stderr, "kvm-run: --kernel boots Linux instead of a workload guest or a "
+			"checkpoint (no --guest, --guest-arg, --restore)\n");
+		return -1;
+	}
+	if (!o->kboot.kernel && (o->kboot.initrd || o->kboot.cmdline)) {
+		fprintf(stderr, "kvm-run: --initrd and --append need --kernel\n");
+		return -1;
+	}
+	if (o->kboot.kernel && o->ckpt.dir[0]) {
+		/* The UART's and the platform's state are not in the records yet (issue 11). */
+		fprintf(stderr, "kvm-run: --checkpoint-dir with --kernel is not supported yet\n");
+		return -1;
+	}
+	if (o->kboot.kernel && !o->kboot.cmdline)
+		o->kboot.cmdline = "console=ttyS0 reboot=k";
 	if (!o->ckpt.dir[0] && (o->ckpt.every_ms || o->ckpt.keep || o->ckpt.chain_max)) {
 		fprintf(stderr, "kvm-run: --checkpoint-every, -keep and -chain need "
 			"--checkpoint-dir\n");
@@ -339,6 +375,14 @@ int main(int argc, char **argv)
 				 kvm->name, (unsigned long long)ri.id, ri.files,
 				 ri.files > 1 ? "s" : "", (unsigned long long)ri.pages);
 		o.paused |= ri.paused;
+	} else if (o.kboot.kernel) {
+		if ((r = kvm__create(&o.cfg, &kvm)) != 0) {
+			if (r == -ENOENT || r == -ENODEV)
+				log_error("KVM is not available on this machine (/dev/kvm)");
+			goto out;
+		}
+		if ((r = linux__boot(kvm, &o.kboot)) != 0 || (r = uart__create(kvm)) != 0)
+			goto out;
 	} else {
 		if ((r = loader__find_guest(o.guest, path, sizeof(path))) != 0)
 			goto out;
@@ -371,6 +415,15 @@ int main(int argc, char **argv)
 			goto out;
 		if ((r = rundir_decide_running(&kvm->reservation)) != 0)
 			goto out;
+		if (kvm->uart) {
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s.console", rundir,
+					     o.cfg.name) >= sizeof(path)) {
+				r = KM_ERR_TOO_LARGE;
+				goto out;
+			}
+			if ((r = uart__listen(kvm->uart, path)) != 0)
+				goto out;
+		}
 	}
 	if (o.ckpt.dir[0]) {
 		char err[512];
@@ -386,7 +439,11 @@ int main(int argc, char **argv)
 		status = EXIT_GUEST;
 		goto out;
 	}
-	if (!o.restore)
+	if (o.kboot.kernel)
+		log_info("VM %s: %llu MiB, %u vCPU%s, kernel %s (%s)", kvm->name,
+			 (unsigned long long)(o.cfg.mem_size >> 20), o.cfg.nr_vcpus,
+			 o.cfg.nr_vcpus > 1 ? "s" : "", o.kboot.kernel, o.kboot.cmdline);
+	else if (!o.restore)
 		log_info("VM %s: %llu MiB, %u vCPU%s, guest %s%s%s%s", kvm->name,
 			 (unsigned long long)(o.cfg.mem_size >> 20), o.cfg.nr_vcpus,
 			 o.cfg.nr_vcpus > 1 ? "s" : "", o.guest, *o.guest_args ? " (" : "",
@@ -401,6 +458,8 @@ int main(int argc, char **argv)
 	case KVM_STOP_DONE:
 	case KVM_STOP_QUIT:
 	case KVM_STOP_MIGRATED:
+	case KVM_STOP_POWEROFF:
+	case KVM_STOP_RESET:
 		status = 0;
 		break;
 	default:

@@ -19,6 +19,7 @@
 #include "kvm/lazymem.h"
 #include "kvm/ioport.h"
 #include "kvm/kvm-cpu.h"
+#include "kvm/uart.h"
 #include "kvm/x86/x86.h"
 
 #define KVM_DEV "/dev/kvm"
@@ -489,6 +490,7 @@ void kvm__destroy(struct kvm *kvm)
 	kvm__join(kvm);
 	/* After the vCPUs: one may wait on a page only the lazy restore's thread brings. */
 	lazymem__stop(kvm);
+	uart__destroy(kvm->uart);
 	ioport__console_end(kvm);
 	dirtyrate__stop(kvm);
 	dirty__destroy(&kvm->dirty);
@@ -559,6 +561,8 @@ const char *kvm__stop_reason_name(enum kvm_stop_reason r)
 	case KVM_STOP_SHUTDOWN: return "triple-fault";
 	case KVM_STOP_INTERNAL: return "internal-error";
 	case KVM_STOP_MIGRATED: return "migrated";
+	case KVM_STOP_POWEROFF: return "poweroff";
+	case KVM_STOP_RESET: return "reset";
 	}
 	return "unknown";
 }

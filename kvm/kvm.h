@@ -20,6 +20,7 @@
 struct kvm_cpu;
 struct control;
 struct lazymem;
+struct uart;
 
 /* How a VM is made: what kvm-run's command line or a test asks for. */
 struct kvm_config {
@@ -48,6 +49,8 @@ enum kvm_stop_reason {
 	KVM_STOP_SHUTDOWN,	/* triple fault */
 	KVM_STOP_INTERNAL,	/* FAIL_ENTRY, INTERNAL_ERROR, unknown exit, host error */
 	KVM_STOP_MIGRATED,	/* the VM now runs on another host */
+	KVM_STOP_POWEROFF,	/* a Linux guest powered off (ACPI S5) */
+	KVM_STOP_RESET,		/* a Linux guest reset the machine (reboot): not restarted */
 };
 
 /* Exit counters, by reason; atomics because every vCPU thread adds to them. */
@@ -140,6 +143,13 @@ struct kvm {
 	pthread_mutex_t console_lock;	/* vCPUs print one at a time */
 	struct control *control;	/* the control socket, if any (control.c sets it) */
 	struct lazymem *lazy;		/* a lazy restore bringing pages in (lazymem.c sets it) */
+	/*
+	 * A Linux guest (x86/linux.h): the PC platform's ports answer (the
+	 * 16550, ACPI power off, i8042 reset) and the workload hypercall
+	 * ports do not.
+	 */
+	bool linux_guest;
+	struct uart *uart;		/* COM1 as a 16550 (uart.h), or NULL: COM1 is write-only */
 };
 
 /*

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
 #include "kvm/kvm.h"
 #include "kvm/vmrec.h"
 
@@ -21,6 +22,17 @@ int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_ba
 		   void *ctx)
 {
 	memset(e, 0, sizeof(*e));
+	/*
+	 * A Linux guest's UART and platform state are not in the records yet
+	 * (issue 11): a copy made now would come back without its console and
+	 * with the workload guests' ports. Refused here, where migrations and
+	 * checkpoints both start, so that the VM runs on untouched.
+	 */
+	if (kvm && kvm->linux_guest) {
+		log_error("VM %s: a Linux guest cannot be migrated or checkpointed yet "
+			  "(its device state is not captured)", kvm->name);
+		return KM_ERR_UNSUPPORTED;
+	}
 	e->kvm = kvm;
 	e->compress = compress;
 	e->batch = batch;

@@ -336,6 +336,8 @@ static int child_become_vm(struct daemon *d, struct kvm *kvm)
 	case KVM_STOP_DONE:
 	case KVM_STOP_QUIT:
 	case KVM_STOP_MIGRATED:
+	case KVM_STOP_POWEROFF:
+	case KVM_STOP_RESET:
 		return 0;
 	default:
 		return 1;

@@ -1,0 +1,37 @@
+#!/bin/bash
+# make-initramfs.sh OUT.cpio.gz [MARKER]: a tiny initramfs for Linux guests
+# of kvm-run (tests/linux-boot.sh): Debian's static busybox and an /init
+# that mounts proc, sys and dev, prints MARKER (default KVM-MIGRATE-INIT)
+# with the uptime, and runs a shell on the console. Needs busybox-static,
+# cpio and gzip.
+set -eu
+out=$1
+marker=${2:-KVM-MIGRATE-INIT}
+bb=/bin/busybox
+[ -x "$bb" ] || { echo "make-initramfs: $bb is missing (install busybox-static)" >&2; exit 1; }
+# Debian's dynamic "busybox" package installs the same path: it would not run without its libraries.
+if ldd "$bb" >/dev/null 2>&1; then
+	echo "make-initramfs: $bb is dynamically linked (install busybox-static)" >&2
+	exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root}
+cp "$bb" "$tmp/bin/busybox"
+cat > "$tmp/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# The cpio has no /dev/console (making one needs mknod): the kernel then
+# starts init with no stdin/out/err, so take the console from devtmpfs.
+exec </dev/console >/dev/console 2>&1
+echo "$marker uptime \$(cut -d' ' -f1 /proc/uptime) cpus \$(grep -c ^processor /proc/cpuinfo)"
+# A shell on the console, with it as its controlling terminal (job control, ^C).
+exec setsid cttyhack sh
+INIT
+chmod 755 "$tmp/init"
+(cd "$tmp" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9) > "$out.tmp"
+mv -f "$out.tmp" "$out"
