@@ -18,6 +18,12 @@
 #define LZ4_MISS_LIMIT	64
 #define LZ4_PROBE_EVERY	32
 
+const char *vmrec_unsupported(const struct kvm *kvm)
+{
+	return kvm->linux_guest ? "a Linux guest cannot be migrated or checkpointed yet: the "
+	       "state of its devices (console UART, platform, kvm-clock) is not captured" : NULL;
+}
+
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
 		   void *ctx)
 {
@@ -28,9 +34,8 @@ int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_ba
 	 * with the workload guests' ports. Refused here, where migrations and
 	 * checkpoints both start, so that the VM runs on untouched.
 	 */
-	if (kvm && kvm->linux_guest) {
-		log_error("VM %s: a Linux guest cannot be migrated or checkpointed yet "
-			  "(its device state is not captured)", kvm->name);
+	if (kvm && vmrec_unsupported(kvm)) {
+		log_error("VM %s: %s", kvm->name, vmrec_unsupported(kvm));
 		return KM_ERR_UNSUPPORTED;
 	}
 	e->kvm = kvm;

@@ -28,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 14
+tap_plan 16
 echo "# kernel $kernel"
 bash "$top_srcdir/tests/lib/make-initramfs.sh" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT ||
 	bail "cannot make the initramfs"
@@ -72,18 +72,28 @@ vm=lx
 # A line the guest printed (the echo of what was typed does not match: it holds $(...)).
 printed() { tr -d '\r' < "$con" | grep -q "^$1\$"; }
 
-# 6. A command over the console socket, and its output.
+# 6-7. A command over the console socket, and its output.
 ok_if "the console socket is RUNDIR/NAME.console" test -S "$run/lx.console"
 type_in $'echo ans=$((6 * 7))\n'
 ok_if "a command typed into the console socket runs: its output on the console" \
 	wait_for "the command's output" 60 printed "ans=42"
 
-# 7. Every vCPU, as the guest sees it.
+# 8. Every vCPU, as the guest sees it.
 type_in $'echo cpus=$(grep -c ^processor /proc/cpuinfo)\n'
 ok_if "the guest sees both vCPUs in /proc/cpuinfo (cpus=2)" \
 	wait_for "the vCPU count" 60 printed "cpus=2"
 
-# 8-10. poweroff -f ends kvm-run with status 0, and its socket goes.
+# 9-10. A migration or a live snapshot is refused up front, saying why; the guest runs on.
+r=$("$QMP_SEND" "$run/lx.sock" '{"execute": "migrate", "arguments": {"uri": "unix:/nonexistent"}}' 2>&1)
+ok_if "migrating a Linux guest is refused, saying why (not yet: its devices' state)" \
+	eval 'printf "%s" "$r" | grep -q "a Linux guest cannot be migrated or checkpointed yet"'
+r=$("$QMP_SEND" "$run/lx.sock" "{\"execute\": \"checkpoint-save\", \"arguments\": {\"dir\": \"$tmp/snap\"}}" 2>&1)
+type_in $'echo still=$((40 + 2))\n'
+ok_if "so is a live snapshot, nothing is written, and the guest runs on" \
+	eval 'printf "%s" "$r" | grep -q "a Linux guest cannot" && [ ! -e "$tmp/snap" ] &&
+	      wait_for "the guest to answer" 60 printed "still=42"'
+
+# 11-13. poweroff -f ends kvm-run with status 0, and its socket goes.
 t1=$(date +%s%N)
 type_in $'poweroff -f\n'
 gone() { ! kill -0 "$pid" 2>/dev/null; }
@@ -100,7 +110,7 @@ if [ -n "$pid" ] || ! grep -q "reboot: Power down" "$con"; then
 	echo "# console tail:"; tail -5 "$con" | sed 's/^/#   /'
 fi
 
-# 12-14. A second boot, quiet (the kernel's messages are most of the
+# 14-16. A second boot, quiet (the kernel's messages are most of the
 # console's exits) and with reboot=k: reboot -f ends kvm-run with 0 too.
 con="$tmp/console2.log"
 vm=lx2
