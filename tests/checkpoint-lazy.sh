@@ -24,6 +24,17 @@ RATE=$(rate_of 10000 2)
 lazy() { q "$1" '{"execute": "query-stats"}' 2>/dev/null | jq -r ".return[\"lazy-restore\"][\"$2\"]"; }
 all_in() { [ "$(lazy "$1" absent)" = 0 ]; }
 hash_of() { field "$(q "$1" '{"execute": "query-memory-hash"}')" hash; }
+# whole SOCK SAME RUNS: the paused VM at SOCK holds the checkpoint's memory
+# (its hash is $want; check SAME), then runs on with every page right
+# (check RUNS); then it quits.
+whole() {
+	local got
+	got=$(hash_of "$1")
+	ok_if "$2 (hash $got)" [ "$got" = "$want" ]
+	q "$1" '{"execute": "cont"}' >/dev/null
+	ok_if "$3" vm_ok "$1"
+	quit_vm "$1"
+}
 # restore NAME RUNDIR ARGS...: kvm-run --restore ..., waits for its socket.
 restore() {
 	local name="$1" rundir="$2"
@@ -57,11 +68,7 @@ ok_if "the prefetch brings every page in while the VM is paused" \
 ok_if "none of them was touched first ($(lazy "$A/p1.sock" prefetched) prefetched of $(lazy "$A/p1.sock" total))" \
 	eval '[ "$(lazy "$A/p1.sock" touched)" = 0 ] &&
 	      [ "$(lazy "$A/p1.sock" prefetched)" = "$(lazy "$A/p1.sock" total)" ]'
-got=$(hash_of "$A/p1.sock")
-ok_if "its memory is the checkpoint's byte for byte (hash $got)" [ "$got" = "$want" ]
-q "$A/p1.sock" '{"execute": "cont"}' >/dev/null
-ok_if "it runs on, every page right" vm_ok "$A/p1.sock"
-quit_vm "$A/p1.sock"
+whole "$A/p1.sock" "its memory is the checkpoint's byte for byte" "it runs on, every page right"
 
 # 7-8. Prefetch while the guest runs and writes.
 restore p2 "$A" --restore "$ck" --lazy
@@ -83,12 +90,8 @@ q "$A/t1.sock" '{"execute": "cont"}' >/dev/null
 ok_if "it runs on, every page right" vm_ok "$A/t1.sock"
 quit_vm "$A/t1.sock"
 restore t2 "$A" --restore "$tmp/ck3" --paused
-got=$(hash_of "$A/t2.sock")
-ok_if "that base restores byte for byte: no page was missing from it (hash $got)" \
-	[ "$got" = "$want" ]
-q "$A/t2.sock" '{"execute": "cont"}' >/dev/null
-ok_if "and its guest checks every page right" vm_ok "$A/t2.sock"
-quit_vm "$A/t2.sock"
+whole "$A/t2.sock" "that base restores byte for byte: no page was missing from it" \
+	"and its guest checks every page right"
 
 # 14-17. Touch mode: migrated before any page was read.
 restore t3 "$A" --restore "$ck" --lazy=touch --paused
@@ -98,12 +101,8 @@ if migrate "$tmp/m1.out" --rundir "$A" t3 "127.0.0.1:$port_b"; then
 	tap_ok "a lazily restored VM migrates before its pages were read"
 else tap_fail "a lazily restored VM migrates before its pages were read" "$(tail -5 "$tmp/m1.out")"; fi
 VM_PAGES[t3]=$PAGES
-got=$(hash_of "$B/t3.sock")
-ok_if "it arrives whole: the destination's memory has the checkpoint's hash ($got)" \
-	[ "$got" = "$want" ]
-q "$B/t3.sock" '{"execute": "cont"}' >/dev/null
-ok_if "and runs there, every page right" vm_ok "$B/t3.sock"
-quit_vm "$B/t3.sock"
+whole "$B/t3.sock" "it arrives whole: the destination's memory is the checkpoint's" \
+	"and runs there, every page right"
 
 # 18-20. Files an older writer made, without a page index: every entry walked.
 cp -a "$ck" "$tmp/old"
@@ -111,11 +110,7 @@ for f in "$tmp"/old/ckpt-*.kmc; do "$top_builddir/tests/lib/ckpt-strip" "$f" 18 
 restore o1 "$A" --restore "$tmp/old" --lazy=touch --paused
 ok_if "files without a page index restore lazily too ($(grep -o '[0-9]* with a page index' "$tmp/vm-o1.log"))" \
 	grep -q "restored lazily from checkpoint $id (3 files, 0 with a page index" "$tmp/vm-o1.log"
-got=$(hash_of "$A/o1.sock")
-ok_if "byte for byte (hash $got)" [ "$got" = "$want" ]
-q "$A/o1.sock" '{"execute": "cont"}' >/dev/null
-ok_if "and the guest checks every page right" vm_ok "$A/o1.sock"
-quit_vm "$A/o1.sock"
+whole "$A/o1.sock" "byte for byte" "and the guest checks every page right"
 
 # 21-22. A flipped byte in the newest file, whose every page is read.
 cp -a "$ck" "$tmp/bad"
