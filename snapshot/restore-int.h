@@ -48,6 +48,8 @@ int restore__record(struct restore *rs, uint32_t type, const uint8_t *p, uint32_
 int restore__open_spec(const char *spec, struct store **st, struct restore_chain *ch,
 			char *dir, size_t dirlen, struct restore_info *info, char *err,
 			size_t errlen);
+/* A restore's end: the loader, the VM if it was not handed over (rs->kvm), the chain, the store. */
+void restore__done(struct restore *rs, struct restore_chain *ch, struct store *st);
 /* The restored checkpoint's end record, into info. */
 void restore__info_end(struct restore_info *info, const struct ckptfile_end *end);
 

@@ -468,10 +468,6 @@ int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, ch
 out:
 	bitmap_free(&absent);
 	lazy_chain_free(lc);
-	if (rs.loader)
-		vmrec_load_free(&rs.ld);
-	kvm__destroy(rs.kvm);
-	restore__chain_free(&ch);
-	store__close(st);
+	restore__done(&rs, &ch, st);
 	return r;
 }

@@ -254,6 +254,17 @@ int restore__open_spec(const char *spec, struct store **st, struct restore_chain
 	return 0;
 }
 
+void restore__done(struct restore *rs, struct restore_chain *ch, struct store *st)
+{
+	if (rs->loader)
+		vmrec_load_free(&rs->ld);
+	rs->loader = false;
+	kvm__destroy(rs->kvm);
+	rs->kvm = NULL;
+	restore__chain_free(ch);
+	store__close(st);
+}
+
 void restore__info_end(struct restore_info *info, const struct ckptfile_end *end)
 {
 	info->capture_ns = end->capture_ns;
@@ -286,11 +297,7 @@ int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t nam
 	*out = rs.kvm;
 	rs.kvm = NULL;
 out:
-	if (rs.loader)
-		vmrec_load_free(&rs.ld);
-	kvm__destroy(rs.kvm);
-	restore__chain_free(&ch);
-	store__close(st);
+	restore__done(&rs, &ch, st);
 	return r;
 }
 
