@@ -27,6 +27,7 @@
 #include "kvm/stats.h"
 #include "kvm/uart.h"
 #include "kvm/x86/linux.h"
+#include "kvm/x86/pc.h"
 #include "migrate/migrate.h"
 #include "snapshot/checkpoint.h"
 #include "snapshot/restore.h"
@@ -381,7 +382,7 @@ int main(int argc, char **argv)
 				log_error("KVM is not available on this machine (/dev/kvm)");
 			goto out;
 		}
-		if ((r = linux__boot(kvm, &o.kboot)) != 0 || (r = uart__create(kvm)) != 0)
+		if ((r = linux__boot(kvm, &o.kboot)) != 0 || (r = pc__create(kvm)) != 0)
 			goto out;
 	} else {
 		if ((r = loader__find_guest(o.guest, path, sizeof(path))) != 0)
@@ -415,15 +416,8 @@ int main(int argc, char **argv)
 			goto out;
 		if ((r = rundir_decide_running(&kvm->reservation)) != 0)
 			goto out;
-		if (kvm->uart) {
-			if ((size_t)snprintf(path, sizeof(path), "%s/%s.console", rundir,
-					     o.cfg.name) >= sizeof(path)) {
-				r = KM_ERR_TOO_LARGE;
-				goto out;
-			}
-			if ((r = uart__listen(kvm->uart, path)) != 0)
-				goto out;
-		}
+		if (kvm->uart && (r = uart__listen_in(kvm->uart, rundir, o.cfg.name)) != 0)
+			goto out;
 	}
 	if (o.ckpt.dir[0]) {
 		char err[512];

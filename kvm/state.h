@@ -43,6 +43,7 @@ enum state_tag {
 	ST_VM_PIC_SLAVE = 34,
 	ST_VM_IOAPIC = 35,
 	ST_VM_PIT2 = 36,	/* struct kvm_pit_state2 */
+	ST_VM_UART = 37,	/* struct uart_state (a Linux guest's COM1, uart.h) */
 
 	/* REC_VM_CONFIG fields */
 	ST_CFG_MEM_SIZE = 64,	/* u64 bytes */
@@ -52,6 +53,13 @@ enum state_tag {
 	ST_CFG_NAME = 68,	/* the VM's name, 1..48 bytes of [A-Za-z0-9._-] */
 	ST_CFG_CPUID = 69,	/* kvm_cpuid_entry2[]: what the vCPUs were given */
 	ST_CFG_RESIDENT = 70,	/* u64: guest RAM in use when sent (migrations only) */
+	ST_CFG_PLATFORM = 71,	/* u64 enum state_platform; absent: a workload guest */
+};
+
+/* What the guest sees besides CPU and memory (ST_CFG_PLATFORM). */
+enum state_platform {
+	STATE_PLATFORM_WORKLOAD = 0,	/* a built-in workload guest: hypercall ports */
+	STATE_PLATFORM_PC = 1,		/* a Linux guest's PC: 16550, ACPI power ports (x86/pc.h) */
 };
 
 /* Appends one vCPU's fields (a REC_VCPU_STATE payload) to payload. */
@@ -71,6 +79,11 @@ int state__check_cpuid(struct kvm *kvm, const uint8_t *payload, uint32_t len, ch
 		       size_t whylen);
 int state__save_config(struct kvm *kvm, struct buf *payload);
 int state__parse_config(const uint8_t *payload, uint32_t len, struct kvm_config *cfg);
+/*
+ * The platform a REC_VM_CONFIG payload names (a workload guest if none);
+ * KM_ERR_UNSUPPORTED for one this version does not know.
+ */
+int state__config_platform(const uint8_t *payload, uint32_t len, enum state_platform *out);
 
 /*
  * The whole machine state except memory, as records: REC_VM_CONFIG,
@@ -102,9 +115,10 @@ int state__load_record(struct kvm *kvm, struct state_loader *sl, uint32_t type,
 int state__load_complete(struct kvm *kvm, const struct state_loader *sl);
 
 /*
- * Moves every vCPU's TSC ns nanoseconds forward: after a migration the
- * guest's clock has to show the time it did not run, so that what it
- * measures (its longest stall) is the real downtime.
+ * Moves every vCPU's TSC and the VM's kvmclock ns nanoseconds forward:
+ * after a migration the guest's clocks have to show the time it did not
+ * run, so that what it measures (its longest stall, a Linux guest's
+ * uptime) is the real time.
  */
 int state__advance_tsc(struct kvm *kvm, uint64_t ns);
 

@@ -334,6 +334,28 @@ static void *uart__thread(void *arg)
 	return NULL;
 }
 
+void uart__get_state(struct uart *u, struct uart_state *st)
+{
+	pthread_mutex_lock(&u->lock);
+	*st = u->st;
+	pthread_mutex_unlock(&u->lock);
+}
+
+int uart__set_state(struct uart *u, const struct uart_state *st)
+{
+	if (st->rx_len > UART_FIFO_SIZE || st->rx_head >= UART_FIFO_SIZE ||
+	    st->thri_pending > 1 || st->irq_level > 1)
+		return KM_ERR_CORRUPT;
+	pthread_mutex_lock(&u->lock);
+	u->st = *st;
+	/* From low, so that uart__update_irq drives the line to the state's level. */
+	u->st.irq_level = 0;
+	uart__update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	uart__wake(u);		/* the FIFO's room changed: the socket thread polls again */
+	return 0;
+}
+
 int uart__create(struct kvm *kvm)
 {
 	struct uart *u = calloc(1, sizeof(*u));
@@ -375,6 +397,17 @@ int uart__listen(struct uart *u, const char *path)
 	}
 	u->thread_started = true;
 	return 0;
+}
+
+int uart__listen_in(struct uart *u, const char *rundir, const char *name)
+{
+	char path[sizeof(u->path)];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.console", rundir, name) >= sizeof(path)) {
+		log_error("console socket %s/%s.console: path too long", rundir, name);
+		return KM_ERR_TOO_LARGE;
+	}
+	return uart__listen(u, path);
 }
 
 void uart__destroy(struct uart *u)

@@ -28,8 +28,8 @@ struct kvm;
 #define UART_FIFO_SIZE	16
 
 /*
- * The guest-visible state, all of it: a plain struct, so that a migration
- * or checkpoint record can carry it as it is (not done yet: issue 11).
+ * The guest-visible state, all of it: a plain struct of bytes, so that a
+ * migration or checkpoint record carries it as it is (ST_VM_UART, state.h).
  */
 struct uart_state {
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
@@ -49,8 +49,22 @@ int uart__create(struct kvm *kvm);
  * uses it). Returns 0 or a negative error, logged.
  */
 int uart__listen(struct uart *u, const char *path);
+/*
+ * The same at RUNDIR/NAME.console, where kvm-run and a migration's
+ * destination both put it (documented in kvm-run.1).
+ */
+int uart__listen_in(struct uart *u, const char *rundir, const char *name);
 /* Stops the socket thread, removes the socket file and frees. NULL-safe. */
 void uart__destroy(struct uart *u);
+
+/*
+ * The guest-visible state, for a migration or checkpoint (the VM paused).
+ * uart__set_state refuses a state no UART could be in (KM_ERR_CORRUPT),
+ * and raises the IRQ line again if it was up: the line's level is the
+ * VMM's to drive, the irqchip records only what it latched.
+ */
+void uart__get_state(struct uart *u, struct uart_state *st);
+int uart__set_state(struct uart *u, const struct uart_state *st);
 
 /* Whether port belongs to the UART. */
 static inline bool uart__owns(uint16_t port)

@@ -12,6 +12,7 @@
 #include "rundir.h"
 #include "kvm/kvm.h"
 #include "kvm/vmrec.h"
+#include "kvm/x86/pc.h"
 
 static const uint8_t zero_page[KM_PAGE_SIZE];
 
@@ -64,14 +65,22 @@ int vmrec_parse_config(const uint8_t *p, uint32_t len, struct kvm_config *cfg, c
 int vmrec_create(struct kvm_config *cfg, const uint8_t *p, uint32_t len, struct kvm **out,
 		 char *why, size_t whylen)
 {
+	enum state_platform platform;
 	char reason[160] = "";
 	int r;
 
+	if ((r = state__config_platform(p, len, &platform)) != 0)
+		return vmrec__why(why, whylen, r, "%s", r == KM_ERR_UNSUPPORTED ?
+				  "the VM's platform is one this version does not know" :
+				  "corrupt VM config");
 	if ((r = kvm__create(cfg, out)) != 0)
 		return vmrec__why(why, whylen, r, "cannot create the VM here: %s", km_strerror(r));
 	if ((r = state__check_cpuid(*out, p, len, reason, sizeof(reason))) != 0)
 		return vmrec__why(why, whylen, r, "this host cannot run the VM: %s",
 				  r == KM_ERR_UNSUPPORTED ? reason : km_strerror(r));
+	if (platform == STATE_PLATFORM_PC && (r = pc__create(*out)) != 0)
+		return vmrec__why(why, whylen, r, "cannot make the VM's PC platform: %s",
+				  km_strerror(r));
 	return 0;
 }
 

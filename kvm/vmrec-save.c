@@ -20,8 +20,8 @@
 
 const char *vmrec_unsupported(const struct kvm *kvm)
 {
-	return kvm->linux_guest ? "a Linux guest cannot be migrated or checkpointed yet: the "
-	       "state of its devices (console UART, platform, kvm-clock) is not captured" : NULL;
+	(void)kvm;
+	return NULL;	/* every device a VM can have today is captured */
 }
 
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
@@ -29,10 +29,9 @@ int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_ba
 {
 	memset(e, 0, sizeof(*e));
 	/*
-	 * A Linux guest's UART and platform state are not in the records yet
-	 * (issue 11): a copy made now would come back without its console and
-	 * with the workload guests' ports. Refused here, where migrations and
-	 * checkpoints both start, so that the VM runs on untouched.
+	 * A device whose state the records cannot carry: refused here, where
+	 * migrations and checkpoints both start, so that the VM runs on
+	 * untouched.
 	 */
 	if (kvm && vmrec_unsupported(kvm)) {
 		log_error("VM %s: %s", kvm->name, vmrec_unsupported(kvm));

@@ -48,9 +48,9 @@ struct vmrec_enc {
 };
 
 /*
- * Why kvm cannot be turned into records yet, or NULL if it can: a Linux
- * guest's devices (UART, platform, kvm-clock) are not captured yet (issue
- * 11). Migrations and checkpoints ask this first, to refuse with it.
+ * Why kvm cannot be turned into records yet, or NULL if it can (a device
+ * whose state is not captured). Migrations and checkpoints ask this
+ * first, to refuse with it.
  */
 const char *vmrec_unsupported(const struct kvm *kvm);
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,

@@ -39,6 +39,7 @@
 #include "stream.h"
 #include "kvm/control.h"
 #include "kvm/kvm.h"
+#include "kvm/uart.h"
 #include "migrate/admit.h"
 #include "migrate/keyagent.h"
 #include "migrate/migrate.h"
@@ -311,8 +312,14 @@ static int child_publish(struct kvm *kvm, void *ctx)
 	if ((r = rundir_socket_path(d->rundir, kvm->name, sock, sizeof(sock))) != 0 ||
 	    (r = control__start_ext(kvm, sock, control__join(migrate__control_table(kvm),
 							      checkpoint__control_table(kvm)),
-				    &control)) != 0)
+				    &control)) != 0) {
 		log_error("VM %s: no control socket (%s): not starting it", kvm->name,
+			  km_strerror(r));
+		return r;
+	}
+	/* A Linux guest's console, where it was at the source: RUNDIR/NAME.console. */
+	if (kvm->uart && (r = uart__listen_in(kvm->uart, d->rundir, kvm->name)) != 0)
+		log_error("VM %s: no console socket (%s): not starting it", kvm->name,
 			  km_strerror(r));
 	return r;
 }

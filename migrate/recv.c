@@ -238,6 +238,9 @@ static void recv__guest_report(struct recv *rv)
 	uint64_t deadline = kvm__now_ns() + 1000000000ULL, max_tsc = 0;
 	unsigned int i, reported;
 
+	if (kvm->linux_guest)
+		return;		/* only the workload guests report progress */
+
 	for (;;) {
 		for (i = reported = 0; i < kvm->nr_cpus; i++) {
 			progress__get(&kvm->progress, i, &pv);

@@ -54,6 +54,24 @@ const struct kvm_cpuid_entry2 *x86__cpuid_entry(const struct kvm_cpuid2 *cpuid,
 	return NULL;
 }
 
+#define CPUID1_ECX_TSC_DEADLINE	(1U << 24)
+#define CPUID1_ECX_HYPERVISOR	(1U << 31)
+
+void x86__cpuid_vmm_bits(int vm_fd, struct kvm_cpuid2 *cpuid)
+{
+	uint32_t j;
+
+	for (j = 0; j < cpuid->nent; j++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[j];
+
+		if (e->function != 1)
+			continue;
+		e->ecx |= CPUID1_ECX_HYPERVISOR;
+		if (ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+			e->ecx |= CPUID1_ECX_TSC_DEADLINE;
+	}
+}
+
 int x86__cpuid_for_vcpu(const struct kvm_cpuid2 *cpuid, unsigned int id,
 			struct kvm_cpuid2 **out)
 {
@@ -131,9 +149,15 @@ int x86__cpuid_compatible(const struct kvm_cpuid_entry2 *src, uint32_t nent,
 		de = x86__cpuid_entry(dst, cpuid_features[i].function, cpuid_features[i].index);
 		missing = cpuid_reg(se, cpuid_features[i].reg) &
 			  ~(de ? cpuid_reg(de, cpuid_features[i].reg) : 0);
-		/* Leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4, not a host feature. */
+		/*
+		 * Bits KVM sets in a vCPU's CPUID as the guest changes CR4, not
+		 * host features: leaf 1 ECX bit 27 (OSXSAVE, CR4.OSXSAVE) and
+		 * leaf 7.0 ECX bit 4 (OSPKE, CR4.PKE, which Linux sets).
+		 */
 		if (cpuid_features[i].function == 1 && cpuid_features[i].reg == 2)
 			missing &= ~(1U << 27);
+		if (cpuid_features[i].function == 7 && cpuid_features[i].reg == 2)
+			missing &= ~(1U << 4);
 		if (missing) {
 			if (why)
 				snprintf(why, len, "CPUID %s bits 0x%08x are not offered here",

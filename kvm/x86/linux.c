@@ -46,8 +46,6 @@
 #define EFER_LME	(1ULL << 8)
 #define EFER_LMA	(1ULL << 10)
 
-#define CPUID1_ECX_TSC_DEADLINE	(1U << 24)
-#define CPUID1_ECX_HYPERVISOR	(1U << 31)
 
 /* Reads a whole file of at most max bytes into a malloc'd buffer. */
 static int linux__read_file(const char *what, const char *path, uint64_t max,
@@ -222,28 +220,17 @@ static int linux__setup_bsp(struct kvm *kvm, uint64_t entry)
 }
 
 /*
- * What KVM offers, plus what a kernel should know: that it runs on a
- * hypervisor (it then trusts kvmclock and skips what makes no sense in a
- * VM), and the TSC-deadline timer, which KVM emulates in its LAPIC but
- * reports by a capability rather than in KVM_GET_SUPPORTED_CPUID.
- * Anything KVM does not offer is not in the list to begin with.
+ * What KVM offers, plus what a kernel should know (x86__cpuid_vmm_bits:
+ * the hypervisor bit, the TSC-deadline timer). Anything KVM does not
+ * offer is not in the list to begin with.
  */
 static int linux__cpuid(struct kvm *kvm)
 {
 	struct kvm_cpuid2 *mine = NULL;
 	unsigned int i;
-	uint32_t j;
 	int r;
 
-	for (j = 0; j < kvm->cpuid->nent; j++) {
-		struct kvm_cpuid_entry2 *e = &kvm->cpuid->entries[j];
-
-		if (e->function != 1)
-			continue;
-		e->ecx |= CPUID1_ECX_HYPERVISOR;
-		if (ioctl(kvm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
-			e->ecx |= CPUID1_ECX_TSC_DEADLINE;
-	}
+	x86__cpuid_vmm_bits(kvm->vm_fd, kvm->cpuid);
 	for (i = 0; i < kvm->nr_cpus; i++) {
 		if ((r = x86__cpuid_for_vcpu(kvm->cpuid, i, &mine)) != 0)
 			return r;

@@ -26,6 +26,7 @@
 #include "kvm/kvm.h"
 #include "kvm/kvm-cpu.h"
 #include "kvm/state.h"
+#include "kvm/uart.h"
 #include "kvm/x86/x86.h"
 
 #define MSRS_MAX	4096
@@ -477,6 +478,13 @@ int state__save_vm(struct kvm *kvm, struct buf *payload)
 		return state__ioctl_fail(NULL, "KVM_GET_CLOCK");
 	if ((r = rec_put_field(payload, ST_VM_CLOCK, &clock, sizeof(clock))) != 0)
 		return r;
+	if (kvm->uart) {
+		struct uart_state us;
+
+		uart__get_state(kvm->uart, &us);
+		if ((r = rec_put_field(payload, ST_VM_UART, &us, sizeof(us))) != 0)
+			return r;
+	}
 	if (!kvm->cfg.irqchip)
 		return 0;
 	if ((r = state__save_irqchip(kvm, KVM_IRQCHIP_PIC_MASTER, ST_VM_PIC_MASTER, payload)) ||
@@ -487,6 +495,30 @@ int state__save_vm(struct kvm *kvm, struct buf *payload)
 	if (ioctl(kvm->vm_fd, KVM_GET_PIT2, &pit) < 0)
 		return state__ioctl_fail(NULL, "KVM_GET_PIT2");
 	return rec_put_field(payload, ST_VM_PIT2, &pit, sizeof(pit));
+}
+
+/*
+ * After the irqchip: the UART drives its IRQ line to the level its
+ * registers call for, and the IOAPIC's and PIC's latches must already be
+ * the saved ones. A record and a VM must agree on having a UART.
+ */
+static int state__load_uart(struct kvm *kvm, const struct state_fields *f)
+{
+	struct uart_state us;
+	int r = state__field(f, ST_VM_UART, &us, sizeof(us));
+
+	if (r < 0)
+		return r;
+	if ((r == 0) != (kvm->uart != NULL)) {
+		log_error("the saved VM %s a console UART and this one %s", r == 0 ? "has" :
+			  "has no", kvm->uart ? "has" : "has not");
+		return KM_ERR_CORRUPT;
+	}
+	if (r == 1)
+		return 0;
+	if ((r = uart__set_state(kvm->uart, &us)) != 0)
+		log_error("the saved console UART state is not one a UART can be in");
+	return r;
 }
 
 int state__load_vm(struct kvm *kvm, const uint8_t *payload, uint32_t len)
@@ -546,7 +578,7 @@ int state__load_vm(struct kvm *kvm, const uint8_t *payload, uint32_t len)
 			goto out;
 		}
 	}
-	r = 0;
+	r = state__load_uart(kvm, f);
 out:
 	free(f);
 	return r;
@@ -561,6 +593,10 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 	if ((r = rec_put_field_u64(payload, ST_CFG_MEM_SIZE, kvm->mem.size)) ||
 	    (r = rec_put_field_u64(payload, ST_CFG_NR_VCPUS, kvm->nr_cpus)) ||
 	    (r = rec_put_field_u64(payload, ST_CFG_IRQCHIP, kvm->cfg.irqchip)))
+		return r;
+	/* Absent for a workload guest: what older readers expect. */
+	if (kvm->linux_guest &&
+	    (r = rec_put_field_u64(payload, ST_CFG_PLATFORM, STATE_PLATFORM_PC)) != 0)
 		return r;
 	for (i = 0; i < kvm->mem.nr_slots; i++) {
 		const struct kvm_slot *s = &kvm->mem.slots[i];
@@ -587,6 +623,7 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 int state__check_cpuid(struct kvm *kvm, const uint8_t *payload, uint32_t len, char *why,
 		       size_t whylen)
 {
+	struct kvm_cpuid2 *offer = NULL;
 	struct state_fields *f;
 	uint32_t n;
 	int r;
@@ -598,11 +635,15 @@ int state__check_cpuid(struct kvm *kvm, const uint8_t *payload, uint32_t len, ch
 		n = f->len[ST_CFG_CPUID];
 		if (n % sizeof(struct kvm_cpuid_entry2))
 			r = KM_ERR_CORRUPT;
-		else
+		else if ((r = x86__cpuid_for_vcpu(kvm->cpuid, 0, &offer)) == 0) {
+			/* What this VMM adds to KVM's list is offered here too. */
+			x86__cpuid_vmm_bits(kvm->vm_fd, offer);
 			r = x86__cpuid_compatible((const void *)f->data[ST_CFG_CPUID],
 						  n / (uint32_t)sizeof(struct kvm_cpuid_entry2),
-						  kvm->cpuid, why, whylen);
+						  offer, why, whylen);
+		}
 	}
+	free(offer);
 	free(f);
 	return r;
 }
@@ -632,6 +673,23 @@ int state__parse_config(const uint8_t *payload, uint32_t len, struct kvm_config 
 out:
 	free(f);
 	return r;
+}
+
+int state__config_platform(const uint8_t *payload, uint32_t len, enum state_platform *out)
+{
+	uint64_t v;
+	int r = rec_find_u64(payload, len, ST_CFG_PLATFORM, &v);
+
+	if (r == KM_ERR_END) {
+		*out = STATE_PLATFORM_WORKLOAD;
+		return 0;
+	}
+	if (r != 0)
+		return r;
+	if (v != STATE_PLATFORM_WORKLOAD && v != STATE_PLATFORM_PC)
+		return KM_ERR_UNSUPPORTED;
+	*out = (enum state_platform)v;
+	return 0;
 }
 
 static int state__put_record(struct buf *out, uint32_t type, struct buf *payload)
@@ -679,14 +737,23 @@ static int state__vcpu_id(const uint8_t *payload, uint32_t len, uint64_t *id)
 int state__load_record(struct kvm *kvm, struct state_loader *sl, uint32_t type,
 		       const uint8_t *p, uint32_t len)
 {
+	enum state_platform platform;
 	struct kvm_config cfg;
 	uint64_t id;
 	int r;
 
 	switch (type) {
 	case REC_VM_CONFIG:
-		if ((r = state__parse_config(p, len, &cfg)) != 0)
+		if ((r = state__parse_config(p, len, &cfg)) != 0 ||
+		    (r = state__config_platform(p, len, &platform)) != 0)
 			return r;
+		if ((platform == STATE_PLATFORM_PC) != kvm->linux_guest) {
+			log_error("the saved VM is %s; this VM is %s",
+				  platform == STATE_PLATFORM_PC ? "a Linux guest's PC" :
+				  "a workload guest", kvm->linux_guest ? "a Linux guest's PC" :
+				  "a workload guest");
+			return KM_ERR_INVALID;
+		}
 		if (cfg.mem_size != kvm->mem.size || cfg.nr_vcpus != kvm->nr_cpus ||
 		    cfg.irqchip != kvm->cfg.irqchip) {
 			log_error("saved VM has %llu bytes, %u vCPUs, irqchip %d; "
@@ -749,6 +816,7 @@ int state__advance_tsc(struct kvm *kvm, uint64_t ns)
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e;
 	} m;
+	struct kvm_clock_data clock, set = { 0 };
 	unsigned int i;
 	uint64_t khz, ticks;
 
@@ -767,5 +835,12 @@ int state__advance_tsc(struct kvm *kvm, uint64_t ns)
 		if (ioctl(cpu->fd, KVM_SET_MSRS, &m) != 1)
 			return state__ioctl_fail(cpu, "KVM_SET_MSRS(TSC)");
 	}
+	/* kvmclock (what a Linux guest's clocks read) moves on with the TSC. */
+	memset(&clock, 0, sizeof(clock));
+	if (ioctl(kvm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+		return state__ioctl_fail(NULL, "KVM_GET_CLOCK");
+	set.clock = clock.clock + ns;
+	if (ioctl(kvm->vm_fd, KVM_SET_CLOCK, &set) < 0)
+		return state__ioctl_fail(NULL, "KVM_SET_CLOCK");
 	return 0;
 }

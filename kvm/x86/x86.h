@@ -13,6 +13,14 @@ int x86__supported_cpuid(int sys_fd, struct kvm_cpuid2 **out);
 /* A copy of cpuid with vCPU id's APIC ids patched in; caller frees. */
 int x86__cpuid_for_vcpu(const struct kvm_cpuid2 *cpuid, unsigned int id,
 			struct kvm_cpuid2 **out);
+/*
+ * Adds to leaf 1 what a VMM gives on top of KVM_GET_SUPPORTED_CPUID: the
+ * hypervisor bit (a kernel then trusts kvmclock and skips what makes no
+ * sense in a VM), and the TSC-deadline timer, which KVM emulates in its
+ * LAPIC but reports by a capability (asked on vm_fd). A Linux guest is
+ * given both; a migration's destination offers both.
+ */
+void x86__cpuid_vmm_bits(int vm_fd, struct kvm_cpuid2 *cpuid);
 /* The entry for (function, index), or NULL. */
 const struct kvm_cpuid_entry2 *x86__cpuid_entry(const struct kvm_cpuid2 *cpuid,
 						uint32_t function, uint32_t index);
