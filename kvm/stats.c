@@ -6,6 +6,7 @@
 #include "kvm/kvm-cpu.h"
 #include "kvm/lazymem.h"
 #include "kvm/stats.h"
+#include "kvm/virtio-blk.h"
 
 /* One vCPU's progress summary and its counter rate per second over the run. */
 /* The longest stall the guest itself felt (its progress reports' R8), ms. */
@@ -97,6 +98,24 @@ json_t *stats__query(struct kvm *kvm)
 		      "resident", (json_int_t)resident);
 	if (o)
 		json_object_set_new(o, "dirty", stats__dirty(kvm));
+	if (o && kvm->blk) {
+		struct virtio_blk_stats d;
+
+		virtio_blk__stats(kvm->blk, &d);
+		json_object_set_new(o, "disk", json_pack(
+			"{s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"path", virtio_blk__path(kvm->blk),
+			"size", (json_int_t)virtio_blk__size(kvm->blk),
+			"read-only", virtio_blk__ro(kvm->blk),
+			"reads", (json_int_t)d.reads,
+			"writes", (json_int_t)d.writes,
+			"flushes", (json_int_t)d.flushes,
+			"get-ids", (json_int_t)d.get_ids,
+			"unsupported", (json_int_t)d.unsupported,
+			"errors", (json_int_t)d.errors,
+			"bytes-read", (json_int_t)d.bytes_read,
+			"bytes-written", (json_int_t)d.bytes_written));
+	}
 	if (o && lazymem__stats(kvm, &lz))
 		json_object_set_new(o, "lazy-restore", json_pack(
 			"{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
