@@ -164,6 +164,18 @@ void stats__print(struct kvm *kvm, FILE *f)
 		(unsigned long long)atomic_load(&e->fail_entry),
 		(unsigned long long)atomic_load(&e->internal_error),
 		(unsigned long long)atomic_load(&e->other));
+	if (kvm->blk) {
+		struct virtio_blk_stats d;
+
+		virtio_blk__stats(kvm->blk, &d);
+		fprintf(f, "  disk          %s%s: %llu reads (%llu KiB), %llu writes (%llu KiB), "
+			"%llu flushes, %llu errors, %llu unsupported\n", virtio_blk__path(kvm->blk),
+			virtio_blk__ro(kvm->blk) ? " (read-only)" : "",
+			(unsigned long long)d.reads, (unsigned long long)(d.bytes_read >> 10),
+			(unsigned long long)d.writes, (unsigned long long)(d.bytes_written >> 10),
+			(unsigned long long)d.flushes, (unsigned long long)d.errors,
+			(unsigned long long)d.unsupported);
+	}
 	fprintf(f, "  %-5s %14s %9s %14s %16s %16s\n", "vcpu", "progress", "reports",
 		"rate (/s)", "max gap (ms)", "guest stall (ms)");
 	for (i = 0; i < kvm->nr_cpus; i++) {
