@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 18
+tap_plan 19
 echo "# kernel $kernel"
 bash "$top_srcdir/tests/lib/make-initramfs.sh" --modules "$kver=virtio_mmio,virtio_blk" \
 	"$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT || bail "cannot make the initramfs"
@@ -63,19 +63,21 @@ stat_of() {
 	"$QMP_SEND" "$run/$vm.sock" '{"execute": "query-stats"}' 2>/dev/null |
 		grep -oE "\"$1\": *[0-9]+" | grep -oE '[0-9]+$'
 }
-# boot NAME DISK-OPTION: starts a VM on the image and waits for the init marker.
+# boot NAME VCPUS DISK-OPTION: starts a VM on the image and waits for the init marker.
 boot() {
 	vm=$1
+	local vcpus=$2
+	shift
 	con="$tmp/$vm.console.log"
 	local t0
 	t0=$(date +%s%N)
-	"$KVM_RUN" --name "$vm" --rundir "$run" --mem 256M --kernel "$kernel" \
+	"$KVM_RUN" --name "$vm" --rundir "$run" --mem 256M --vcpus "$vcpus" --kernel "$kernel" \
 		--initrd "$tmp/initrd.cpio.gz" --append "$append" "$2" "$img" \
 		--console "$con" >"$tmp/$vm.out" 2>&1 &
 	pid=$!
 	if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
 		ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-		echo "# boot to the init marker with $2 (virtio modules loaded): $ms ms wall" \
+		echo "# boot to the init marker, $vcpus vCPU(s), $2 (virtio modules loaded): $ms ms wall" \
 			"($KM_PACE_WHERE), $(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
 		return 0
 	fi
@@ -97,7 +99,7 @@ poweroff_ok() {
 }
 
 # 4-6. The guest finds the disk: its size in sectors, its serial (GET_ID: the file's name).
-if boot d1 --disk; then
+if boot d1 2 --disk; then
 	tap_ok "Linux boots with a disk: the init marker after $ms ms"
 else
 	tap_fail "no init marker with a disk"
@@ -107,8 +109,10 @@ ok_if "the guest sees /dev/vda of 16 MiB (32768 sectors)" \
 	wait_for "the disk's size" 60 printed "vda=32768 .*"
 ok_if "its serial is the image's name (GET_ID)" printed "vda=32768 serial=disk.img"
 
-# 7-9. A random MiB written with fsync, the page cache dropped, read back from the device.
-w0=$(stat_of bytes-read)
+# 7-10. A random MiB written with fsync, the page cache dropped, read back from the
+# device into guest memory, which the migration's dirty log must see (vmm-pages).
+"$QMP_SEND" "$run/$vm.sock" '{"execute": "dirty-log", "arguments": {"mode": "on"}}' >/dev/null 2>&1
+w0=$(stat_of bytes-read); v0=$(stat_of vmm-pages)
 type_in $'dd if=/dev/urandom of=/tmp/p bs=1M count=1 2>/dev/null; dd if=/tmp/p of=/dev/vda bs=1M conv=fsync 2>/dev/null; echo 3 > /proc/sys/vm/drop_caches; echo pat=$(sha256sum < /tmp/p | cut -d" " -f1) back=$(dd if=/dev/vda bs=1M count=1 2>/dev/null | sha256sum | cut -d" " -f1)\n'
 wait_for "the pattern's hashes" 120 printed "pat=[0-9a-f]{64} back=[0-9a-f]{64}" || true
 l=$(line "pat=")
@@ -117,25 +121,28 @@ back=$(printf '%s' "$l" | sed -n 's/.* back=\([0-9a-f]*\)$/\1/p')
 ok_if "the pattern reads back the same from the disk after drop_caches ($pat)" \
 	eval '[ -n "$pat" ] && [ "$pat" = "$back" ]'
 flushes=$(stat_of flushes); writes=$(stat_of bytes-written); reads=$(stat_of bytes-read)
+v1=$(stat_of vmm-pages)
 ok_if "dd's fsync reached the device as a flush (query-stats: $flushes flushes, $writes bytes written)" \
 	eval '[ "${flushes:-0}" -ge 1 ] && [ "${writes:-0}" -ge 1048576 ]'
 ok_if "the read-back came from the device ($(( ${reads:-0} - ${w0:-0} )) more bytes read)" \
 	eval '[ $(( ${reads:-0} - ${w0:-0} )) -ge 1048576 ]'
+ok_if "what the device wrote into guest memory is marked dirty ($(( ${v1:-0} - ${v0:-0} )) pages, >= 256)" \
+	eval '[ -n "$v0" ] && [ $(( ${v1:-0} - v0 )) -ge 256 ]'
 
-# 10-11. A second VM on the image is refused while the first runs on.
+# 11-12. A second VM on the image is refused while the first runs on.
 check "a second kvm-run --disk on the image: refused, naming it, exit 3" 3 \
 	"disk $img: another VM uses it" \
 	timeout 60 "$KVM_RUN" --kernel "$kernel" --initrd "$tmp/initrd.cpio.gz" --disk "$img"
 type_in $'echo alive=$((40 + 2))\n'
 ok_if "the first VM runs on" wait_for "the guest to answer" 60 printed "alive=42"
 
-# 12-13. Power off; the image holds what the guest wrote.
+# 13-14. Power off; the image holds what the guest wrote.
 poweroff_ok "poweroff -f: kvm-run ends with status 0"
 host=$(head -c 1M "$img" | sha256sum | cut -d' ' -f1)
 ok_if "the image's first MiB is the guest's pattern ($host)" eval '[ -n "$pat" ] && [ "$host" = "$pat" ]'
 
-# 14-18. The same image read-only (its lock went with the first VM).
-if boot d2 --disk-ro; then
+# 15-19. The same image read-only (its lock went with the first VM).
+if boot d2 1 --disk-ro; then
 	tap_ok "a read-only disk boots: the init marker after $ms ms"
 else
 	tap_fail "no init marker with a read-only disk"
