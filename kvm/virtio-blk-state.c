@@ -132,7 +132,7 @@ static int state__queue(const struct virtio_blk *b, const uint8_t *p, uint32_t l
 
 	if (state__fields(p, len, Q_NR_TAGS, v, NULL, NULL, 0, &none) != 0)
 		return KM_ERR_CORRUPT;
-	if (v[Q_READY] > 1 || v[Q_NUM] > q->num_max || v[Q_LAST_AVAIL] > UINT16_MAX ||
+	if (v[Q_READY] > 1 || v[Q_NUM] > UINT32_MAX || v[Q_LAST_AVAIL] > UINT16_MAX ||
 	    v[Q_USED_IDX] > UINT16_MAX)
 		return KM_ERR_CORRUPT;
 	q->st = (struct virtqueue_state){
@@ -141,7 +141,12 @@ static int state__queue(const struct virtio_blk *b, const uint8_t *p, uint32_t l
 		.used_idx = (uint16_t)v[Q_USED_IDX],
 	};
 	q->desc_hva = q->avail_hva = q->used_hva = NULL;
-	/* A size the driver wrote but has not made ready yet may be anything; a ready one may not. */
+	/*
+	 * What the driver wrote to a queue it has not made ready may be
+	 * anything (the device checks it when the queue is made ready, as
+	 * virtqueue__map does here for a ready one): refusing it would let a
+	 * guest make its own migration fail.
+	 */
 	if (q->st.ready && virtqueue__map(q, &b->kvm->mem) != 0)
 		return KM_ERR_CORRUPT;
 	return 0;
@@ -177,7 +182,11 @@ int virtio_blk__load(struct virtio_blk *b, const uint8_t *p, uint32_t len)
 	if (v[VB_NR_QUEUES] != m->nr_queues || nq != m->nr_queues ||
 	    v[VB_STATUS] & ~(uint64_t)VIRTIO_STATUS_ALL || v[VB_DEV_FEAT_SEL] > UINT32_MAX ||
 	    v[VB_DRV_FEAT_SEL] > UINT32_MAX || v[VB_QUEUE_SEL] > UINT32_MAX ||
-	    v[VB_DRV_FEATURES] & ~m->features || v[VB_CONFIG_GEN] > UINT32_MAX ||
+	    v[VB_CONFIG_GEN] > UINT32_MAX ||
+	    /* Acked features are the driver's wish until FEATURES_OK, which holds only for offered ones. */
+	    ((v[VB_STATUS] & VIRTIO_STATUS_FEATURES_OK) &&
+	     ((v[VB_DRV_FEATURES] & ~m->features) ||
+	      !(v[VB_DRV_FEATURES] & (1ULL << VIRTIO_F_VERSION_1)))) ||
 	    v[VB_INT_STATUS] & ~(uint64_t)(VIRTIO_INT_USED | VIRTIO_INT_CONFIG) ||
 	    v[VB_IRQ_LEVEL] != (v[VB_INT_STATUS] != 0))
 		goto corrupt;

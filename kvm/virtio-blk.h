@@ -115,9 +115,12 @@ int virtio_blk__save(const struct virtio_blk *b, struct buf *out);
  * Replaces b's guest-visible state with a blob from virtio_blk__save,
  * all or nothing: every field is checked first (magic, version, known
  * tags each once, all present; status and selector values in range;
- * acked features offered; queue sizes powers of two <= the maximum;
- * a ready queue's areas aligned and inside the VM's guest memory; the
- * IRQ level agreeing with the interrupt status). KM_ERR_VERSION for
+ * with FEATURES_OK, acked features offered and VERSION_1 among them; a
+ * ready queue's size a power of two <= the maximum and its areas aligned
+ * and inside the VM's guest memory; the IRQ level agreeing with the
+ * interrupt status). What the driver wrote to a queue not yet ready, or
+ * acked before FEATURES_OK, may be anything, as it may on the source: it
+ * is checked when used. KM_ERR_VERSION for
  * another version, KM_ERR_CORRUPT for anything else wrong, KM_ERR_INVALID
  * if the blob describes another disk (size, read-only or not) than b.
  * Then sets the IRQ line to the saved level (raised again if it was
