@@ -80,9 +80,9 @@ struct virtio_mmio {
 };
 
 /*
- * Sets up m for kvm (which may be attached later: virtio_mmio__attach),
- * nr_queues queues of at most num_max entries each (a power of two <=
- * VIRTQ_NUM_MAX). 0 or KM_ERR_INVALID.
+ * Sets up m with nr_queues queues of at most num_max entries each (a
+ * power of two <= VIRTQ_NUM_MAX). m->kvm is the device's to set (its
+ * attach) before any guest access. 0 or KM_ERR_INVALID.
  */
 int virtio_mmio__init(struct virtio_mmio *m, uint64_t base, uint32_t gsi, uint32_t device_id,
 		      uint64_t features, unsigned int nr_queues, uint32_t num_max,

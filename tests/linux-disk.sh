@@ -3,7 +3,8 @@
 # virtio modules) finds its virtio-blk disk through ACPI as /dev/vda of the
 # image's size, writes a random pattern that reads back the same after its
 # page cache is dropped and lands in the image file; its fsync reaches the
-# device as a flush; a second VM on the image is refused while the first
+# device as a flush; what the device writes into guest memory is in the
+# dirty log; a second VM on the image is refused while the first
 # runs on; a read-only disk reads the same and refuses writes; bad input
 # is refused clearly.
 . "$(dirname "$0")/lib.sh"
