@@ -16,6 +16,7 @@
 #include "kvm/kvm.h"
 #include "kvm/kvm-cpu.h"
 #include "kvm/uart.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/x86/linux.h"
 
 #define SERIAL_LSR		(KM_PORT_SERIAL + 5)
@@ -328,8 +329,15 @@ enum ioport_action ioport__mmio(struct kvm_cpu *cpu, struct km_ucall *uc)
 	enum ioport_action act;
 	uint32_t ret;
 
-	if (cpu->kvm->linux_guest)
-		goto ignore;	/* the workload hypercall page is not a Linux guest's */
+	if (cpu->kvm->linux_guest) {
+		/* A Linux guest's MMIO devices; the workload hypercall page is not its. */
+		if (cpu->kvm->blk && virtio_blk__owns(cpu->kvm->blk, a) && run->mmio.len <= 8) {
+			virtio_blk__mmio(cpu->kvm->blk, a, run->mmio.is_write, run->mmio.data,
+					 run->mmio.len);
+			return IOPORT_CONTINUE;
+		}
+		goto ignore;
+	}
 	if (a >= KM_MMIO_HC && a < KM_MMIO_HC + 4 * KM_PORT_HC_COUNT) {
 		if (run->mmio.is_write || run->mmio.len != 4 || (a - KM_MMIO_HC) % 4) {
 			log_warn("vCPU %u: hypercall MMIO 0x%llx used without an aligned 32-bit read",

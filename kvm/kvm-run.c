@@ -26,6 +26,7 @@
 #include "kvm/loader.h"
 #include "kvm/stats.h"
 #include "kvm/uart.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/x86/linux.h"
 #include "kvm/x86/pc.h"
 #include "migrate/migrate.h"
@@ -41,6 +42,8 @@ struct options {
 	const char *guest;
 	const char *guest_args;
 	struct linux_params kboot;	/* kboot.kernel: --kernel given */
+	const char *disk;		/* --disk or --disk-ro: a raw image */
+	bool disk_ro;
 	const char *rundir;
 	uint64_t seconds;
 	int verbose;
@@ -68,6 +71,9 @@ static void usage(FILE *f)
 "      --initrd FILE      with --kernel: the initial ramdisk\n"
 "      --append CMDLINE   with --kernel: the kernel command line\n"
 "                         (default \"console=ttyS0 reboot=k\")\n"
+"      --disk FILE        with --kernel: a raw disk image as a virtio-blk disk\n"
+"                         (/dev/vda; locked while the VM runs)\n"
+"      --disk-ro FILE     the same, read-only\n"
 "  -s, --seconds N        stop the VM after N seconds (default: run until the guest\n"
 "                         finishes, quit is asked, or a signal arrives)\n"
 "      --console FILE     guest console output to FILE (default stderr)\n"
@@ -102,7 +108,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
 	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
-	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY, OPT_INITRD, OPT_APPEND };
+	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY, OPT_INITRD, OPT_APPEND, OPT_DISK,
+	       OPT_DISK_RO };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
@@ -112,6 +119,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "append", required_argument, NULL, OPT_APPEND },
+		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "disk-ro", required_argument, NULL, OPT_DISK_RO },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "rundir", required_argument, NULL, OPT_RUNDIR },
@@ -192,6 +201,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_APPEND:
 			o->kboot.cmdline = optarg;
+			break;
+		case OPT_DISK:
+		case OPT_DISK_RO:
+			if (o->disk) {
+				fprintf(stderr, "kvm-run: one --disk or --disk-ro at most\n");
+				return -1;
+			}
+			o->disk = optarg;
+			o->disk_ro = c == OPT_DISK_RO;
 			break;
 		case 's':
 			if (parse_u64(optarg, 1, 365ULL * 24 * 3600, &v) != 0) {
@@ -315,6 +333,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "kvm-run: --initrd and --append need --kernel\n");
 		return -1;
 	}
+	if (!o->kboot.kernel && o->disk) {
+		fprintf(stderr, "kvm-run: --disk and --disk-ro need --kernel (a Linux guest's "
+			"virtio-blk disk)\n");
+		return -1;
+	}
 	if (o->kboot.kernel && o->ckpt.dir[0]) {
 		/* The UART's and the platform's state are not in the records yet (issue 11). */
 		fprintf(stderr, "kvm-run: --checkpoint-dir with --kernel is not supported yet\n");
@@ -336,6 +359,7 @@ int main(int argc, char **argv)
 	struct restore_info ri;
 	struct control *control = NULL;
 	struct kvm *kvm = NULL;
+	struct virtio_blk *disk = NULL;
 	struct options o;
 	uint64_t entry, deadline = 0;
 	sigset_t set;
@@ -377,11 +401,19 @@ int main(int argc, char **argv)
 				 ri.files > 1 ? "s" : "", (unsigned long long)ri.pages);
 		o.paused |= ri.paused;
 	} else if (o.kboot.kernel) {
+		/* The disk first: a missing, odd-sized or busy image is refused before a VM exists. */
+		if (o.disk && (r = virtio_blk__open(o.disk, o.disk_ro ? VIRTIO_BLK_RO : 0,
+						    &disk)) != 0)
+			goto out;
 		if ((r = kvm__create(&o.cfg, &kvm)) != 0) {
 			if (r == -ENOENT || r == -ENODEV)
 				log_error("KVM is not available on this machine (/dev/kvm)");
 			goto out;
 		}
+		/* Before linux__boot: the ACPI tables declare the disk if there is one. */
+		if (disk && (r = virtio_blk__attach(disk, kvm)) != 0)
+			goto out;
+		disk = NULL;	/* kvm's now */
 		if ((r = linux__boot(kvm, &o.kboot)) != 0 || (r = pc__create(kvm)) != 0)
 			goto out;
 	} else {
@@ -434,9 +466,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (o.kboot.kernel)
-		log_info("VM %s: %llu MiB, %u vCPU%s, kernel %s (%s)", kvm->name,
+		log_info("VM %s: %llu MiB, %u vCPU%s, kernel %s (%s)%s%s%s", kvm->name,
 			 (unsigned long long)(o.cfg.mem_size >> 20), o.cfg.nr_vcpus,
-			 o.cfg.nr_vcpus > 1 ? "s" : "", o.kboot.kernel, o.kboot.cmdline);
+			 o.cfg.nr_vcpus > 1 ? "s" : "", o.kboot.kernel, o.kboot.cmdline,
+			 o.disk ? ", disk " : "", o.disk ? o.disk : "",
+			 o.disk_ro ? " (read-only)" : "");
 	else if (!o.restore)
 		log_info("VM %s: %llu MiB, %u vCPU%s, guest %s%s%s%s", kvm->name,
 			 (unsigned long long)(o.cfg.mem_size >> 20), o.cfg.nr_vcpus,
@@ -470,5 +504,6 @@ out:
 		migrate__shutdown(kvm);
 	}
 	kvm__destroy(kvm);
+	virtio_blk__destroy(disk);
 	return status;
 }

@@ -20,6 +20,7 @@
 #include "kvm/ioport.h"
 #include "kvm/kvm-cpu.h"
 #include "kvm/uart.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/x86/x86.h"
 
 #define KVM_DEV "/dev/kvm"
@@ -491,6 +492,7 @@ void kvm__destroy(struct kvm *kvm)
 	/* After the vCPUs: one may wait on a page only the lazy restore's thread brings. */
 	lazymem__stop(kvm);
 	uart__destroy(kvm->uart);
+	virtio_blk__destroy(kvm->blk);
 	ioport__console_end(kvm);
 	dirtyrate__stop(kvm);
 	dirty__destroy(&kvm->dirty);

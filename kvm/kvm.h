@@ -21,6 +21,7 @@ struct kvm_cpu;
 struct control;
 struct lazymem;
 struct uart;
+struct virtio_blk;
 
 /* How a VM is made: what kvm-run's command line or a test asks for. */
 struct kvm_config {
@@ -150,6 +151,7 @@ struct kvm {
 	 */
 	bool linux_guest;
 	struct uart *uart;		/* COM1 as a 16550 (uart.h), or NULL: COM1 is write-only */
+	struct virtio_blk *blk;		/* a Linux guest's disk (virtio-blk.h), or NULL */
 };
 
 /*

@@ -6,6 +6,7 @@
 #include "kvm/kvm-cpu.h"
 #include "kvm/lazymem.h"
 #include "kvm/stats.h"
+#include "kvm/virtio-blk.h"
 
 /* One vCPU's progress summary and its counter rate per second over the run. */
 /* The longest stall the guest itself felt (its progress reports' R8), ms. */
@@ -97,6 +98,24 @@ json_t *stats__query(struct kvm *kvm)
 		      "resident", (json_int_t)resident);
 	if (o)
 		json_object_set_new(o, "dirty", stats__dirty(kvm));
+	if (o && kvm->blk) {
+		struct virtio_blk_stats d;
+
+		virtio_blk__stats(kvm->blk, &d);
+		json_object_set_new(o, "disk", json_pack(
+			"{s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"path", virtio_blk__path(kvm->blk),
+			"size", (json_int_t)virtio_blk__size(kvm->blk),
+			"read-only", virtio_blk__ro(kvm->blk),
+			"reads", (json_int_t)d.reads,
+			"writes", (json_int_t)d.writes,
+			"flushes", (json_int_t)d.flushes,
+			"get-ids", (json_int_t)d.get_ids,
+			"unsupported", (json_int_t)d.unsupported,
+			"errors", (json_int_t)d.errors,
+			"bytes-read", (json_int_t)d.bytes_read,
+			"bytes-written", (json_int_t)d.bytes_written));
+	}
 	if (o && lazymem__stats(kvm, &lz))
 		json_object_set_new(o, "lazy-restore", json_pack(
 			"{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
@@ -145,6 +164,18 @@ void stats__print(struct kvm *kvm, FILE *f)
 		(unsigned long long)atomic_load(&e->fail_entry),
 		(unsigned long long)atomic_load(&e->internal_error),
 		(unsigned long long)atomic_load(&e->other));
+	if (kvm->blk) {
+		struct virtio_blk_stats d;
+
+		virtio_blk__stats(kvm->blk, &d);
+		fprintf(f, "  disk          %s%s: %llu reads (%llu KiB), %llu writes (%llu KiB), "
+			"%llu flushes, %llu errors, %llu unsupported\n", virtio_blk__path(kvm->blk),
+			virtio_blk__ro(kvm->blk) ? " (read-only)" : "",
+			(unsigned long long)d.reads, (unsigned long long)(d.bytes_read >> 10),
+			(unsigned long long)d.writes, (unsigned long long)(d.bytes_written >> 10),
+			(unsigned long long)d.flushes, (unsigned long long)d.errors,
+			(unsigned long long)d.unsupported);
+	}
 	fprintf(f, "  %-5s %14s %9s %14s %16s %16s\n", "vcpu", "progress", "reports",
 		"rate (/s)", "max gap (ms)", "guest stall (ms)");
 	for (i = 0; i < kvm->nr_cpus; i++) {

@@ -8,7 +8,7 @@ KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
 	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh \
 	tests/checkpoint.sh tests/checkpoint-faults.sh tests/checkpoint-migrate.sh \
 	tests/checkpoint-lazy.sh tests/checkpoint-bound.sh tests/dirty-rate.sh tests/linux-boot.sh \
-	tests/linux-migrate.sh
+	tests/linux-migrate.sh tests/linux-disk.sh
 
 include tests/unit/local.mk
 include tests/bench/local.mk
@@ -56,7 +56,7 @@ EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/lib-checkp
 	tests/cli.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
 	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh tests/checkpoint-lazy.sh \
 	tests/checkpoint-bound.sh tests/dirty-rate.sh tests/linux-boot.sh tests/linux-migrate.sh \
-	tests/lib-linux.sh tests/lib/make-initramfs.sh $(KM_MIGRATE_TESTS)
+	tests/linux-disk.sh tests/lib-linux.sh tests/lib/make-initramfs.sh $(KM_MIGRATE_TESTS)
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c

@@ -17,6 +17,7 @@
 
 #include "err.h"
 #include "kvm/kvm.h"
+#include "kvm/virtio-mmio.h"
 #include "kvm/x86/linux.h"
 
 #define RSDP_GPA	LINUX_ACPI_GPA
@@ -67,6 +68,83 @@ static void acpi__checksum(uint8_t *t, uint32_t len)
 	t[9] = (uint8_t)-acpi__sum(t, len);
 }
 
+/*
+ * An AML PkgLength for a package of len bytes after it: one byte up to
+ * 63 (the length counts itself), else two. Returns the bytes written.
+ */
+static unsigned int acpi__pkglen(uint8_t *p, unsigned int len)
+{
+	if (len + 1 <= 63) {
+		p[0] = (uint8_t)(len + 1);
+		return 1;
+	}
+	len += 2;
+	p[0] = (uint8_t)(0x40 | (len & 0x0f));
+	p[1] = (uint8_t)(len >> 4);
+	return 2;
+}
+
+/*
+ * The disk's AML (x86/linux.h), when the VM has one:
+ *   Scope (\_SB) { Device (VBLK) {
+ *     Name (_HID, "LNRO0005") Name (_UID, 0)
+ *     Name (_CRS, ResourceTemplate () {
+ *       Memory32Fixed (ReadWrite, LINUX_VIRTIO_BLK_GPA, VIRTIO_MMIO_SIZE)
+ *       Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { LINUX_VIRTIO_BLK_GSI }
+ *     })
+ *   } }
+ * Lengths are computed, not counted by hand. Returns the bytes written
+ * (at most ACPI_VBLK_MAX).
+ */
+#define ACPI_VBLK_MAX	96
+static unsigned int acpi__vblk(uint8_t *out)
+{
+	uint8_t crs[23], dev[64];
+	unsigned int n = 0, d = 0, len;
+
+	crs[n++] = 0x86;			/* Memory32Fixed */
+	put16(crs + n, 9);
+	n += 2;
+	crs[n++] = 1;				/* read-write */
+	put32(crs + n, (uint32_t)LINUX_VIRTIO_BLK_GPA);
+	put32(crs + n + 4, VIRTIO_MMIO_SIZE);
+	n += 8;
+	crs[n++] = 0x89;			/* Extended Interrupt */
+	put16(crs + n, 6);
+	n += 2;
+	crs[n++] = 0x01;			/* consumer, level, active high, exclusive */
+	crs[n++] = 1;				/* one interrupt */
+	put32(crs + n, LINUX_VIRTIO_BLK_GSI);
+	n += 4;
+	crs[n++] = 0x79;			/* end tag, checksum 0 */
+	crs[n++] = 0x00;
+
+	memcpy(dev + d, "VBLK", 4);
+	d += 4;
+	memcpy(dev + d, "\x08_HID\x0dLNRO0005\0", 15);
+	d += 15;
+	memcpy(dev + d, "\x08_UID\x00", 6);
+	d += 6;
+	memcpy(dev + d, "\x08_CRS\x11", 6);
+	d += 6;
+	d += acpi__pkglen(dev + d, 2 + n);	/* Buffer: BufferSize (ByteConst n), then the bytes */
+	dev[d++] = 0x0a;
+	dev[d++] = (uint8_t)n;
+	memcpy(dev + d, crs, n);
+	d += n;
+
+	len = 0;
+	out[len++] = 0x10;			/* Scope */
+	len += acpi__pkglen(out + len, 5 + 2 + (d + 2 > 64 ? 2 : 1) + d);
+	memcpy(out + len, "\\_SB_", 5);
+	len += 5;
+	out[len++] = 0x5b;			/* Device */
+	out[len++] = 0x82;
+	len += acpi__pkglen(out + len, d);
+	memcpy(out + len, dev, d);
+	return len + d;
+}
+
 /* A Generic Address Structure for one byte of I/O space. */
 static void acpi__gas_io8(uint8_t *g, uint16_t port)
 {
@@ -102,14 +180,16 @@ int acpi__setup(struct kvm *kvm, uint64_t *rsdp_gpa)
 		0x79, 0x00,
 	};
 	uint8_t rsdp[36] = { 0 }, xsdt[36 + 16] = { 0 }, fadt[FADT_LEN] = { 0 };
-	uint8_t dsdt[36 + sizeof(aml)] = { 0 }, madt[44 + 8 * KM_MAX_VCPUS + 12] = { 0 };
-	uint32_t madt_len = 44;
+	uint8_t dsdt[36 + sizeof(aml) + ACPI_VBLK_MAX] = { 0 }, madt[44 + 8 * KM_MAX_VCPUS + 12] = { 0 };
+	uint32_t madt_len = 44, dsdt_len = 36 + sizeof(aml);
 	unsigned int i;
 	int r;
 
-	acpi__header(dsdt, "DSDT", sizeof(dsdt), 2);
 	memcpy(dsdt + 36, aml, sizeof(aml));
-	acpi__checksum(dsdt, sizeof(dsdt));
+	if (kvm->blk)
+		dsdt_len += acpi__vblk(dsdt + dsdt_len);
+	acpi__header(dsdt, "DSDT", dsdt_len, 2);
+	acpi__checksum(dsdt, dsdt_len);
 
 	acpi__header(fadt, "FACP", FADT_LEN, 6);
 	put32(fadt + 40, (uint32_t)DSDT_GPA);
@@ -160,7 +240,7 @@ int acpi__setup(struct kvm *kvm, uint64_t *rsdp_gpa)
 	if ((r = memory__write(&kvm->mem, RSDP_GPA, rsdp, sizeof(rsdp))) != 0 ||
 	    (r = memory__write(&kvm->mem, XSDT_GPA, xsdt, sizeof(xsdt))) != 0 ||
 	    (r = memory__write(&kvm->mem, FADT_GPA, fadt, sizeof(fadt))) != 0 ||
-	    (r = memory__write(&kvm->mem, DSDT_GPA, dsdt, sizeof(dsdt))) != 0 ||
+	    (r = memory__write(&kvm->mem, DSDT_GPA, dsdt, dsdt_len)) != 0 ||
 	    (r = memory__write(&kvm->mem, MADT_GPA, madt, madt_len)) != 0)
 		return r;
 	*rsdp_gpa = RSDP_GPA;

@@ -23,6 +23,15 @@
  *          kvm-run treats as the end of the VM (docs/kvm-run.1). Linux
  *          uses it with reboot=k; its default here jumps to the BIOS's
  *          reset vector, and there is no BIOS.
+ *
+ * With a disk (kvm-run --disk, kvm/virtio-blk.h), one MMIO device:
+ *   0xd0000000  virtio-mmio (version 2) window of 0x200 bytes, a virtio-blk
+ *               disk, in the PCI hole (RAM stops at 3 GiB, resumes at 4 GiB;
+ *               e820 says nothing of the hole). Its interrupt is GSI 16 of
+ *               the IOAPIC, level-triggered, active high. The DSDT declares
+ *               it as \_SB.VBLK, _HID "LNRO0005", which Linux's virtio_mmio
+ *               driver matches (Debian builds it as a module and without
+ *               virtio_mmio.device= command line devices).
  */
 #ifndef KM_X86_LINUX_H
 #define KM_X86_LINUX_H
@@ -42,6 +51,8 @@ struct kvm;
 #define LINUX_ACPI_GPA		0xe0000ULL
 #define LINUX_HIGH_GPA		0x100000ULL	/* 1 MiB: RAM again after the BIOS area */
 #define LINUX_KERNEL_MAX	(256ULL << 20)	/* a bzImage file larger than this is refused */
+#define LINUX_VIRTIO_BLK_GPA	0xd0000000ULL	/* the disk's virtio-mmio window, in the PCI hole */
+#define LINUX_VIRTIO_BLK_GSI	16		/* its level-triggered IOAPIC pin, clear of ISA's 0-15 */
 
 #define LINUX_PORT_SLEEP_CTL	0x600
 #define LINUX_PORT_SLEEP_STS	0x601

@@ -67,3 +67,10 @@ TESTS += tests/unit/test-control
 tests_unit_test_control_SOURCES = tests/unit/test-control.c
 tests_unit_test_control_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_control_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
+
+# The virtio-blk disk, its transport and virtqueues (kvm/virtio-*.c) without /dev/kvm.
+check_PROGRAMS += tests/unit/test-virtio-blk
+TESTS += tests/unit/test-virtio-blk
+tests_unit_test_virtio_blk_SOURCES = tests/unit/test-virtio-blk.c
+tests_unit_test_virtio_blk_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_virtio_blk_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
