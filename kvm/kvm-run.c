@@ -388,6 +388,9 @@ int main(int argc, char **argv)
 			log_error("restore: %s", err);
 			goto out;
 		}
+		/* A disk named by the checkpoint is opened unlocked: lock it before it runs. */
+		if ((r = pc__disk_take(kvm)) != 0)
+			goto out;
 		if (o.lazy)
 			log_info("VM %s restored lazily from checkpoint %llu (%u file%s, %u with a page "
 				 "index; %llu pages indexed, %llu to bring in) in %.3f ms (VM made in "

@@ -44,6 +44,7 @@ enum state_tag {
 	ST_VM_IOAPIC = 35,
 	ST_VM_PIT2 = 36,	/* struct kvm_pit_state2 */
 	ST_VM_UART = 37,	/* struct uart_state (a Linux guest's COM1, uart.h) */
+	ST_VM_DISK = 38,	/* virtio_blk__save's field list (a Linux guest's disk) */
 
 	/* REC_VM_CONFIG fields */
 	ST_CFG_MEM_SIZE = 64,	/* u64 bytes */
@@ -54,6 +55,8 @@ enum state_tag {
 	ST_CFG_CPUID = 69,	/* kvm_cpuid_entry2[]: what the vCPUs were given */
 	ST_CFG_RESIDENT = 70,	/* u64: guest RAM in use when sent (migrations only) */
 	ST_CFG_PLATFORM = 71,	/* u64 enum state_platform; absent: a workload guest */
+	ST_CFG_DISK = 72,	/* the disk image's absolute path (shared storage), if any */
+	ST_CFG_DISK_RO = 73,	/* u64 1: the disk is read-only */
 };
 
 /* What the guest sees besides CPU and memory (ST_CFG_PLATFORM). */

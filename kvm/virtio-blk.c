@@ -279,6 +279,17 @@ int virtio_blk__lock(struct virtio_blk *b)
 	return 0;
 }
 
+int virtio_blk__sync(struct virtio_blk *b)
+{
+	int r;
+
+	if (b->ro || fdatasync(b->fd) == 0)
+		return 0;
+	r = km_errno();
+	log_error("disk %s: fdatasync: %s", b->path, km_strerror(r));
+	return r;
+}
+
 void virtio_blk__unlock(struct virtio_blk *b)
 {
 	if (!b->locked)

@@ -80,6 +80,13 @@ void virtio_blk__destroy(struct virtio_blk *b);
  * it (logged), or -errno.
  */
 int virtio_blk__lock(struct virtio_blk *b);
+/*
+ * Writes what the image holds through to its storage (fdatasync; nothing
+ * for a read-only disk): a migration's source, before it lets go, so a
+ * destination on another host of the shared storage reads it all. 0 or
+ * -errno (logged).
+ */
+int virtio_blk__sync(struct virtio_blk *b);
 /* Gives up the image's lock, keeping it open (a migration's source, at switchover). */
 void virtio_blk__unlock(struct virtio_blk *b);
 

@@ -66,7 +66,7 @@ int vmrec_create(struct kvm_config *cfg, const uint8_t *p, uint32_t len, struct 
 		 char *why, size_t whylen)
 {
 	enum state_platform platform;
-	char reason[160] = "";
+	char reason[512] = "";
 	int r;
 
 	if ((r = state__config_platform(p, len, &platform)) != 0)
@@ -78,9 +78,9 @@ int vmrec_create(struct kvm_config *cfg, const uint8_t *p, uint32_t len, struct 
 	if ((r = state__check_cpuid(*out, p, len, reason, sizeof(reason))) != 0)
 		return vmrec__why(why, whylen, r, "this host cannot run the VM: %s",
 				  r == KM_ERR_UNSUPPORTED ? reason : km_strerror(r));
-	if (platform == STATE_PLATFORM_PC && (r = pc__create(*out)) != 0)
-		return vmrec__why(why, whylen, r, "cannot make the VM's PC platform: %s",
-				  km_strerror(r));
+	if (platform == STATE_PLATFORM_PC &&
+	    (r = pc__create_from_config(*out, p, len, reason, sizeof(reason))) != 0)
+		return vmrec__why(why, whylen, r, "%s", reason);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "log.h"
 #include "kvm/kvm.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/vmrec.h"
 
 /*
@@ -18,25 +19,19 @@
 #define LZ4_MISS_LIMIT	64
 #define LZ4_PROBE_EVERY	32
 
-const char *vmrec_unsupported(const struct kvm *kvm)
+const char *vmrec_unsupported(const struct kvm *kvm, bool checkpoint)
 {
-	(void)kvm;
-	return NULL;	/* every device a VM can have today is captured */
+	if (checkpoint && kvm->blk && !virtio_blk__ro(kvm->blk))
+		return "a VM with a writable disk cannot be checkpointed yet: a checkpoint does not "
+		       "hold the disk's content, so a restore would pair the saved memory with a "
+		       "disk written since (give the disk read-only with --disk-ro, or migrate it)";
+	return NULL;
 }
 
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
 		   void *ctx)
 {
 	memset(e, 0, sizeof(*e));
-	/*
-	 * A device whose state the records cannot carry: refused here, where
-	 * migrations and checkpoints both start, so that the VM runs on
-	 * untouched.
-	 */
-	if (kvm && vmrec_unsupported(kvm)) {
-		log_error("VM %s: %s", kvm->name, vmrec_unsupported(kvm));
-		return KM_ERR_UNSUPPORTED;
-	}
 	e->kvm = kvm;
 	e->compress = compress;
 	e->batch = batch;

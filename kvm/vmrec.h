@@ -48,11 +48,12 @@ struct vmrec_enc {
 };
 
 /*
- * Why kvm cannot be turned into records yet, or NULL if it can (a device
- * whose state is not captured). Migrations and checkpoints ask this
- * first, to refuse with it.
+ * Why kvm cannot be migrated (checkpoint false) or checkpointed (true)
+ * yet, or NULL if it can: a writable disk travels with a migration
+ * (shared storage, its lock handed over) but is not in a checkpoint.
+ * The commands ask this first, to refuse up front with it.
  */
-const char *vmrec_unsupported(const struct kvm *kvm);
+const char *vmrec_unsupported(const struct kvm *kvm, bool checkpoint);
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
 		   void *ctx);
 void vmrec_enc_free(struct vmrec_enc *e);	/* NULL-safe on a zeroed struct */

@@ -59,8 +59,8 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	json_error_t jerr;
 	int r;
 
-	if (vmrec_unsupported(kvm))
-		return qmp_reply_error("GenericError", vmrec_unsupported(kvm), req->id);
+	if (vmrec_unsupported(kvm, false))
+		return qmp_reply_error("GenericError", vmrec_unsupported(kvm, false), req->id);
 	migrate__default_params(&p);
 	if (json_unpack_ex(req->arguments, &jerr, JSON_STRICT,
 			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?I, s?s, s?I}",

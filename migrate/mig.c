@@ -19,6 +19,7 @@
 #include "rundir.h"
 #include "kvm/control.h"
 #include "kvm/kvm.h"
+#include "kvm/x86/pc.h"
 #include "migrate/mig.h"
 
 /* One VM per process, so one migration at a time (mig.h). */
@@ -349,6 +350,15 @@ int mig__go(struct mig *m)
 	uint64_t cpu;
 	int r;
 
+	/*
+	 * The destination takes the disk's lock on go: let go of it first
+	 * (x86/pc.h). A failure or cancel from here to go takes it back
+	 * (mig__finish).
+	 */
+	if ((r = pc__disk_release(m->kvm)) != 0) {
+		mig__fail(m, "cannot hand the disk over (%s)", km_strerror(r));
+		return r;
+	}
 	mig__lock(m);
 	if (atomic_load(&m->cancel)) {
 		mig__unlock(m);
@@ -464,8 +474,15 @@ void mig__finish(struct mig *m, int r)
 				stream_flush(m->s);
 			buf_free(e);
 		}
-		/* A user's stop (before or during the migration) stays in force. */
-		if (m->paused_by_us)
+		/*
+		 * A user's stop (before or during the migration) stays in force.
+		 * The disk's lock first: a VM that cannot have it back must not
+		 * write its disk, so it stays paused (x86/pc.h).
+		 */
+		if (m->paused_by_us && pc__disk_take(kvm) != 0)
+			log_error("migration of %s: the disk's lock is held by another process: "
+				  "the VM stays paused here", kvm->name);
+		else if (m->paused_by_us)
 			kvm__release(kvm, KVM_HOLD_MIGRATION);
 		log_warn("migration of %s %s: %s; the VM %s here", kvm->name,
 			 s == MIGRATE_CANCELLED ? "cancelled" : "failed", m->st.error,

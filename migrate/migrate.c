@@ -15,6 +15,7 @@
 #include "log.h"
 #include "kvm/control.h"
 #include "kvm/kvm.h"
+#include "kvm/x86/pc.h"
 #include "migrate/mig.h"
 
 
@@ -176,6 +177,10 @@ int migrate__settle(struct kvm *kvm, bool running_there)
 		control__unpublish(kvm->control);
 		rundir_release(&kvm->reservation);
 		kvm__request_stop(kvm, KVM_STOP_MIGRATED, "migrated to %s (settled)", m->p.uri);
+	} else if (pc__disk_take(kvm) != 0) {
+		/* Never two writers of one disk: without its lock the VM waits. */
+		log_error("migration of %s: the destination does not run the VM, but the disk's "
+			  "lock is held by another process: the VM stays paused here", kvm->name);
 	} else {
 		log_warn("migration of %s: the destination does not run the VM; resuming here",
 			 kvm->name);

@@ -22,6 +22,7 @@
 #include "kvm/kvm.h"
 #include "kvm/state.h"
 #include "kvm/vmrec.h"
+#include "kvm/x86/pc.h"
 #include "migrate/migrate.h"
 
 #define RECV_MAX_MEM	(256ULL << 30)
@@ -302,6 +303,10 @@ static int recv__switchover(struct recv *rv)
 	 * source lost the link, asked, and was told "not here") has decided
 	 * that it never will: then it must not (docs/protocol.md s.6).
 	 */
+	/* The disk's lock, which the source gave up before go (x86/pc.h). */
+	if ((r = pc__disk_take(rv->kvm)) != 0)
+		return recv__fail(rv, r, "cannot take the disk's lock: %s", r == -EBUSY ?
+				  "another process holds it" : km_strerror(r));
 	if (rv->in->on_publish && (r = rv->in->on_publish(rv->kvm, rv->in->ctx)) != 0)
 		return recv__fail(rv, r, "cannot publish the VM's control socket: %s",
 				  km_strerror(r));

@@ -592,6 +592,10 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 
 	if (c->kvm)
 		return KM_ERR_STATE;
+	if (vmrec_unsupported(kvm, true)) {
+		snprintf(err, errlen, "%s", vmrec_unsupported(kvm, true));
+		return KM_ERR_UNSUPPORTED;
+	}
 	c->kvm = kvm;
 	c->p = *p;
 	if (!c->p.chain_max)

@@ -3,9 +3,11 @@
 # finding what it printed).
 
 linux_kernel=$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -1)
+linux_kver=${linux_kernel#/boot/vmlinuz-}
 
-# require_linux: skips the script without a kernel and the initramfs
-# tools, then runs it where KVM is. A kernel runs at CPL0, which kvm_pvm
+# require_linux [--disk]: skips the script without a kernel and the
+# initramfs tools (and with --disk, the kernel's virtio modules), then
+# runs it where KVM is. A kernel runs at CPL0, which kvm_pvm
 # emulates too slowly and too partially to boot one (DESIGN.md s.2): there
 # too, these tests run in the sandbox.
 require_linux() {
@@ -16,6 +18,8 @@ require_linux() {
 		command -v "$t" >/dev/null || tap_skip_all "$t is missing (scripts/install-deps installs it)"
 	done
 	[ -x /bin/busybox ] || tap_skip_all "no /bin/busybox (install busybox-static)"
+	[ "${1:-}" != --disk ] || [ -r "/lib/modules/$linux_kver/modules.dep" ] ||
+		tap_skip_all "no /lib/modules/$linux_kver (the virtio modules)"
 	if [ -z "${KVM_MIGRATE_IN_SANDBOX:-}" ] && [ -d /sys/module/kvm_pvm ]; then
 		export KVM_MIGRATE_FORCE_SANDBOX=1
 		export KVM_MIGRATE_SANDBOX=${KVM_MIGRATE_SANDBOX:-$top_srcdir/scripts/sandbox/kvm-sandbox}

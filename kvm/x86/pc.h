@@ -19,5 +19,28 @@ struct kvm;
  * 0 or a negative error.
  */
 int pc__create(struct kvm *kvm);
+/*
+ * The same for a VM made from a REC_VM_CONFIG payload p naming the PC
+ * platform, with its disk if the config names one (ST_CFG_DISK): opened
+ * at the same path (storage shared between hosts) without taking its
+ * lock, which pc__disk_take does once the VM is to run here. A disk that
+ * cannot be opened here refuses the VM (the reason in why): before any
+ * page was sent, so the source runs on untouched.
+ */
+int pc__create_from_config(struct kvm *kvm, const uint8_t *p, uint32_t len, char *why,
+			   size_t whylen);
+
+/*
+ * The disk's lock at a migration's switchover, so that never two
+ * processes write the image: the source, paused, syncs the image and
+ * gives up its lock before it sends GO (pc__disk_release); the
+ * destination takes it on GO before the VM is published or runs, and
+ * refuses to run it if another process holds it (pc__disk_take). A
+ * source that is to resume takes it back first, and stays paused if it
+ * cannot. Both are no-ops for a VM without a disk. 0 or a negative error
+ * (logged; -EBUSY: another process holds the lock).
+ */
+int pc__disk_release(struct kvm *kvm);
+int pc__disk_take(struct kvm *kvm);
 
 #endif

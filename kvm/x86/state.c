@@ -16,6 +16,7 @@
  *   EVENTS     last: pending exceptions and NMIs apply to the final state
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -27,6 +28,7 @@
 #include "kvm/kvm-cpu.h"
 #include "kvm/state.h"
 #include "kvm/uart.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/x86/x86.h"
 
 #define MSRS_MAX	4096
@@ -467,6 +469,20 @@ static int state__save_irqchip(struct kvm *kvm, uint32_t chip, uint32_t tag,
 	return rec_put_field(payload, tag, &c, sizeof(c));
 }
 
+/* The disk's state as one field (ST_VM_DISK) holding virtio_blk__save's list. */
+static int state__save_disk(struct kvm *kvm, struct buf *payload)
+{
+	struct buf *d = buf_new(4096);
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	if ((r = virtio_blk__save(kvm->blk, d)) == 0)
+		r = rec_put_field(payload, ST_VM_DISK, buf_ptr(d), (uint32_t)buf_len(d));
+	buf_free(d);
+	return r;
+}
+
 int state__save_vm(struct kvm *kvm, struct buf *payload)
 {
 	struct kvm_clock_data clock;
@@ -485,6 +501,8 @@ int state__save_vm(struct kvm *kvm, struct buf *payload)
 		if ((r = rec_put_field(payload, ST_VM_UART, &us, sizeof(us))) != 0)
 			return r;
 	}
+	if (kvm->blk && (r = state__save_disk(kvm, payload)) != 0)
+		return r;
 	if (!kvm->cfg.irqchip)
 		return 0;
 	if ((r = state__save_irqchip(kvm, KVM_IRQCHIP_PIC_MASTER, ST_VM_PIC_MASTER, payload)) ||
@@ -518,6 +536,24 @@ static int state__load_uart(struct kvm *kvm, const struct state_fields *f)
 		return 0;
 	if ((r = uart__set_state(kvm->uart, &us)) != 0)
 		log_error("the saved console UART state is not one a UART can be in");
+	return r;
+}
+
+/* After the irqchip too (the disk's IRQ line); a record and a VM must agree on having a disk. */
+static int state__load_disk(struct kvm *kvm, const struct state_fields *f)
+{
+	int r;
+
+	if ((f->data[ST_VM_DISK] != NULL) != (kvm->blk != NULL)) {
+		log_error("the saved VM %s a disk and this one %s", f->data[ST_VM_DISK] ? "has" :
+			  "has no", kvm->blk ? "has" : "has not");
+		return KM_ERR_CORRUPT;
+	}
+	if (!kvm->blk)
+		return 0;
+	if ((r = virtio_blk__load(kvm->blk, f->data[ST_VM_DISK], f->len[ST_VM_DISK])) != 0)
+		log_error("the saved state of disk %s: %s", virtio_blk__path(kvm->blk),
+			  km_strerror(r));
 	return r;
 }
 
@@ -578,7 +614,9 @@ int state__load_vm(struct kvm *kvm, const uint8_t *payload, uint32_t len)
 			goto out;
 		}
 	}
-	r = state__load_uart(kvm, f);
+	if ((r = state__load_uart(kvm, f)) != 0)
+		goto out;
+	r = state__load_disk(kvm, f);
 out:
 	free(f);
 	return r;
@@ -598,6 +636,17 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 	if (kvm->linux_guest &&
 	    (r = rec_put_field_u64(payload, ST_CFG_PLATFORM, STATE_PLATFORM_PC)) != 0)
 		return r;
+	if (kvm->blk) {
+		char abs[PATH_MAX];
+		const char *path = virtio_blk__path(kvm->blk);
+
+		/* Absolute: the destination's working directory is not ours. */
+		if (realpath(path, abs))
+			path = abs;
+		if ((r = rec_put_field(payload, ST_CFG_DISK, path, (uint32_t)strlen(path))) != 0 ||
+		    (r = rec_put_field_u64(payload, ST_CFG_DISK_RO, virtio_blk__ro(kvm->blk))) != 0)
+			return r;
+	}
 	for (i = 0; i < kvm->mem.nr_slots; i++) {
 		const struct kvm_slot *s = &kvm->mem.slots[i];
 		uint64_t v[3] = { s->gpa, s->size, s->offset };
