@@ -1,7 +1,8 @@
 #!/bin/bash
 # kvm-run boots a real Linux kernel (Debian's, from /boot) with a busybox
 # initramfs: the init marker on the console, a command typed into the
-# console socket and its answer, every vCPU in /proc/cpuinfo, poweroff
+# console socket and its answer, every vCPU in /proc/cpuinfo, the kmwork
+# workload (guest-linux/kmwork.c) writing and checking its pages, poweroff
 # ending kvm-run with status 0, a reboot (reboot=k) too; and bad input
 # refused clearly.
 . "$(dirname "$0")/lib.sh"
@@ -12,6 +13,8 @@ for t in cpio gzip perl; do
 	command -v "$t" >/dev/null || tap_skip_all "$t is missing (scripts/install-deps installs it)"
 done
 [ -x /bin/busybox ] || tap_skip_all "no /bin/busybox (install busybox-static)"
+KMWORK="$top_builddir/guest-linux/kmwork"
+[ -x "$KMWORK" ] || bail "$KMWORK is not built"
 # A kernel runs at CPL0, which kvm_pvm emulates too slowly and too partially
 # to boot one (DESIGN.md s.2): there too, this test runs in the sandbox.
 if [ -z "${KVM_MIGRATE_IN_SANDBOX:-}" ] && [ -d /sys/module/kvm_pvm ]; then
@@ -28,10 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 16
+tap_plan 21
 echo "# kernel $kernel"
-bash "$top_srcdir/tests/lib/make-initramfs.sh" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT ||
-	bail "cannot make the initramfs"
+bash "$top_srcdir/tests/lib/make-initramfs.sh" --kmwork "$KMWORK" "$tmp/initrd.cpio.gz" \
+	KVM-MIGRATE-INIT || bail "cannot make the initramfs"
 
 # 1-4. Bad input: each refused with the reason, before any guest runs.
 echo "this is not a kernel" > "$tmp/not-a-kernel"
@@ -93,7 +96,47 @@ ok_if "so is a live snapshot, nothing is written, and the guest runs on" \
 	eval 'printf "%s" "$r" | grep -q "a Linux guest cannot" && [ ! -e "$tmp/snap" ] &&
 	      wait_for "the guest to answer" 60 printed "still=42"'
 
-# 11-13. poweroff -f ends kvm-run with status 0, and its socket goes.
+# 11-15. kmwork, the Linux guests' workload: a daemon writing 8 MiB of
+# pages at 200 a second, checked twice (no page bad, time never backwards,
+# more writes by the same daemon), then corrupted behind its back (one
+# byte, no new version), which the next check must find; then stopped.
+# Its answers start with KMWORK, which the echo of the typed (lower-case)
+# command line never does.
+# kmline N WORD: the Nth console line "KMWORK WORD ...", if there is one.
+kmline() { tr -d '\r' < "$con" | grep "^KMWORK $2" | sed -n "$1p"; }
+has_kmline() { [ -n "$(kmline "$1" "$2")" ]; }
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+type_in $'kmwork start --mib 8 --rate 200\n'
+wait_for "kmwork to start" 60 has_kmline 1 started
+s=$(kmline 1 started)
+kpid=$(field pid "$s")
+ok_if "kmwork start: a daemon, ready: $s" \
+	eval 'printf "%s\n" "$s" | grep -Eq "^KMWORK started pid=[0-9]+ pages=2048 rate=200$"'
+re="^KMWORK check pid=$kpid pages=2048 bad=0 writes=[0-9]+ backwards=0 max_gap_ms=[0-9]+ uptime_s=[0-9]+$"
+type_in $'kmwork check\n'
+wait_for "kmwork's check" 60 has_kmline 1 check
+c1=$(kmline 1 check)
+ok_if "kmwork check: every page as its version says ($c1)" \
+	eval 'printf "%s\n" "$c1" | grep -Eq "$re"'
+type_in $'sleep 1; kmwork check\n'
+wait_for "kmwork's second check" 60 has_kmline 2 check
+c2=$(kmline 2 check)
+ok_if "a second check: the same daemon wrote more, none bad ($c2)" \
+	eval 'printf "%s\n" "$c2" | grep -Eq "$re" &&
+	      [ "$(field writes "$c2")" -gt "$(field writes "$c1")" ]'
+type_in $'kmwork corrupt 100; kmwork check\n'
+wait_for "the check after corrupt" 60 has_kmline 3 check
+c3=$(kmline 3 check)
+ok_if "a byte flipped behind its back: the check finds it (bad=1 first_bad=100)" \
+	eval 'kmline 1 corrupted | grep -q "^KMWORK corrupted pid=$kpid page=100$" &&
+	      printf "%s\n" "$c3" | grep -Eq "^KMWORK check pid=$kpid pages=2048 bad=1 .* first_bad=100$"'
+type_in $'kmwork stop; kmwork check\n'
+wait_for "kmwork to stop" 60 has_kmline 4 check
+ok_if "kmwork stop: the daemon ends, and check then says no daemon" \
+	eval 'kmline 1 stopped | grep -Eq "^KMWORK stopped pid=$kpid writes=[0-9]+$" &&
+	      [ "$(kmline 4 check)" = "KMWORK check: no daemon" ]'
+
+# 16-18. poweroff -f ends kvm-run with status 0, and its socket goes.
 t1=$(date +%s%N)
 type_in $'poweroff -f\n'
 gone() { ! kill -0 "$pid" 2>/dev/null; }
@@ -110,7 +153,7 @@ if [ -n "$pid" ] || ! grep -q "reboot: Power down" "$con"; then
 	echo "# console tail:"; tail -5 "$con" | sed 's/^/#   /'
 fi
 
-# 14-16. A second boot, quiet (the kernel's messages are most of the
+# 19-21. A second boot, quiet (the kernel's messages are most of the
 # console's exits) and with reboot=k: reboot -f ends kvm-run with 0 too.
 con="$tmp/console2.log"
 vm=lx2
@@ -136,3 +179,4 @@ else
 	tap_fail "kvm-run still runs after reboot -f" "$(tail -5 "$con")"
 fi
 ok_if "the log says the guest reset the machine" grep -q "the guest reset the machine" "$tmp/kvm-run2.out"
+

@@ -1,10 +1,13 @@
 #!/bin/bash
-# make-initramfs.sh OUT.cpio.gz [MARKER]: a tiny initramfs for Linux guests
-# of kvm-run (tests/linux-boot.sh): Debian's static busybox and an /init
-# that mounts proc, sys and dev, prints MARKER (default KVM-MIGRATE-INIT)
-# with the uptime, and runs a shell on the console. Needs busybox-static,
-# cpio and gzip.
+# make-initramfs.sh [--kmwork FILE] OUT.cpio.gz [MARKER]: a tiny initramfs
+# for Linux guests of kvm-run (tests/linux-boot.sh): Debian's static busybox
+# and an /init that mounts proc, sys and dev, prints MARKER (default
+# KVM-MIGRATE-INIT) with the uptime, and runs a shell on the console. Needs
+# busybox-static, cpio and gzip. --kmwork: also the workload program FILE
+# (guest-linux/kmwork, static) as /bin/kmwork.
 set -eu
+kmwork=
+[ "${1:-}" = --kmwork ] && { kmwork=$2; shift 2; }
 out=$1
 marker=${2:-KVM-MIGRATE-INIT}
 bb=/bin/busybox
@@ -18,6 +21,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root}
 cp "$bb" "$tmp/bin/busybox"
+if [ -n "$kmwork" ]; then
+	if [ ! -x "$kmwork" ] || ldd "$kmwork" >/dev/null 2>&1; then
+		echo "make-initramfs: $kmwork is not a static executable" >&2
+		exit 1
+	fi
+	cp "$kmwork" "$tmp/bin/kmwork"
+fi
 cat > "$tmp/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s
