@@ -12,7 +12,7 @@ kvm_libkmvm_a_SOURCES = \
 	kvm/state.h kvm/dirty.c kvm/dirty.h kvm/dirty-kvm.c kvm/dirty-kvm.h kvm/dirtyrate.c kvm/dirtyrate.h \
 	kvm/vmrec.h kvm/vmrec-save.c kvm/vmrec-load.c kvm/throttle.c kvm/throttle.h \
 	kvm/x86/x86.h kvm/x86/cpuid.c kvm/x86/boot.c kvm/x86/state.c \
-	kvm/x86/linux.c kvm/x86/linux.h kvm/x86/acpi.c
+	kvm/x86/linux.c kvm/x86/linux.h kvm/x86/elf.c kvm/x86/acpi.c
 kvm_libkmvm_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 
 KVM_LIBS = kvm/libkmvm.a lib/libkm.a $(JANSSON_LIBS) $(XXHASH_LIBS) $(LZ4_LIBS) $(OPENSSL_LIBS)

@@ -55,7 +55,9 @@ EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/lib-checkp
 	tests/cli.sh tests/kmwork.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
 	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh tests/checkpoint-lazy.sh \
 	tests/checkpoint-bound.sh tests/dirty-rate.sh tests/linux-boot.sh \
-	tests/lib/make-initramfs.sh $(KM_MIGRATE_TESTS)
+	tests/lib/make-initramfs.sh tests/lib/extract-vmlinux.sh $(KM_MIGRATE_TESTS)
+# linux-boot.sh's vmlinux, taken out of /boot's bzImage and kept between runs.
+CLEANFILES += tests/linux-boot.vmlinux
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c
