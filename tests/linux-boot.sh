@@ -202,7 +202,7 @@ if [ -n "$vmlinux_why" ]; then
 	exit 0
 fi
 head -c 4096 "$vmlinux" > "$tmp/vmlinux.short"
-check "a truncated ELF vmlinux: clear error, exit 3" 3 "truncated ELF file \\(segment [0-9]+ ends" \
+check "a truncated ELF vmlinux: clear error, exit 3" 3 "truncated ELF file \\(segment [0-9]+: [0-9]+ bytes from byte" \
 	timeout 60 "$KVM_RUN" --kernel "$tmp/vmlinux.short"
 # e_machine (2 bytes at 18) made EM_AARCH64 (183).
 cp "$tmp/vmlinux.short" "$tmp/vmlinux.arm"

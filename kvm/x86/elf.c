@@ -76,9 +76,9 @@ static int elf__check_segment(const char *path, unsigned int i, const Elf64_Phdr
 		return KM_ERR_CORRUPT;
 	}
 	if (ph->p_offset > len || len - ph->p_offset < ph->p_filesz) {
-		log_error("kernel %s: truncated ELF file (segment %u ends at byte %llu of %llu)",
-			  path, i, (unsigned long long)(ph->p_offset + ph->p_filesz),
-			  (unsigned long long)len);
+		log_error("kernel %s: truncated ELF file (segment %u: %llu bytes from byte %llu, "
+			  "the file has %llu)", path, i, (unsigned long long)ph->p_filesz,
+			  (unsigned long long)ph->p_offset, (unsigned long long)len);
 		return KM_ERR_TRUNCATED;
 	}
 	if (ph->p_paddr < LINUX_HIGH_GPA) {
@@ -88,10 +88,9 @@ static int elf__check_segment(const char *path, unsigned int i, const Elf64_Phdr
 		return KM_ERR_INVALID;
 	}
 	if (ph->p_paddr > low_end || low_end - ph->p_paddr < ph->p_memsz) {
-		log_error("kernel %s: segment %u at %#llx-%#llx is outside the %llu MiB of RAM "
-			  "below the hole: give more --mem", path, i,
-			  (unsigned long long)ph->p_paddr,
-			  (unsigned long long)(ph->p_paddr + ph->p_memsz),
+		log_error("kernel %s: segment %u (%llu KiB at %#llx) is outside the %llu MiB of "
+			  "RAM below the hole: give more --mem", path, i,
+			  (unsigned long long)(ph->p_memsz >> 10), (unsigned long long)ph->p_paddr,
 			  (unsigned long long)(low_end >> 20));
 		return KM_ERR_TOO_LARGE;
 	}

@@ -67,3 +67,10 @@ TESTS += tests/unit/test-control
 tests_unit_test_control_SOURCES = tests/unit/test-control.c
 tests_unit_test_control_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_control_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
+
+# The ELF vmlinux loader (kvm/x86/elf.c) on guest memory without /dev/kvm.
+check_PROGRAMS += tests/unit/test-elf
+TESTS += tests/unit/test-elf
+tests_unit_test_elf_SOURCES = tests/unit/test-elf.c
+tests_unit_test_elf_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_elf_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
