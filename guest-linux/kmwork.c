@@ -6,6 +6,8 @@
  *
  *   kmwork start [--mib N] [--rate PAGES_PER_S] [--seed S]
  *   kmwork check | corrupt [PAGE] | stop
+ *   kmwork disk-write DEV --blocks N [--version V]
+ *   kmwork disk-verify DEV [--blocks N] [--version V]
  *
  * start forks a daemon and returns once it is ready (all of its pages
  * written once), printing
@@ -15,7 +17,11 @@
  * is derived from index and version) and then records the version in a
  * separate array. Every iteration it also reads CLOCK_MONOTONIC and keeps
  * the largest forward step (a guest paused for a migration's downtime or a
- * checkpoint shows here) and counts backward steps (must stay 0).
+ * checkpoint shows here; at rate R the step is normally about 1/R s, or
+ * 1 ms when R > 1000, which writes R/1000 pages per step; the time spent
+ * serving a request is left out) and counts backward steps (must stay 0).
+ * The daemon keeps nothing of its caller open (a $(kmwork start) returns)
+ * but stderr on a terminal, where it would say why it died.
  *
  * The other commands are requests to the daemon, which it serves between
  * two page writes, where every page agrees with its entry in the array
@@ -26,6 +32,13 @@
  *             page I, default N/2, without a new version, and never writes
  *             that page again, so that every later check says bad=1)
  *   stop      KMWORK stopped pid=P writes=W  (the daemon exits)
+ * Disk mode (no daemon; DEV a block device, or on the host the disk's
+ * image file): blocks of 4 KiB stamped like the pages, block number as
+ * the index:
+ *   disk-write   KMWORK disk-write dev=D blocks=N version=V  (written, synced)
+ *   disk-verify  KMWORK disk-verify dev=D blocks=N bad=B versions=LO-HI
+ *                (and " first_bad=I" when B > 0; with --version V a block
+ *                of another version is bad too)
  * No daemon: "KMWORK <command>: no daemon", exit status 1. Other errors:
  * "KMWORK error: ...", exit status 1; usage errors exit 2. The prefix is
  * upper case so that a console that echoes the typed (lower-case) command
@@ -137,6 +150,8 @@ static void on_request(int sig, siginfo_t *si, void *uc)
 		return;
 	reqs[h].pid = si->si_pid;
 	reqs[h].value = si->si_value.sival_int;
+	/* The entry before the count that publishes it (the loop fences the other way). */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	req_head = h + 1;
 }
 
@@ -256,6 +271,7 @@ static void work_run(struct work *w)
 	next = prev = now_ns();
 	for (;;) {
 		head = req_head;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		if (tail != head) {
 			int stop = 0;
 
@@ -474,16 +490,120 @@ static int cmd_request(const char *dir, const char *name, int cmd, uint64_t page
 	return strncmp(out, "KMWORK error", 12) == 0;
 }
 
+/*
+ * The disk mode: blocks of 4 KiB stamped like the pages (index = block
+ * number), written once and read back later, in the guest or on the host
+ * against the disk's image file. O_DIRECT where the file allows it, so
+ * that a guest's verify reads the disk, not its page cache.
+ */
+static int disk_open(const char *dev, int flags, uint64_t *blocks)
+{
+	off_t end;
+	int fd = open(dev, flags | O_DIRECT | O_CLOEXEC, 0644);
+
+	/* tmpfs and some file systems refuse O_DIRECT: plain I/O, synced, then. */
+	if (fd < 0 && errno == EINVAL)
+		fd = open(dev, flags | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		printf("KMWORK error: %s: %s\n", dev, strerror(errno));
+		return -1;
+	}
+	end = lseek(fd, 0, SEEK_END);
+	*blocks = end > 0 ? (uint64_t)end / PAGE : 0;
+	return fd;
+}
+
+static int cmd_disk_write(const char *dev, uint64_t blocks, uint64_t version)
+{
+	uint64_t have, b;
+	void *buf = NULL;
+	int fd, st = 1;
+
+	/* On the host, an image file that is not there yet is made. */
+	if ((fd = disk_open(dev, O_WRONLY | O_CREAT, &have)) < 0)
+		return 1;
+	if (posix_memalign(&buf, PAGE, PAGE) != 0) {
+		printf("KMWORK error: out of memory\n");
+		goto out;
+	}
+	/* Past a device's end pwrite fails (ENOSPC, said below); a file grows. */
+	for (b = 0; b < blocks; b++) {
+		page_fill(buf, b, version);
+		if (pwrite(fd, buf, PAGE, (off_t)(b * PAGE)) != PAGE) {
+			printf("KMWORK error: %s: writing block %" PRIu64 ": %s\n", dev, b,
+			       strerror(errno ? errno : EIO));
+			goto out;
+		}
+	}
+	if (fsync(fd) < 0) {
+		printf("KMWORK error: %s: fsync: %s\n", dev, strerror(errno));
+		goto out;
+	}
+	printf("KMWORK disk-write dev=%s blocks=%" PRIu64 " version=%" PRIu64 "\n", dev,
+	       blocks, version);
+	st = 0;
+out:
+	free(buf);
+	close(fd);
+	return st;
+}
+
+static int cmd_disk_verify(const char *dev, uint64_t blocks, uint64_t version)
+{
+	uint64_t have, b, bad = 0, first = 0, lo = UINT64_MAX, hi = 0, v;
+	uint64_t *buf = NULL;
+	int fd, st = 1;
+
+	if ((fd = disk_open(dev, O_RDONLY, &have)) < 0)
+		return 1;
+	if (!blocks)
+		blocks = have;
+	if (posix_memalign((void **)&buf, PAGE, PAGE) != 0) {
+		printf("KMWORK error: out of memory\n");
+		goto out;
+	}
+	for (b = 0; b < blocks; b++) {
+		/* A block past the end reads short: bad, as a lost write would be. */
+		if (pread(fd, buf, PAGE, (off_t)(b * PAGE)) != PAGE)
+			memset(buf, 0, PAGE);
+		v = buf[1];
+		if (page_bad(buf, b, v) || v == 0 || (version && v != version)) {
+			if (bad++ == 0)
+				first = b;
+			continue;
+		}
+		if (v < lo)
+			lo = v;
+		if (v > hi)
+			hi = v;
+	}
+	printf("KMWORK disk-verify dev=%s blocks=%" PRIu64 " bad=%" PRIu64 " versions=%" PRIu64
+	       "-%" PRIu64, dev, blocks, bad, lo == UINT64_MAX ? 0 : lo, hi);
+	if (bad)
+		printf(" first_bad=%" PRIu64, first);
+	printf("\n");
+	st = 0;
+out:
+	free(buf);
+	close(fd);
+	return st;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: kmwork start [--mib N] [--rate PAGES_PER_S] [--seed S]\n"
 "       kmwork check | corrupt [PAGE] | stop\n"
+"       kmwork disk-write DEV --blocks N [--version V]\n"
+"       kmwork disk-verify DEV [--blocks N] [--version V]\n"
 "A daemon writing pages stamped with (index, version, checksum) at a rate,\n"
 "which checks on request that no write was lost (see the top of kmwork.c).\n"
 "  --mib N     memory to write, MiB (default 16)\n"
 "  --rate R    pages written per second; 0: as fast as it can (default 1000)\n"
 "  --seed S    the pages' order (default 1)\n"
+"disk-write stamps blocks 0..N-1 of DEV (a device or a file) with version V\n"
+"(default 1) and syncs; disk-verify reads them back (default: all of DEV) and\n"
+"counts the bad ones (and, with --version, those of another version).\n"
 "Answers are one line starting KMWORK; exit status 0, 1 (failed, no daemon),\n"
 "2 (usage). The pid and reply files are in $KMWORK_DIR (default /tmp).\n");
 }
@@ -509,10 +629,12 @@ int main(int argc, char **argv)
 		{ "mib", required_argument, NULL, 'm' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "blocks", required_argument, NULL, 'b' },
+		{ "version", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t mib = 16, rate = 1000, seed = 1, page = UINT64_MAX >> 2;
+	uint64_t mib = 16, rate = 1000, seed = 1, page = UINT64_MAX >> 2, blocks = 0, version = 0;
 	const char *dir = getenv("KMWORK_DIR"), *cmd;
 	int c;
 
@@ -554,6 +676,40 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return cmd_start(dir, mib, rate, seed);
+	}
+	if (strncmp(cmd, "disk-", 5) == 0) {
+		const char *dev = argv[optind];
+
+		/* DEV first: option parsing stopped at the command, in order (+). */
+		if (optind >= argc || dev[0] == '-') {
+			usage(stderr);
+			return 2;
+		}
+		optind++;
+		while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+			int r;
+
+			if (c == 'b')
+				r = parse_u64(optarg, UINT64_MAX / PAGE, &blocks);
+			else if (c == 'V')
+				r = parse_u64(optarg, UINT64_MAX, &version);
+			else
+				r = -EINVAL;
+			if (r) {
+				usage(stderr);
+				return 2;
+			}
+		}
+		if (optind != argc) {
+			usage(stderr);
+			return 2;
+		}
+		if (strcmp(cmd, "disk-write") == 0 && blocks)
+			return cmd_disk_write(dev, blocks, version ? version : 1);
+		if (strcmp(cmd, "disk-verify") == 0)
+			return cmd_disk_verify(dev, blocks, version);
+		usage(stderr);
+		return 2;
 	}
 	if (strcmp(cmd, "corrupt") == 0 && optind + 1 == argc) {
 		/* The page travels in the signal's int beside the command: 29 bits. */

@@ -19,7 +19,7 @@ trap cleanup EXIT
 # field NAME LINE: the value of NAME=... in a KMWORK line.
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
-tap_plan 12
+tap_plan 15
 check "check with no daemon: 'no daemon', exit 1" 1 "^KMWORK check: no daemon$" "$KMWORK" check
 check "a bad --rate: usage error, exit 2" 2 "bad --rate x" "$KMWORK" start --rate x
 
@@ -55,3 +55,18 @@ wait_for "the daemon to die" 10 gone
 check "a killed daemon: check says no daemon, exit 1" 1 "^KMWORK check: no daemon$" "$KMWORK" check
 check "and a new start works despite its stale pid file" 0 "^KMWORK started pid=" \
 	"$KMWORK" start --mib 1 --rate 10
+
+# The disk mode on a file: stamped blocks read back, a newer version of
+# some, a byte flipped in one.
+img="$tmp/disk.img"
+"$KMWORK" disk-write "$img" --blocks 64 >/dev/null
+check "disk-write then disk-verify: 64 blocks, none bad" 0 \
+	"^KMWORK disk-verify dev=$img blocks=64 bad=0 versions=1-1$" "$KMWORK" disk-verify "$img"
+"$KMWORK" disk-write "$img" --blocks 32 --version 2 >/dev/null
+check "blocks of another version than asked are bad (--version 2: 32 of 64)" 0 \
+	"^KMWORK disk-verify dev=$img blocks=64 bad=32 versions=2-2 first_bad=32$" \
+	"$KMWORK" disk-verify "$img" --version 2
+printf 'X' | dd of="$img" bs=1 seek=$((4096 * 40 + 100)) conv=notrunc status=none
+check "a byte flipped in block 40: bad=1, first_bad=40" 0 \
+	"^KMWORK disk-verify dev=$img blocks=64 bad=1 versions=1-2 first_bad=40$" \
+	"$KMWORK" disk-verify "$img"
