@@ -67,9 +67,11 @@
 #include <unistd.h>
 
 #include "kvm/guest/prng.h"
+#include "guest-linux/disk.h"
+#include "guest-linux/stamp.h"
 
-#define PAGE		4096
-#define WORDS		(PAGE / 8)
+#define PAGE		STAMP_SIZE
+#define WORDS		STAMP_WORDS
 #define MIB_MAX		65536		/* 64 GiB: far beyond any test guest */
 #define REQ_MAX		16		/* requests queued between two writes */
 #define REPLY_MAX	256
@@ -108,35 +110,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return ts_ns(&t);
-}
-
-/* The checksum of words 3.. of a page: position-dependent, so swapped words show. */
-static uint64_t page_sum(const uint64_t *p)
-{
-	uint64_t h = 0;
-	unsigned int i;
-
-	for (i = 3; i < WORDS; i++)
-		h = prng_mix64(h ^ p[i]) + i;
-	return h;
-}
-
-static void page_fill(uint64_t *p, uint64_t index, uint64_t version)
-{
-	uint64_t x = prng_mix64(index ^ prng_mix64(version));
-	unsigned int i;
-
-	p[0] = index;
-	p[1] = version;
-	for (i = 3; i < WORDS; i++, x += PRNG_GOLDEN)
-		p[i] = x;
-	p[2] = page_sum(p);
-}
-
-/* 0 if the page holds its index, the version the array says, and a matching checksum. */
-static int page_bad(const uint64_t *p, uint64_t index, uint64_t version)
-{
-	return p[0] != index || p[1] != version || p[2] != page_sum(p);
 }
 
 static void on_request(int sig, siginfo_t *si, void *uc)
@@ -207,7 +180,7 @@ static void work_check(struct work *w, char *out, size_t len)
 	uint64_t i, bad = 0, first = 0;
 
 	for (i = 0; i < w->pages; i++)
-		if (page_bad(w->mem + i * WORDS, i, w->versions[i]) && bad++ == 0)
+		if (stamp_bad(w->mem + i * WORDS, i, w->versions[i]) && bad++ == 0)
 			first = i;
 	snprintf(out, len, "KMWORK check pid=%ld pages=%" PRIu64 " bad=%" PRIu64
 		 " writes=%" PRIu64 " backwards=%" PRIu64 " max_gap_ms=%" PRIu64
@@ -291,7 +264,7 @@ static void work_run(struct work *w)
 			i = (prng_next(&w->rng) >> 11) % w->pages;
 			if (i == w->corrupted)
 				continue;
-			page_fill(w->mem + i * WORDS, i, w->versions[i] + 1);
+			stamp_fill(w->mem + i * WORDS, i, w->versions[i] + 1);
 			/* Page first, then its version: a check sees both or neither. */
 			w->versions[i]++;
 			w->writes++;
@@ -346,7 +319,7 @@ static void daemon_main(struct work *w, int fd)
 	if (w->mem == MAP_FAILED || !w->versions)
 		die_child(fd, "cannot allocate the pages");
 	for (i = 0; i < w->pages; i++) {
-		page_fill(w->mem + i * WORDS, i, 1);
+		stamp_fill(w->mem + i * WORDS, i, 1);
 		w->versions[i] = 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &w->start);
@@ -490,105 +463,6 @@ static int cmd_request(const char *dir, const char *name, int cmd, uint64_t page
 	return strncmp(out, "KMWORK error", 12) == 0;
 }
 
-/*
- * The disk mode: blocks of 4 KiB stamped like the pages (index = block
- * number), written once and read back later, in the guest or on the host
- * against the disk's image file. O_DIRECT where the file allows it, so
- * that a guest's verify reads the disk, not its page cache.
- */
-static int disk_open(const char *dev, int flags, uint64_t *blocks)
-{
-	off_t end;
-	int fd = open(dev, flags | O_DIRECT | O_CLOEXEC, 0644);
-
-	/* tmpfs and some file systems refuse O_DIRECT: plain I/O, synced, then. */
-	if (fd < 0 && errno == EINVAL)
-		fd = open(dev, flags | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		printf("KMWORK error: %s: %s\n", dev, strerror(errno));
-		return -1;
-	}
-	end = lseek(fd, 0, SEEK_END);
-	*blocks = end > 0 ? (uint64_t)end / PAGE : 0;
-	return fd;
-}
-
-static int cmd_disk_write(const char *dev, uint64_t blocks, uint64_t version)
-{
-	uint64_t have, b;
-	void *buf = NULL;
-	int fd, st = 1;
-
-	/* On the host, an image file that is not there yet is made. */
-	if ((fd = disk_open(dev, O_WRONLY | O_CREAT, &have)) < 0)
-		return 1;
-	if (posix_memalign(&buf, PAGE, PAGE) != 0) {
-		printf("KMWORK error: out of memory\n");
-		goto out;
-	}
-	/* Past a device's end pwrite fails (ENOSPC, said below); a file grows. */
-	for (b = 0; b < blocks; b++) {
-		page_fill(buf, b, version);
-		if (pwrite(fd, buf, PAGE, (off_t)(b * PAGE)) != PAGE) {
-			printf("KMWORK error: %s: writing block %" PRIu64 ": %s\n", dev, b,
-			       strerror(errno ? errno : EIO));
-			goto out;
-		}
-	}
-	if (fsync(fd) < 0) {
-		printf("KMWORK error: %s: fsync: %s\n", dev, strerror(errno));
-		goto out;
-	}
-	printf("KMWORK disk-write dev=%s blocks=%" PRIu64 " version=%" PRIu64 "\n", dev,
-	       blocks, version);
-	st = 0;
-out:
-	free(buf);
-	close(fd);
-	return st;
-}
-
-static int cmd_disk_verify(const char *dev, uint64_t blocks, uint64_t version)
-{
-	uint64_t have, b, bad = 0, first = 0, lo = UINT64_MAX, hi = 0, v;
-	uint64_t *buf = NULL;
-	int fd, st = 1;
-
-	if ((fd = disk_open(dev, O_RDONLY, &have)) < 0)
-		return 1;
-	if (!blocks)
-		blocks = have;
-	if (posix_memalign((void **)&buf, PAGE, PAGE) != 0) {
-		printf("KMWORK error: out of memory\n");
-		goto out;
-	}
-	for (b = 0; b < blocks; b++) {
-		/* A block past the end reads short: bad, as a lost write would be. */
-		if (pread(fd, buf, PAGE, (off_t)(b * PAGE)) != PAGE)
-			memset(buf, 0, PAGE);
-		v = buf[1];
-		if (page_bad(buf, b, v) || v == 0 || (version && v != version)) {
-			if (bad++ == 0)
-				first = b;
-			continue;
-		}
-		if (v < lo)
-			lo = v;
-		if (v > hi)
-			hi = v;
-	}
-	printf("KMWORK disk-verify dev=%s blocks=%" PRIu64 " bad=%" PRIu64 " versions=%" PRIu64
-	       "-%" PRIu64, dev, blocks, bad, lo == UINT64_MAX ? 0 : lo, hi);
-	if (bad)
-		printf(" first_bad=%" PRIu64, first);
-	printf("\n");
-	st = 0;
-out:
-	free(buf);
-	close(fd);
-	return st;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -705,9 +579,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (strcmp(cmd, "disk-write") == 0 && blocks)
-			return cmd_disk_write(dev, blocks, version ? version : 1);
+			return disk_write(dev, blocks, version ? version : 1);
 		if (strcmp(cmd, "disk-verify") == 0)
-			return cmd_disk_verify(dev, blocks, version);
+			return disk_verify(dev, blocks, version);
 		usage(stderr);
 		return 2;
 	}
