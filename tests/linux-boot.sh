@@ -211,18 +211,20 @@ check "an ELF file of another machine: clear error, exit 3" 3 "an ELF file, but 
 	timeout 60 "$KVM_RUN" --kernel "$tmp/vmlinux.arm"
 
 # 24-26. The same kernel as an ELF vmlinux (as Firecracker boots it): its
-# segments at their physical addresses, entered at startup_64, quiet.
+# segments at their physical addresses, entered at startup_64, quiet; on
+# 2 vCPUs, so that the second one's start (INIT/SIPI into the kernel's
+# real-mode trampoline) is tried with this loader too.
 con="$tmp/console3.log"
 vm=lx3
 t0=$(date +%s%N)
-"$KVM_RUN" --name lx3 --rundir "$run" --mem 256M --kernel "$vmlinux" \
+"$KVM_RUN" --name lx3 --rundir "$run" --mem 256M --vcpus 2 --kernel "$vmlinux" \
 	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off quiet" \
 	--console "$con" >"$tmp/kvm-run3.out" 2>&1 &
 pid=$!
-if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
+if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT .* cpus 2" "$con"; then
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	tap_ok "an ELF vmlinux boots to the marker after $ms ms"
-	echo "# boot of the vmlinux to the init marker, 1 vCPU, quiet: $ms ms wall ($KM_PACE_WHERE)," \
+	tap_ok "an ELF vmlinux boots to the marker, both vCPUs up, after $ms ms"
+	echo "# boot of the vmlinux to the init marker, 2 vCPUs, quiet: $ms ms wall ($KM_PACE_WHERE)," \
 		"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
 else
 	tap_fail "vmlinux boot: no init marker" "$(tail -20 "$con" 2>/dev/null)" "$(tail -5 "$tmp/kvm-run3.out")"
