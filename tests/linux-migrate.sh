@@ -22,6 +22,7 @@ require_linux --disk
 tap_plan 28
 echo "# kernel $linux_kernel"
 bash "$top_srcdir/tests/lib/make-initramfs.sh" --modules "$linux_kver=virtio_mmio,virtio_blk" \
+	--kmwork "$top_builddir/guest-linux/kmwork" \
 	"$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT || bail "cannot make the initramfs"
 mkdir "$tmp/disks"
 img="$tmp/disks/disk.img"
@@ -48,24 +49,26 @@ else
 fi
 consoles() { printf '%s\n' "$CON"/*.console; }
 
-# The guest's state, in one line: "st-TAG pid=P md5=M up=U" (P only if the
-# sleeper still answers kill -0). Its socket: RUNDIR/lx.console.
+# The guest's state, in one line: "st-TAG pid=P md5=M up=U km=K" (P only
+# if the sleeper still answers kill -0; K kmwork's check line, its spaces
+# made commas). Its socket: RUNDIR/lx.console.
 state_of() {	# state_of RUNDIR TAG: asks, and waits for the line
 	local cmd="echo st-$2 pid=\$(kill -0 \$SLEEPER 2>/dev/null && echo \$SLEEPER)"
 	cmd+=" md5=\$(md5sum /tmp/blob | cut -c1-32) up=\$(cut -d. -f1 /proc/uptime)"
+	cmd+=" km=\$(kmwork check | tr ' ' ,)"
 	type_in "$1/lx.console" "$cmd"$'\n' &&
 		wait_for "the guest's state line st-$2" 60 printed_in "st-$2 .*" $(consoles)
 }
 field_of() { the_line "st-$1 .*" $(consoles) | grep -o " $2=[^ ]*" | cut -d= -f2; }
 
-# The sleeper, the 16 MiB of data, and a writer rewriting pages five
-# times a second (the pages every pre-copy round finds dirty again), about
-# a tenth of what the link carries.
+# The sleeper, the 16 MiB of data, and kmwork (guest-linux/kmwork.c)
+# rewriting 8 MiB of pages (the pages every pre-copy round finds dirty
+# again) at about a tenth of what the link carries.
 # On the disk: its first MiB is the first MiB of /tmp/blob (its md5
 # printed), and a disk writer rewrites 16 KiB of the next MiB five times a
 # second with fsync.
 wpages=$(sized 256 $(( T / 50 )))
-type_in "$A/lx.console" 'sleep 100000 & SLEEPER=$!; dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null; (while :; do dd if=/dev/urandom of=/tmp/w bs=4k count='"$wpages"' conv=notrunc 2>/dev/null; usleep 200000; done) & dd if=/tmp/blob of=/dev/vda bs=1M count=1 conv=fsync 2>/dev/null; (i=0; while :; do i=$((i + 1)); dd if=/dev/urandom of=/dev/vda bs=4k count=4 seek=$((256 + i % 64 * 4)) conv=fsync 2>/dev/null; usleep 200000; done) & DW=$!; echo writer=$((1)) disk0=$(dd if=/tmp/blob bs=1M count=1 2>/dev/null | md5sum | cut -c1-32) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)'$'\n'
+type_in "$A/lx.console" 'sleep 100000 & SLEEPER=$!; dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null; kmwork start --mib 8 --rate '"$(( wpages * 5 ))"' >/dev/null; dd if=/tmp/blob of=/dev/vda bs=1M count=1 conv=fsync 2>/dev/null; (i=0; while :; do i=$((i + 1)); dd if=/dev/urandom of=/dev/vda bs=4k count=4 seek=$((256 + i % 64 * 4)) conv=fsync 2>/dev/null; usleep 200000; done) & DW=$!; echo writer=$((1)) disk0=$(dd if=/tmp/blob bs=1M count=1 2>/dev/null | md5sum | cut -c1-32) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)'$'\n'
 wait_for "the writer" 60 printed_in "writer=1 .*" $(consoles) || bail "the guest did not start its writer"
 state_of "$A" 0 || bail "no state line from the guest"
 sleeper=$(field_of 0 pid)
@@ -73,9 +76,10 @@ md5=$(field_of 0 md5)
 up=$(field_of 0 up)
 t_up=$(date +%s)
 echo "# the guest: sleeper pid $sleeper, /tmp/blob md5 $md5, uptime $up s," \
-	"$(the_line 'writer=1 .*' $(consoles)), writing $wpages pages 5 times a second"
+	"$(the_line 'writer=1 .*' $(consoles)), kmwork writing $(( wpages * 5 )) pages/s"
 disk0=$(the_line 'writer=1 .*' $(consoles) | grep -o 'disk0=[0-9a-f]*' | cut -d= -f2)
-[ -n "$sleeper" ] && [ ${#md5} = 32 ] && [ ${#disk0} = 32 ] || bail "the state line is not whole: $(the_line 'st-0 .*' $(consoles))"
+kmpid=$(field_of 0 km | grep -o 'pid=[0-9]*' | cut -d= -f2)
+[ -n "$sleeper" ] && [ ${#md5} = 32 ] && [ ${#disk0} = 32 ] && [ -n "$kmpid" ] || bail "the state line is not whole: $(the_line 'st-0 .*' $(consoles))"
 
 # 2-20. Three times there and back: A -> B -> A, three checks each (and the
 # disk's lock after the first).
@@ -109,12 +113,14 @@ for k in 1 2 3 4 5 6; do
 	if state_of "$to" "$k"; then
 		now_up=$(field_of "$k" up)
 		host_s=$(( $(date +%s) - t_up ))
+		km=$(field_of "$k" km)
 		if [ "$(field_of "$k" pid)" = "$sleeper" ] && [ "$(field_of "$k" md5)" = "$md5" ] &&
+		   printf '%s' "$km" | grep -Eq "^KMWORK,check,pid=$kmpid,pages=2048,bad=0,.*,backwards=0," &&
 		   [ "$now_up" -ge "$up" ] && [ $(( now_up - up )) -le $(( host_s * 3 / 2 + 2 )) ]; then
-			tap_ok "move $k: typed at ${to##*/}'s console: pid $sleeper lives, same md5, uptime $up -> $now_up s (host: +$host_s s)"
+			tap_ok "move $k: typed at ${to##*/}'s console: pid $sleeper lives, same md5, kmwork's pages all good ($(printf '%s' "$km" | grep -o 'writes=[0-9]*,backwards=0,max_gap_ms=[0-9]*' | tr , ' ')), uptime $up -> $now_up s (host: +$host_s s)"
 		else
 			tap_fail "move $k: the guest's state differs" "$(the_line "st-$k .*" $(consoles))" \
-				"wanted pid=$sleeper md5=$md5 up>=$up (host +$host_s s)"
+				"wanted pid=$sleeper md5=$md5 km: pid=$kmpid bad=0 backwards=0, up>=$up (host +$host_s s)"
 		fi
 		up=$now_up
 		t_up=$(date +%s)

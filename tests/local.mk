@@ -51,12 +51,15 @@ tests_lib_memgrep_SOURCES = tests/lib/memgrep.c
 tests_lib_ckpt_strip_SOURCES = tests/lib/ckpt-strip.c
 
 # Shell tests (TAP through tests/lib.sh).
-TESTS += tests/cli.sh
+TESTS += tests/cli.sh tests/kmwork.sh
 EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/lib-checkpoint.sh tests/pace.sh tests/timed.sh \
-	tests/cli.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
+	tests/cli.sh tests/kmwork.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
 	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh tests/checkpoint-lazy.sh \
 	tests/checkpoint-bound.sh tests/dirty-rate.sh tests/linux-boot.sh tests/linux-migrate.sh \
-	tests/linux-disk.sh tests/lib-linux.sh tests/lib/make-initramfs.sh $(KM_MIGRATE_TESTS)
+	tests/linux-disk.sh tests/lib-linux.sh tests/lib/make-initramfs.sh \
+	tests/lib/extract-vmlinux.sh $(KM_MIGRATE_TESTS)
+# linux-boot.sh's vmlinux, taken out of /boot's bzImage and kept between runs.
+CLEANFILES += tests/linux-boot.vmlinux
 
 check_PROGRAMS += tests/kvm/test-verify
 tests_kvm_test_verify_SOURCES = tests/kvm/test-verify.c

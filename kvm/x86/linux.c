@@ -1,7 +1,8 @@
 /*
  * The Linux boot: a bzImage loaded per the x86 boot protocol
  * (Documentation/arch/x86/boot.rst) and entered at its 64-bit entry point,
- * as kvmtool and Firecracker do. See linux.h for the memory layout.
+ * as kvmtool and Firecracker do, or an ELF vmlinux (elf.c) entered the same
+ * way. See linux.h for the memory layout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -280,43 +281,26 @@ static int linux__check_header(const char *path, const uint8_t *img, uint64_t le
 	return 0;
 }
 
-int linux__boot(struct kvm *kvm, const struct linux_params *p)
+/*
+ * Loads the protected-mode part of a bzImage where its header prefers
+ * (2.10+: pref_address), which a relocatable kernel would move from but
+ * need not; it then needs init_size bytes from there to decompress in
+ * place.
+ */
+static int linux__load_bzimage(struct kvm *kvm, const char *path, const uint8_t *img,
+			       uint64_t img_len, struct linux_image *li)
 {
-	const char *cmdline = p->cmdline ? p->cmdline : "";
 	const struct setup_header *h;
-	struct boot_params *bp = NULL;
-	uint8_t *img = NULL, *rd = NULL;
-	uint64_t img_len = 0, rd_len = 0, setup, load, need, low_end, rd_max, rd_gpa = 0;
-	uint64_t rsdp = 0, cmd_len = strlen(cmdline);
+	uint64_t setup, load, need, low_end;
 	int r;
 
-	if (!kvm->cfg.irqchip) {
-		log_error("--kernel needs the in-kernel irqchip (no --no-irqchip)");
-		return KM_ERR_INVALID;
-	}
-	if ((r = linux__read_file("kernel", p->kernel, LINUX_KERNEL_MAX, &img, &img_len)) != 0)
-		goto out;
-	if ((r = linux__check_header(p->kernel, img, img_len, &h)) != 0)
-		goto out;
-	if (cmd_len > h->cmdline_size || cmd_len >= LINUX_CMDLINE_MAX) {
-		log_error("--append: %llu bytes; this kernel takes at most %u",
-			  (unsigned long long)cmd_len,
-			  h->cmdline_size < LINUX_CMDLINE_MAX - 1 ? h->cmdline_size :
-			  LINUX_CMDLINE_MAX - 1);
-		r = KM_ERR_TOO_LARGE;
-		goto out;
-	}
+	if ((r = linux__check_header(path, img, img_len, &h)) != 0)
+		return r;
 	setup = ((uint64_t)(h->setup_sects ? h->setup_sects : 4) + 1) * 512;
 	if (setup >= img_len) {
-		log_error("kernel %s: setup sectors run past the end of the file", p->kernel);
-		r = KM_ERR_CORRUPT;
-		goto out;
+		log_error("kernel %s: setup sectors run past the end of the file", path);
+		return KM_ERR_CORRUPT;
 	}
-	/*
-	 * Where the protected-mode kernel wants to be (2.10+: pref_address),
-	 * which a relocatable kernel would move from but need not; it then
-	 * needs init_size bytes from there to decompress in place.
-	 */
 	load = h->version >= 0x20a ? h->pref_address : 0x100000;
 	if (h->relocatable_kernel && h->kernel_alignment &&
 	    (load % h->kernel_alignment || load < LINUX_HIGH_GPA))
@@ -326,26 +310,65 @@ int linux__boot(struct kvm *kvm, const struct linux_params *p)
 	low_end = kvm->mem.slots[0].gpa + kvm->mem.slots[0].size;
 	if (load < LINUX_HIGH_GPA || load > low_end || need > low_end - load) {
 		log_error("kernel %s: needs %llu MiB from %#llx, beyond the %llu MiB of RAM below "
-			  "the hole: give more --mem", p->kernel, (unsigned long long)(need >> 20),
+			  "the hole: give more --mem", path, (unsigned long long)(need >> 20),
 			  (unsigned long long)load, (unsigned long long)(low_end >> 20));
+		return KM_ERR_TOO_LARGE;
+	}
+	if ((r = memory__write(&kvm->mem, load, img + setup, img_len - setup)) != 0)
+		return r;
+	/* The header as the file has it (boot.rst: copy it, then fill in the loader's fields). */
+	memset(li, 0, sizeof(*li));
+	memcpy(&li->hdr, h, sizeof(*h));
+	li->hdr.code32_start = (uint32_t)load;
+	li->entry = load + 0x200;
+	li->start = load;
+	li->end = load + need;
+	li->kind = h->relocatable_kernel ? "bzImage, relocatable" : "bzImage";
+	return 0;
+}
+
+int linux__boot(struct kvm *kvm, const struct linux_params *p)
+{
+	const char *cmdline = p->cmdline ? p->cmdline : "";
+	struct linux_image li;
+	struct boot_params *bp = NULL;
+	uint8_t *img = NULL, *rd = NULL;
+	uint64_t img_len = 0, rd_len = 0, low_end, rd_max, rd_gpa = 0;
+	uint64_t rsdp = 0, cmd_len = strlen(cmdline);
+	int r;
+
+	if (!kvm->cfg.irqchip) {
+		log_error("--kernel needs the in-kernel irqchip (no --no-irqchip)");
+		return KM_ERR_INVALID;
+	}
+	if ((r = linux__read_file("kernel", p->kernel, LINUX_KERNEL_MAX, &img, &img_len)) != 0)
+		goto out;
+	if (elf__is_elf(img, img_len))
+		r = elf__load_vmlinux(kvm, p->kernel, img, img_len, &li);
+	else
+		r = linux__load_bzimage(kvm, p->kernel, img, img_len, &li);
+	if (r != 0)
+		goto out;
+	if (cmd_len > li.hdr.cmdline_size || cmd_len >= LINUX_CMDLINE_MAX) {
+		log_error("--append: %llu bytes; this kernel takes at most %u",
+			  (unsigned long long)cmd_len,
+			  li.hdr.cmdline_size < LINUX_CMDLINE_MAX - 1 ? li.hdr.cmdline_size :
+			  LINUX_CMDLINE_MAX - 1);
 		r = KM_ERR_TOO_LARGE;
 		goto out;
 	}
-	if ((r = memory__write(&kvm->mem, load, img + setup, img_len - setup)) != 0)
-		goto out;
+	low_end = kvm->mem.slots[0].gpa + kvm->mem.slots[0].size;
 
 	bp = calloc(1, sizeof(*bp));
 	if (!bp) {
 		r = -ENOMEM;
 		goto out;
 	}
-	/* The header as the file has it (boot.rst: copy it, then fill in the loader's fields). */
-	memcpy(&bp->hdr, h, sizeof(*h));
+	memcpy(&bp->hdr, &li.hdr, sizeof(li.hdr));
 	bp->hdr.type_of_loader = 0xff;		/* "undefined" boot loader */
 	bp->hdr.loadflags |= LOADFLAG_CAN_USE_HEAP;
 	bp->hdr.heap_end_ptr = 0xfe00;
 	bp->hdr.cmd_line_ptr = (uint32_t)LINUX_CMDLINE_GPA;
-	bp->hdr.code32_start = (uint32_t)load;
 	if ((r = memory__write(&kvm->mem, LINUX_CMDLINE_GPA, cmdline, cmd_len + 1)) != 0)
 		goto out;
 
@@ -353,9 +376,9 @@ int linux__boot(struct kvm *kvm, const struct linux_params *p)
 		if ((r = linux__read_file("initrd", p->initrd, low_end, &rd, &rd_len)) != 0)
 			goto out;
 		/* As high as it may go (initrd_addr_max), page-aligned, clear of the kernel. */
-		rd_max = (uint64_t)h->initrd_addr_max + 1 < low_end ?
-			 (uint64_t)h->initrd_addr_max + 1 : low_end;
-		if (rd_len > rd_max || ((rd_max - rd_len) & ~0xfffULL) < load + need) {
+		rd_max = (uint64_t)li.hdr.initrd_addr_max + 1 < low_end ?
+			 (uint64_t)li.hdr.initrd_addr_max + 1 : low_end;
+		if (rd_len > rd_max || ((rd_max - rd_len) & ~0xfffULL) < li.end) {
 			log_error("initrd %s: %llu MiB do not fit between the kernel and %#llx: "
 				  "give more --mem", p->initrd, (unsigned long long)(rd_len >> 20),
 				  (unsigned long long)rd_max);
@@ -376,13 +399,13 @@ int linux__boot(struct kvm *kvm, const struct linux_params *p)
 	if ((r = memory__write(&kvm->mem, LINUX_ZERO_PAGE_GPA, bp, sizeof(*bp))) != 0 ||
 	    (r = linux__page_tables(kvm)) != 0 ||
 	    (r = linux__cpuid(kvm)) != 0 ||
-	    (r = linux__setup_bsp(kvm, load + 0x200)) != 0)
+	    (r = linux__setup_bsp(kvm, li.entry)) != 0)
 		goto out;
 	kvm->linux_guest = true;
-	log_info("kernel %s: boot protocol %u.%02u, %llu KiB at %#llx%s, initrd %llu KiB "
-		 "at %#llx", p->kernel, h->version >> 8, h->version & 0xff,
-		 (unsigned long long)((img_len - setup) >> 10), (unsigned long long)load,
-		 h->relocatable_kernel ? ", relocatable" : "",
+	log_info("kernel %s: %s, boot protocol %u.%02u, %llu KiB at %#llx, entry %#llx, "
+		 "initrd %llu KiB at %#llx", p->kernel, li.kind, li.hdr.version >> 8,
+		 li.hdr.version & 0xff, (unsigned long long)((li.end - li.start) >> 10),
+		 (unsigned long long)li.start, (unsigned long long)li.entry,
 		 (unsigned long long)(rd_len >> 10), (unsigned long long)rd_gpa);
 out:
 	free(bp);

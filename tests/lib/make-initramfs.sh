@@ -1,18 +1,22 @@
 #!/bin/bash
-# make-initramfs.sh OUT.cpio.gz [MARKER]: a tiny initramfs for Linux guests
-# of kvm-run (tests/linux-boot.sh): Debian's static busybox and an /init
-# that mounts proc, sys and dev, prints MARKER (default KVM-MIGRATE-INIT)
-# with the uptime, and runs a shell on the console. Needs busybox-static,
-# cpio and gzip.
+# make-initramfs.sh [--modules KVER=MOD,...] [--kmwork FILE] OUT.cpio.gz [MARKER]:
+# a tiny initramfs for Linux guests of kvm-run (tests/linux-*.sh): Debian's
+# static busybox and an /init that mounts proc, sys and dev, prints MARKER
+# (default KVM-MIGRATE-INIT) with the uptime, and runs a shell on the
+# console. Needs busybox-static, cpio and gzip.
 #   --modules KVER=MOD[,MOD...]  also copies those kernel modules of
 #     /lib/modules/KVER (and what they need, by modules.dep; uncompressed
 #     .ko only, as busybox's insmod loads them) and has /init insmod them,
 #     dependencies first, before it prints MARKER.
+#   --kmwork FILE  also the workload program FILE (guest-linux/kmwork,
+#     static) as /bin/kmwork.
 set -eu
 modules=
+kmwork=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--modules) modules=$2; shift 2 ;;
+	--kmwork) kmwork=$2; shift 2 ;;
 	*) break ;;
 	esac
 done
@@ -55,6 +59,13 @@ if [ -n "$modules" ]; then
 		insmods="${insmods}insmod /lib/modules/$(basename "$rel")
 "
 	done
+fi
+if [ -n "$kmwork" ]; then
+	if [ ! -x "$kmwork" ] || ldd "$kmwork" >/dev/null 2>&1; then
+		echo "make-initramfs: $kmwork is not a static executable" >&2
+		exit 1
+	fi
+	cp "$kmwork" "$tmp/bin/kmwork"
 fi
 cat > "$tmp/init" <<INIT
 #!/bin/busybox sh

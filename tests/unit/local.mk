@@ -74,3 +74,10 @@ TESTS += tests/unit/test-virtio-blk
 tests_unit_test_virtio_blk_SOURCES = tests/unit/test-virtio-blk.c
 tests_unit_test_virtio_blk_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_virtio_blk_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
+
+# The ELF vmlinux loader (kvm/x86/elf.c) on guest memory without /dev/kvm.
+check_PROGRAMS += tests/unit/test-elf
+TESTS += tests/unit/test-elf
+tests_unit_test_elf_SOURCES = tests/unit/test-elf.c
+tests_unit_test_elf_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_elf_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
