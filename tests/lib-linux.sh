@@ -27,9 +27,9 @@ require_linux() {
 	require_kvm
 }
 
-# type_in SOCKET TEXT: TEXT into a console socket (a client at a time:
-# each call connects, sends, leaves).
-type_in() {
+# console_type SOCKET TEXT: TEXT into a console socket (a client at a
+# time: each call connects, sends, leaves).
+console_type() {
 	perl -MIO::Socket::UNIX -e '
 		my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect $ARGV[0]: $!\n";
 		print $s $ARGV[1]; close $s;' "$1" "$2"

@@ -6,13 +6,9 @@
 # ending kvm-run with status 0, a reboot (reboot=k) too; the same kernel as
 # an ELF vmlinux; and bad input refused clearly.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-linux.sh"
 
-kernel=$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -1)
-[ -r "$kernel" ] || tap_skip_all "no readable kernel /boot/vmlinuz-* (install linux-image-amd64)"
-for t in cpio gzip perl; do
-	command -v "$t" >/dev/null || tap_skip_all "$t is missing (scripts/install-deps installs it)"
-done
-[ -x /bin/busybox ] || tap_skip_all "no /bin/busybox (install busybox-static)"
+kernel=$linux_kernel
 KMWORK="$top_builddir/guest-linux/kmwork"
 [ -x "$KMWORK" ] || bail "$KMWORK is not built"
 # The kernel as an ELF vmlinux, taken out of the bzImage here, before the
@@ -25,13 +21,7 @@ if [ ! -s "$vmlinux" ] || [ "$kernel" -nt "$vmlinux" ]; then
 	vmlinux_why=$(bash "$top_srcdir/tests/lib/extract-vmlinux.sh" "$kernel" "$vmlinux" 2>&1) ||
 		{ rm -f "$vmlinux"; [ -n "$vmlinux_why" ] || vmlinux_why="extract-vmlinux.sh failed"; }
 fi
-# A kernel runs at CPL0, which kvm_pvm emulates too slowly and too partially
-# to boot one (DESIGN.md s.2): there too, this test runs in the sandbox.
-if [ -z "${KVM_MIGRATE_IN_SANDBOX:-}" ] && [ -d /sys/module/kvm_pvm ]; then
-	export KVM_MIGRATE_FORCE_SANDBOX=1
-	export KVM_MIGRATE_SANDBOX=${KVM_MIGRATE_SANDBOX:-$top_srcdir/scripts/sandbox/kvm-sandbox}
-fi
-require_kvm
+require_linux
 
 tmp=$(mktemp -d)
 pid=
@@ -81,11 +71,7 @@ else
 fi
 
 # Types TEXT into the console socket (a client at a time: each call connects, sends, leaves).
-type_in() {
-	perl -MIO::Socket::UNIX -e '
-		my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect $ARGV[0]: $!\n";
-		print $s $ARGV[1]; close $s;' "$run/$vm.console" "$1"
-}
+type_in() { console_type "$run/$vm.console" "$1"; }
 vm=lx
 # A line the guest printed (the echo of what was typed does not match: it holds $(...)).
 printed() { tr -d '\r' < "$con" | grep -q "^$1\$"; }

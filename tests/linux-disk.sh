@@ -8,21 +8,11 @@
 # runs on; a read-only disk reads the same and refuses writes; bad input
 # is refused clearly.
 . "$(dirname "$0")/lib.sh"
-
-kernel=$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -1)
-[ -r "$kernel" ] || tap_skip_all "no readable kernel /boot/vmlinuz-* (install linux-image-amd64)"
-kver=${kernel#/boot/vmlinuz-}
-[ -r "/lib/modules/$kver/modules.dep" ] || tap_skip_all "no /lib/modules/$kver (the virtio modules)"
-for t in cpio gzip perl sha256sum; do
-	command -v "$t" >/dev/null || tap_skip_all "$t is missing (scripts/install-deps installs it)"
-done
-[ -x /bin/busybox ] || tap_skip_all "no /bin/busybox (install busybox-static)"
-# As linux-boot.sh: a kernel at CPL0 needs real nested KVM, the sandbox's.
-if [ -z "${KVM_MIGRATE_IN_SANDBOX:-}" ] && [ -d /sys/module/kvm_pvm ]; then
-	export KVM_MIGRATE_FORCE_SANDBOX=1
-	export KVM_MIGRATE_SANDBOX=${KVM_MIGRATE_SANDBOX:-$top_srcdir/scripts/sandbox/kvm-sandbox}
-fi
-require_kvm
+. "$(dirname "$0")/lib-linux.sh"
+command -v sha256sum >/dev/null || tap_skip_all "sha256sum is missing (coreutils)"
+require_linux --disk
+kernel=$linux_kernel
+kver=$linux_kver
 
 tmp=$(mktemp -d)
 pid=
@@ -51,11 +41,7 @@ check "--disk without --kernel: usage error, exit 2" 2 "--disk and --disk-ro nee
 	"$KVM_RUN" --disk "$img"
 
 run="$tmp/run"
-type_in() {
-	perl -MIO::Socket::UNIX -e '
-		my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect $ARGV[0]: $!\n";
-		print $s $ARGV[1]; close $s;' "$run/$vm.console" "$1"
-}
+type_in() { console_type "$run/$vm.console" "$1"; }
 # The last line the guest printed that starts with $1 (typed command lines do not: a prompt precedes them).
 line() { tr -d '\r' < "$con" | grep -E "^$1" | tail -1; }
 printed() { tr -d '\r' < "$con" | grep -qE "^$1\$"; }

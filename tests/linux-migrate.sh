@@ -56,10 +56,10 @@ state_of() {	# state_of RUNDIR TAG: asks, and waits for the line
 	local cmd="echo st-$2 pid=\$(kill -0 \$SLEEPER 2>/dev/null && echo \$SLEEPER)"
 	cmd+=" md5=\$(md5sum /tmp/blob | cut -c1-32) up=\$(cut -d. -f1 /proc/uptime)"
 	cmd+=" km=\$(kmwork check | tr ' ' ,)"
-	type_in "$1/lx.console" "$cmd"$'\n' &&
+	console_type "$1/lx.console" "$cmd"$'\n' &&
 		wait_for "the guest's state line st-$2" 60 printed_in "st-$2 .*" $(consoles)
 }
-field_of() { the_line "st-$1 .*" $(consoles) | grep -o " $2=[^ ]*" | cut -d= -f2; }
+field_of() { the_line "st-$1 .*" $(consoles) | grep -o " $2=[^ ]*" | cut -d= -f2-; }
 
 # The sleeper, the 16 MiB of data, and kmwork (guest-linux/kmwork.c)
 # rewriting 8 MiB of pages (the pages every pre-copy round finds dirty
@@ -68,7 +68,7 @@ field_of() { the_line "st-$1 .*" $(consoles) | grep -o " $2=[^ ]*" | cut -d= -f2
 # printed), and a disk writer rewrites 16 KiB of the next MiB five times a
 # second with fsync.
 wpages=$(sized 256 $(( T / 50 )))
-type_in "$A/lx.console" 'sleep 100000 & SLEEPER=$!; dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null; kmwork start --mib 8 --rate '"$(( wpages * 5 ))"' >/dev/null; dd if=/tmp/blob of=/dev/vda bs=1M count=1 conv=fsync 2>/dev/null; (i=0; while :; do i=$((i + 1)); dd if=/dev/urandom of=/dev/vda bs=4k count=4 seek=$((256 + i % 64 * 4)) conv=fsync 2>/dev/null; usleep 200000; done) & DW=$!; echo writer=$((1)) disk0=$(dd if=/tmp/blob bs=1M count=1 2>/dev/null | md5sum | cut -c1-32) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)'$'\n'
+console_type "$A/lx.console" 'sleep 100000 & SLEEPER=$!; dd if=/dev/urandom of=/tmp/blob bs=1M count=16 2>/dev/null; kmwork start --mib 8 --rate '"$(( wpages * 5 ))"' >/dev/null; dd if=/tmp/blob of=/dev/vda bs=1M count=1 conv=fsync 2>/dev/null; (i=0; while :; do i=$((i + 1)); dd if=/dev/urandom of=/dev/vda bs=4k count=4 seek=$((256 + i % 64 * 4)) conv=fsync 2>/dev/null; usleep 200000; done) & DW=$!; echo writer=$((1)) disk0=$(dd if=/tmp/blob bs=1M count=1 2>/dev/null | md5sum | cut -c1-32) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)'$'\n'
 wait_for "the writer" 60 printed_in "writer=1 .*" $(consoles) || bail "the guest did not start its writer"
 state_of "$A" 0 || bail "no state line from the guest"
 sleeper=$(field_of 0 pid)
@@ -162,13 +162,13 @@ fi
 # 25-28. The disk writer stops; what the guest reads back with its page
 # cache dropped, and then the image file on the host after it powered
 # off, are what it wrote.
-type_in "$A/lx.console" 'kill $DW; wait $DW; echo 3 > /proc/sys/vm/drop_caches; echo disk r0=$(dd if=/dev/vda bs=1M count=1 2>/dev/null | md5sum | cut -c1-32) r1=$(dd if=/dev/vda bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -c1-32)'$'\n'
+console_type "$A/lx.console" 'kill $DW; wait $DW; echo 3 > /proc/sys/vm/drop_caches; echo disk r0=$(dd if=/dev/vda bs=1M count=1 2>/dev/null | md5sum | cut -c1-32) r1=$(dd if=/dev/vda bs=1M skip=1 count=1 2>/dev/null | md5sum | cut -c1-32)'$'\n'
 wait_for "the guest's read-back" 60 printed_in "disk r0=.* r1=.*" $(consoles)
 line=$(the_line "disk r0=.* r1=.*" $(consoles))
 r0=$(printf '%s' "$line" | grep -o 'r0=[0-9a-f]*' | cut -d= -f2)
 r1=$(printf '%s' "$line" | grep -o 'r1=[0-9a-f]*' | cut -d= -f2)
 ok_if "the guest reads back the first MiB it wrote before the moves ($r0)" [ "$r0" = "$disk0" ]
-type_in "$A/lx.console" $'poweroff -f\n'
+console_type "$A/lx.console" $'poweroff -f\n'
 gone_a() { ! answers "$A/lx.sock" && [ ! -e "$A/lx.console" ]; }
 ok_if "poweroff -f at A: the VM ends, its sockets go" wait_for "the VM at A to end" 60 gone_a
 ok_if "the image's first MiB is what the guest wrote" \
