@@ -50,3 +50,48 @@ the_line() {
 	shift
 	cat "$@" 2>/dev/null | tr -d '\r' | grep -E "^$line\$" | tail -1
 }
+
+# The tests that drive one kvm-run at a time keep it in $pid, its name in
+# $vm, its run directory in $run, its console log in $con; these use them.
+type_in() { console_type "$run/$vm.console" "$1"; }
+gone() { ! kill -0 "$pid" 2>/dev/null; }
+
+# boot_vm NAME DESC KVM-RUN-ARGS...: kvm-run --name NAME (in $run, console
+# to $tmp/NAME.console, output to $tmp/NAME.out) with the args; waits for
+# the init marker (KVM-MIGRATE-INIT). Sets vm, con, pid and ms (the wall
+# time to the marker, also printed as a comment with DESC). 1 if no marker
+# came, with the console's and kvm-run's last lines printed.
+boot_vm() {
+	local t0
+	vm=$1
+	con="$tmp/$1.console"
+	t0=$(date +%s%N)
+	"$KVM_RUN" --name "$1" --rundir "$run" --console "$con" "${@:3}" >"$tmp/$1.out" 2>&1 &
+	pid=$!
+	if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
+		ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+		echo "# boot to the init marker, $2: $ms ms wall ($KM_PACE_WHERE)," \
+			"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
+		return 0
+	fi
+	echo "# no init marker; console tail:"
+	tail -20 "$con" 2>/dev/null | sed 's/^/#   /'
+	tail -5 "$tmp/$1.out" 2>/dev/null | sed 's/^/#   /'
+	return 1
+}
+
+# vm_end DESC COMMAND: types COMMAND (poweroff -f, reboot -f) into the
+# guest; one check: kvm-run ends, with status 0.
+vm_end() {
+	local st t1
+	t1=$(date +%s%N)
+	type_in "$2"$'\n'
+	if wait_for "kvm-run to end after $2" 60 gone; then
+		wait "$pid" && st=0 || st=$?
+		pid=
+		ok_if "$1: kvm-run ends with status 0 ($st) in $(( ($(date +%s%N) - t1) / 1000000 )) ms" \
+			[ "$st" = 0 ]
+	else
+		tap_fail "$1: kvm-run still runs after $2" "$(tail -5 "$con")"
+	fi
+}

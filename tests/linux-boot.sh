@@ -55,24 +55,13 @@ check "--kernel with --guest: usage error, exit 2" 2 "boots Linux instead of a w
 # 5. Boot to the init marker. pci=off: there is no PCI bus, and probing
 # for one costs thousands of exits, seconds where every exit is emulated.
 run="$tmp/run"
-con="$tmp/console.log"
-t0=$(date +%s%N)
-"$KVM_RUN" --name lx --rundir "$run" --mem 256M --vcpus 2 --kernel "$kernel" \
-	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off panic=-1" \
-	--console "$con" >"$tmp/kvm-run.out" 2>&1 &
-pid=$!
-if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if boot_vm lx "2 vCPUs, kernel messages on" --mem 256M --vcpus 2 --kernel "$kernel" \
+	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off panic=-1"; then
 	tap_ok "Linux boots to the initramfs shell: marker after $ms ms"
-	echo "# boot to the init marker, 2 vCPUs, kernel messages on: $ms ms wall ($KM_PACE_WHERE)," \
-		"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
 else
-	tap_fail "no init marker on the console" "$(tail -20 "$con" 2>/dev/null)" "$(tail -5 "$tmp/kvm-run.out")"
+	tap_fail "no init marker on the console"
 fi
 
-# Types TEXT into the console socket (a client at a time: each call connects, sends, leaves).
-type_in() { console_type "$run/$vm.console" "$1"; }
-vm=lx
 # A line the guest printed (the echo of what was typed does not match: it holds $(...)).
 printed() { tr -d '\r' < "$con" | grep -q "^$1\$"; }
 
@@ -147,17 +136,8 @@ ok_if "kmwork stop: the daemon ends, and check then says no daemon" \
 	      [ "$(kmline 4 check)" = "KMWORK check: no daemon" ]'
 
 # 16-18. poweroff -f ends kvm-run with status 0, and its socket goes.
-t1=$(date +%s%N)
-type_in $'poweroff -f\n'
-gone() { ! kill -0 "$pid" 2>/dev/null; }
-if wait_for "kvm-run to end after poweroff" 60 gone; then
-	wait "$pid" && st=0 || st=$?
-	pid=
-	ok_if "poweroff -f: kvm-run ends with status 0 ($st) in $(( ($(date +%s%N) - t1) / 1000000 )) ms" [ "$st" = 0 ]
-else
-	tap_fail "kvm-run still runs after poweroff -f" "$(tail -5 "$con")"
-fi
-ok_if "the log says the guest powered off" grep -q "the guest powered off" "$tmp/kvm-run.out"
+vm_end "poweroff -f" "poweroff -f"
+ok_if "the log says the guest powered off" grep -q "the guest powered off" "$tmp/lx.out"
 ok_if "the console socket is removed at exit" test ! -e "$run/lx.console"
 if [ -n "$pid" ] || ! grep -q "reboot: Power down" "$con"; then
 	echo "# console tail:"; tail -5 "$con" | sed 's/^/#   /'
@@ -182,41 +162,18 @@ if printf '%s' "$rk" | grep -q '"return"' && wait_for "the restored VM" 60 resto
 else
 	tap_fail "the live snapshot with kmwork running, restored" "$rk" "$(tail -5 "$tmp/kvm-run-r.out")"
 fi
-type_in $'poweroff -f\n'
-if wait_for "the restored VM to power off" 60 gone; then
-	wait "$pid" && st=0 || st=$?
-	pid=
-	ok_if "the restored guest powers off: kvm-run ends with status 0 ($st)" [ "$st" = 0 ]
-else
-	tap_fail "the restored guest did not power off" "$(tail -5 "$tmp/kvm-run-r.out")"
-fi
+vm_end "the restored guest powers off" "poweroff -f"
 
 # 21-23. A second boot, quiet (the kernel's messages are most of the
 # console's exits) and with reboot=k: reboot -f ends kvm-run with 0 too.
-con="$tmp/console2.log"
-vm=lx2
-t0=$(date +%s%N)
-"$KVM_RUN" --name lx2 --rundir "$run" --mem 256M --kernel "$kernel" \
-	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off quiet reboot=k" \
-	--console "$con" >"$tmp/kvm-run2.out" 2>&1 &
-pid=$!
-if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if boot_vm lx2 "1 vCPU, quiet" --mem 256M --kernel "$kernel" --initrd "$tmp/initrd.cpio.gz" \
+	--append "console=ttyS0 pci=off quiet reboot=k"; then
 	tap_ok "a quiet boot reaches the marker after $ms ms"
-	echo "# boot to the init marker, 1 vCPU, quiet: $ms ms wall ($KM_PACE_WHERE)," \
-		"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
 else
-	tap_fail "quiet boot: no init marker" "$(tail -20 "$con" 2>/dev/null)" "$(tail -5 "$tmp/kvm-run2.out")"
+	tap_fail "quiet boot: no init marker"
 fi
-type_in $'reboot -f\n'
-if wait_for "kvm-run to end after reboot" 60 gone; then
-	wait "$pid" && st=0 || st=$?
-	pid=
-	ok_if "reboot -f (reboot=k): kvm-run ends with status 0 ($st)" [ "$st" = 0 ]
-else
-	tap_fail "kvm-run still runs after reboot -f" "$(tail -5 "$con")"
-fi
-ok_if "the log says the guest reset the machine" grep -q "the guest reset the machine" "$tmp/kvm-run2.out"
+vm_end "reboot -f (reboot=k)" "reboot -f"
+ok_if "the log says the guest reset the machine" grep -q "the guest reset the machine" "$tmp/lx2.out"
 
 # 24-25. An ELF vmlinux that is cut short, or for another machine: refused,
 # saying why, before any guest runs.
@@ -237,28 +194,13 @@ check "an ELF file of another machine: clear error, exit 3" 3 "an ELF file, but 
 # segments at their physical addresses, entered at startup_64, quiet; on
 # 2 vCPUs, so that the second one's start (INIT/SIPI into the kernel's
 # real-mode trampoline) is tried with this loader too.
-con="$tmp/console3.log"
-vm=lx3
-t0=$(date +%s%N)
-"$KVM_RUN" --name lx3 --rundir "$run" --mem 256M --vcpus 2 --kernel "$vmlinux" \
-	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off quiet" \
-	--console "$con" >"$tmp/kvm-run3.out" 2>&1 &
-pid=$!
-if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT .* cpus 2" "$con"; then
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if boot_vm lx3 "the vmlinux, 2 vCPUs, quiet" --mem 256M --vcpus 2 --kernel "$vmlinux" \
+	--initrd "$tmp/initrd.cpio.gz" --append "console=ttyS0 pci=off quiet" &&
+   grep -q "^KVM-MIGRATE-INIT .* cpus 2" "$con"; then
 	tap_ok "an ELF vmlinux boots to the marker, both vCPUs up, after $ms ms"
-	echo "# boot of the vmlinux to the init marker, 2 vCPUs, quiet: $ms ms wall ($KM_PACE_WHERE)," \
-		"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
 else
-	tap_fail "vmlinux boot: no init marker" "$(tail -20 "$con" 2>/dev/null)" "$(tail -5 "$tmp/kvm-run3.out")"
+	tap_fail "vmlinux boot: no init marker with both vCPUs"
 fi
 ok_if "the log says how: ELF vmlinux, its segments and entry" \
-	grep -Eq "ELF vmlinux, [0-9]+ PT_LOAD segments at 0x[0-9a-f]+-0x[0-9a-f]+, entry 0x" "$tmp/kvm-run3.out"
-type_in $'poweroff -f\n'
-if wait_for "kvm-run to end after poweroff" 60 gone; then
-	wait "$pid" && st=0 || st=$?
-	pid=
-	ok_if "poweroff -f ends the vmlinux's kvm-run with status 0 ($st)" [ "$st" = 0 ]
-else
-	tap_fail "kvm-run (vmlinux) still runs after poweroff -f" "$(tail -5 "$con")"
-fi
+	grep -Eq "ELF vmlinux, [0-9]+ PT_LOAD segments at 0x[0-9a-f]+-0x[0-9a-f]+, entry 0x" "$tmp/lx3.out"
+vm_end "poweroff -f of the vmlinux" "poweroff -f"

@@ -41,48 +41,17 @@ check "--disk without --kernel: usage error, exit 2" 2 "--disk and --disk-ro nee
 	"$KVM_RUN" --disk "$img"
 
 run="$tmp/run"
-type_in() { console_type "$run/$vm.console" "$1"; }
 # The last line the guest printed that starts with $1 (typed command lines do not: a prompt precedes them).
 line() { tr -d '\r' < "$con" | grep -E "^$1" | tail -1; }
 printed() { tr -d '\r' < "$con" | grep -qE "^$1\$"; }
-gone() { ! kill -0 "$pid" 2>/dev/null; }
 stat_of() {
 	"$QMP_SEND" "$run/$vm.sock" '{"execute": "query-stats"}' 2>/dev/null |
 		grep -oE "\"$1\": *[0-9]+" | grep -oE '[0-9]+$'
 }
-# boot NAME VCPUS DISK-OPTION: starts a VM on the image and waits for the init marker.
+# boot NAME VCPUS DISK-OPTION: a VM on the image, up to the init marker (boot_vm).
 boot() {
-	vm=$1
-	local vcpus=$2
-	shift
-	con="$tmp/$vm.console.log"
-	local t0
-	t0=$(date +%s%N)
-	"$KVM_RUN" --name "$vm" --rundir "$run" --mem 256M --vcpus "$vcpus" --kernel "$kernel" \
-		--initrd "$tmp/initrd.cpio.gz" --append "$append" "$2" "$img" \
-		--console "$con" >"$tmp/$vm.out" 2>&1 &
-	pid=$!
-	if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
-		ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-		echo "# boot to the init marker, $vcpus vCPU(s), $2 (virtio modules loaded): $ms ms wall" \
-			"($KM_PACE_WHERE), $(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"
-		return 0
-	fi
-	echo "# console tail:"; tail -20 "$con" 2>/dev/null | sed 's/^/#   /'
-	tail -5 "$tmp/$vm.out" | sed 's/^/#   /'
-	return 1
-}
-# poweroff_ok DESC: poweroff -f ends kvm-run with status 0.
-poweroff_ok() {
-	local st
-	type_in $'poweroff -f\n'
-	if wait_for "kvm-run to end after poweroff" 60 gone; then
-		wait "$pid" && st=0 || st=$?
-		pid=
-		ok_if "$1 (status $st)" [ "$st" = 0 ]
-	else
-		tap_fail "$1: kvm-run still runs" "$(tail -5 "$con")"
-	fi
+	boot_vm "$1" "$2 vCPU(s), $3 (virtio modules loaded)" --mem 256M --vcpus "$2" \
+		--kernel "$kernel" --initrd "$tmp/initrd.cpio.gz" --append "$append" "$3" "$img"
 }
 
 # 4-6. The guest finds the disk: its size in sectors, its serial (GET_ID: the file's name).
@@ -124,7 +93,7 @@ type_in $'echo alive=$((40 + 2))\n'
 ok_if "the first VM runs on" wait_for "the guest to answer" 60 printed "alive=42"
 
 # 13-14. Power off; the image holds what the guest wrote.
-poweroff_ok "poweroff -f: kvm-run ends with status 0"
+vm_end "poweroff -f" "poweroff -f"
 host=$(head -c 1M "$img" | sha256sum | cut -d' ' -f1)
 ok_if "the image's first MiB is the guest's pattern ($host)" eval '[ -n "$pat" ] && [ "$host" = "$pat" ]'
 
@@ -139,6 +108,6 @@ wait_for "the read-only disk's hash" 60 printed "ro=1 back=[0-9a-f]{64}" || true
 ok_if "the guest sees it read-only, holding the pattern" printed "ro=1 back=$pat"
 type_in $'dd if=/dev/zero of=/dev/vda bs=512 count=1 conv=fsync 2>/dev/null && echo wrote=yes || echo wrote=no\n'
 ok_if "a write to it fails in the guest" wait_for "the write's outcome" 60 printed "wrote=no"
-poweroff_ok "poweroff -f with a read-only disk: kvm-run ends with status 0"
+vm_end "poweroff -f with a read-only disk" "poweroff -f"
 ok_if "the read-only image is unchanged" \
 	eval '[ -n "$pat" ] && [ "$(head -c 1M "$img" | sha256sum | cut -d" " -f1)" = "$pat" ]'
