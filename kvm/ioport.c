@@ -181,7 +181,7 @@ static enum ioport_action ioport__hypercall(struct kvm_cpu *cpu, unsigned int nr
 				 cpu->id, regs.rdi, regs.rsi);
 		break;
 	case KM_HC_PROGRESS:
-		progress__record(&kvm->progress, cpu->id, regs.rdi, regs.r8, kvm__now_ns());
+		progress__record(&kvm->progress, cpu->id, regs.rdi, regs.r8);
 		break;
 	case KM_HC_SLEEP:
 		ioport__sleep(cpu, regs.rdi);

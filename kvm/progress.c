@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvm/kvm.h"
 #include "kvm/progress.h"
 
 int progress__init(struct progress_log *log)
@@ -25,14 +26,16 @@ void progress__destroy(struct progress_log *log)
 }
 
 void progress__record(struct progress_log *log, uint32_t vcpu, uint64_t counter,
-		      uint64_t max_gap_tsc, uint64_t now_ns)
+		      uint64_t max_gap_tsc)
 {
 	struct progress_sample *s;
 	struct progress_vcpu *v;
+	uint64_t now_ns;
 
 	if (vcpu >= KM_MAX_VCPUS)
 		return;
 	pthread_mutex_lock(&log->lock);
+	now_ns = kvm__now_ns();
 	s = &log->ring[log->head % PROGRESS_LOG_SIZE];
 	s->host_ns = now_ns;
 	s->counter = counter;

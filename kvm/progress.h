@@ -40,8 +40,13 @@ struct progress_log {
 
 int progress__init(struct progress_log *log);
 void progress__destroy(struct progress_log *log);
+/*
+ * A vCPU's report. Its time is read under the log's lock, so the ring is
+ * in time order even when vCPUs report at once (progress__samples' since_ns
+ * and the --progress series rely on it).
+ */
 void progress__record(struct progress_log *log, uint32_t vcpu, uint64_t counter,
-		      uint64_t max_gap_tsc, uint64_t now_ns);
+		      uint64_t max_gap_tsc);
 /* A consistent copy of one vCPU's summary. */
 void progress__get(struct progress_log *log, uint32_t vcpu, struct progress_vcpu *out);
 /*
