@@ -81,3 +81,10 @@ TESTS += tests/unit/test-elf
 tests_unit_test_elf_SOURCES = tests/unit/test-elf.c
 tests_unit_test_elf_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_elf_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
+
+# The convergence policy (migrate/policy.c) the engine and the simulator share.
+check_PROGRAMS += tests/unit/test-policy
+TESTS += tests/unit/test-policy
+tests_unit_test_policy_SOURCES = tests/unit/test-policy.c migrate/policy.c
+tests_unit_test_policy_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_policy_LDADD = $(KM_UNIT_LDADD)
