@@ -88,3 +88,10 @@ TESTS += tests/unit/test-policy
 tests_unit_test_policy_SOURCES = tests/unit/test-policy.c migrate/policy.c
 tests_unit_test_policy_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_policy_LDADD = $(KM_UNIT_LDADD)
+
+# Dirty traces (lib/dtrace.c): round trip, and the reader's fuzzing.
+check_PROGRAMS += tests/unit/test-dtrace
+TESTS += tests/unit/test-dtrace
+tests_unit_test_dtrace_SOURCES = tests/unit/test-dtrace.c
+tests_unit_test_dtrace_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_dtrace_LDADD = $(KM_UNIT_LDADD)
