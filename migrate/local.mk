@@ -1,7 +1,7 @@
 # Migration: the engine (linked into kvm-run and kvm-migrated), the daemon and the client.
 noinst_LIBRARIES += migrate/libkmmig.a
 migrate_libkmmig_a_SOURCES = migrate/migrate.h migrate/mig.h \
-	migrate/policy.c migrate/policy.h migrate/migrate.c migrate/mig.c migrate/send.c migrate/recv.c migrate/proto.c \
+	migrate/policy.c migrate/policy.h migrate/sim.c migrate/sim.h migrate/migrate.c migrate/mig.c migrate/send.c migrate/recv.c migrate/proto.c \
 	migrate/commands.c
 migrate_libkmmig_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
 

@@ -95,3 +95,10 @@ TESTS += tests/unit/test-dtrace
 tests_unit_test_dtrace_SOURCES = tests/unit/test-dtrace.c
 tests_unit_test_dtrace_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_dtrace_LDADD = $(KM_UNIT_LDADD)
+
+# The pre-copy simulator (migrate/sim.c) over synthetic traces, with the engine's policy.
+check_PROGRAMS += tests/unit/test-sim
+TESTS += tests/unit/test-sim
+tests_unit_test_sim_SOURCES = tests/unit/test-sim.c migrate/sim.c migrate/policy.c
+tests_unit_test_sim_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_sim_LDADD = $(KM_UNIT_LDADD) -lm
