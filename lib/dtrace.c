@@ -251,6 +251,7 @@ void dtrace__writer_free(struct dtrace_writer *w)
 
 struct dt_reader {
 	struct dtrace *t;
+	struct bitmap scratch;		/* a DI_BITMAP's words, made at the first one */
 	uint64_t cap_iv, cap_runs;
 	char *err;
 	size_t errlen;
@@ -344,7 +345,7 @@ static int dt_read_runs(struct dt_reader *rd, struct dtrace_interval *iv, const 
 static int dt_read_bitmap(struct dt_reader *rd, struct dtrace_interval *iv, const uint8_t *d,
 			  uint32_t len, uint64_t *pages)
 {
-	uint64_t nr = rd->t->info.guest_pages, i = 0, s;
+	uint64_t nr = rd->t->info.guest_pages, i = 0, end;
 	int r;
 
 	*pages = 0;
@@ -354,21 +355,19 @@ static int dt_read_bitmap(struct dt_reader *rd, struct dtrace_interval *iv, cons
 	if (nr % 8 && (d[len - 1] >> (nr % 8)))
 		return dt_fail(rd, KM_ERR_CORRUPT, "interval %llu: bits past the guest's last page",
 			       (unsigned long long)iv->index);
-#define BIT(k)	((d[(k) / 8] >> ((k) % 8)) & 1)
-	while (i < nr) {
-		while (i < nr && !BIT(i))
-			i++;
-		if (i == nr)
-			break;
-		s = i;
-		while (i < nr && BIT(i))
-			i++;
-		if ((r = dt_add_run(rd, s, i - s)) != 0)
+	/* Into words (x86's bitmap layout is the file's), scanned a word at a time. */
+	if (!rd->scratch.words && bitmap_init(&rd->scratch, nr) != 0)
+		return -ENOMEM;
+	bitmap_clear_all(&rd->scratch);
+	memcpy(rd->scratch.words, d, len);
+	while ((i = dt_next(&rd->scratch, i, true)) < nr) {
+		end = dt_next(&rd->scratch, i, false);
+		if ((r = dt_add_run(rd, i, end - i)) != 0)
 			return r;
-		*pages += i - s;
+		*pages += end - i;
 		iv->nr_runs++;
+		i = end;
 	}
-#undef BIT
 	return 0;
 }
 
@@ -635,9 +634,11 @@ int dtrace__parse(const uint8_t *data, size_t len, struct dtrace **out, char *er
 			    (unsigned long long)nrec);
 		goto out;
 	}
+	bitmap_free(&rd.scratch);
 	*out = rd.t;
 	return 0;
 out:
+	bitmap_free(&rd.scratch);
 	dtrace__free(rd.t);
 	return r;
 }
