@@ -157,11 +157,16 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 	bpp = (double)t->info.page_size / p->compress + (double)p->page_overhead;
 	for (i = 0; i < t->nr_iv; i++)
 		out->has_progress |= t->iv[i].has_progress;
-	/* The bulk round's pages. */
+	if ((double)p->start_ns >= s.len) {
+		r = KM_ERR_INVALID;
+		goto out;
+	}
+	/* The bulk round's pages: what was written before the migration began. */
+	tau = (double)p->start_ns;
 	if (p->bulk_all)
 		bitmap_fill(&cur);
 	else
-		(void)sim__segment(&s, 0, s.len, &cur);
+		(void)sim__segment(&s, 0, p->start_ns ? tau : s.len, &cur);
 	n = bitmap_count(&cur);
 	for (;;) {
 		ps.dirty = n;
@@ -214,8 +219,8 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 		out->bytes += (uint64_t)llround((double)n * bpp);
 	}
 	out->total_ns = out->precopy_ns + out->downtime_ns;
-	out->progress_unthrottled = (uint64_t)llround(sim__window(&s, 0, (double)out->precopy_ns,
-								  NULL));
+	out->progress_unthrottled = (uint64_t)llround(sim__window(&s, (double)p->start_ns,
+								  (double)out->precopy_ns, NULL));
 	r = 0;
 out:
 	if (r)

@@ -4,10 +4,12 @@
  * every decision from policy.c, the engine's own convergence policy.
  *
  * The model, round by round (as send.c runs them):
- *   - round 0 sends every page the trace ever dirtied (the engine's bulk
- *     round sends the pages ever written and skips the rest; a trace only
- *     knows the pages written while it was recorded), or every guest page
- *     with bulk_all;
+ *   - the migration starts start_ns into the trace (0: at its start);
+ *   - round 0 sends every page the trace dirtied before that, or with
+ *     start_ns 0 every page it ever dirtied (the engine's bulk round sends
+ *     the pages ever written and skips the rest; a trace only knows the
+ *     pages written while it was recorded), or every guest page with
+ *     bulk_all;
  *   - a round of n pages takes n * (page_size / compress + page_overhead)
  *     bytes at bandwidth: no latency, no per-round acknowledgement time;
  *   - meanwhile the guest runs through the trace: by the round's length,
@@ -39,6 +41,7 @@ struct sim_params {
 	double compress;		/* >= 1: a page's bytes are divided by it */
 	uint64_t page_overhead;		/* wire bytes per page besides its contents */
 	bool bulk_all;			/* round 0 sends all guest pages, not the touched ones */
+	uint64_t start_ns;		/* the migration begins this far into the trace */
 	struct policy_params policy;
 };
 
@@ -70,7 +73,8 @@ struct sim_result {
 
 /*
  * Replays pre-copy over t as p says. 0 and *out (free with sim__free),
- * KM_ERR_INVALID (no bandwidth, a ratio below 1, a trace without time), or
+ * KM_ERR_INVALID (no bandwidth, a ratio below 1, a trace without time, a
+ * start_ns at or past the trace's end), or
  * -ENOMEM.
  */
 int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_result *out);

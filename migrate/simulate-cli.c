@@ -37,9 +37,11 @@ static void sim_usage(FILE *f)
 "      --max-rounds N     pre-copy rounds before giving up (default %d; 0: none)\n"
 "      --timeout-ms N     pre-copy time before giving up (default %d; 0: none)\n"
 "      --force            at a limit, stop and copy anyway instead of giving up\n"
-"      --bulk touched|all the first round sends the pages the trace dirties\n"
-"                         (default, as the engine skips never-written memory) or\n"
-"                         all guest memory\n"
+"      --start-ms N       the migration begins N ms into the trace (default 0)\n"
+"      --bulk touched|all the first round sends the pages the trace dirtied\n"
+"                         before the start (with --start-ms 0: all it dirties;\n"
+"                         default, as the engine skips never-written memory)\n"
+"                         or all guest memory\n"
 "      --json             print the prediction as one JSON object\n"
 "  -h, --help             this help\n"
 "\n"
@@ -80,13 +82,14 @@ static int sim_print_json(const char *file, const struct sim_params *p,
 				"trace-ms", w->trace_ns / 1e6)) != 0)
 			goto out;
 	}
-	o = json_pack("{ss sI sI sb sf sI sI sb ss ss si sf sf sf sI sI sI si so so sO}",
+	o = json_pack("{ss sI sI sb sf sI sI sb ss sf ss si sf sf sf sI sI sI si so so sO}",
 		      "trace", file, "bandwidth", (json_int_t)p->bandwidth,
 		      "downtime-limit", (json_int_t)(p->policy.downtime_ns / 1000000),
 		      "auto-converge", p->policy.auto_converge, "compression-ratio", p->compress,
 		      "max-rounds", (json_int_t)p->policy.max_rounds,
 		      "timeout", (json_int_t)(p->policy.timeout_ns / 1000000),
 		      "force", p->policy.force, "bulk", p->bulk_all ? "all" : "touched",
+		      "start-ms", p->start_ns / 1e6,
 		      "outcome", sim_outcome(r), "rounds", (int)r->rounds,
 		      "total-time", r->total_ns / 1e6, "precopy-time", r->precopy_ns / 1e6,
 		      "downtime", r->downtime_ns / 1e6, "pages", (json_int_t)r->pages,
@@ -149,7 +152,7 @@ static void sim_print_text(const struct sim_result *r)
 int simulate_cli(int argc, char **argv)
 {
 	enum { OPT_AUTO = 256, OPT_COMPRESS, OPT_ROUNDS, OPT_TIMEOUT, OPT_FORCE, OPT_BULK,
-	       OPT_JSON };
+	       OPT_JSON, OPT_START };
 	static const struct option longopts[] = {
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "downtime-ms", required_argument, NULL, 'd' },
@@ -159,6 +162,7 @@ int simulate_cli(int argc, char **argv)
 		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "bulk", required_argument, NULL, OPT_BULK },
+		{ "start-ms", required_argument, NULL, OPT_START },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -230,6 +234,15 @@ int simulate_cli(int argc, char **argv)
 			}
 			p.bulk_all = !strcmp(optarg, "all");
 			break;
+		case OPT_START:
+			/* Bounded by the trace's length once it is read (sim__run). */
+			if (parse_u64(optarg, 0, DTRACE_MAX_DURATION_NS / 1000000ULL, &v) != 0) {
+				fprintf(stderr, PROG ": --start-ms '%s': milliseconds into the "
+					"trace\n", optarg);
+				return 2;
+			}
+			p.start_ns = v * 1000000ULL;
+			break;
 		case OPT_JSON:
 			json = 1;
 			break;
@@ -253,7 +266,8 @@ int simulate_cli(int argc, char **argv)
 		return status;
 	if ((r = sim__run(t, &p, &res)) != 0) {
 		fprintf(stderr, PROG ": %s: %s\n", argv[optind], r == KM_ERR_INVALID ?
-			"the trace holds no time to replay" : km_strerror(r));
+			"nothing to replay (--start-ms at or past the trace's end, or a trace "
+			"without time)" : km_strerror(r));
 		dtrace__free(t);
 		return 1;
 	}

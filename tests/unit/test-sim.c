@@ -112,6 +112,34 @@ static void test_converges(void **state)
 	dtrace__free(t);
 }
 
+/*
+ * The migration begins 150 ms into the same trace: round 0 sends what was
+ * written before, interval 0's 4000 pages and half of interval 1's 100
+ * (its phases [0, 0.5)): about 4050, in 101.25 ms at 40000 pages/s; the
+ * guest meanwhile runs 150 .. 251.25 ms: the other half of interval 1
+ * (phases [0.5, 1)) and the first 51.25 % of interval 2 (phases [0,
+ * 0.5125)) of the same 100 pages: all 100, 2.5 ms, fits at once.
+ */
+static void test_start_later(void **state)
+{
+	struct dtrace *t = trace_of(10, burst_then_quiet);
+	struct sim_params p = params(40000);
+	struct sim_result r;
+
+	(void)state;
+	p.start_ns = 150 * MS;
+	assert_ok(sim__run(t, &p, &r));
+	assert_true(r.converged);
+	assert_int_equal(r.rounds, 1);
+	assert_in_range(r.round[0].pages, 4048, 4052);
+	assert_int_equal(r.final_pages, 100);
+	sim__free(&r);
+	/* At or past the trace's end (1 s) there is nothing to replay from. */
+	p.start_ns = 1000 * MS;
+	assert_err(sim__run(t, &p, &r), KM_ERR_INVALID);
+	dtrace__free(t);
+}
+
 /* The same 1000 pages every interval. */
 static void constant_set(unsigned int i, struct bitmap *b)
 {
@@ -235,6 +263,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converges),
+		cmocka_unit_test(test_start_later),
 		cmocka_unit_test(test_cannot_converge),
 		cmocka_unit_test(test_auto_converge),
 		cmocka_unit_test(test_compress_and_params),
