@@ -22,6 +22,7 @@
 #include "parse.h"
 #include "rundir.h"
 #include "kvm/control.h"
+#include "kvm/dtrace-rec.h"
 #include "kvm/kvm.h"
 #include "kvm/loader.h"
 #include "kvm/stats.h"
@@ -53,6 +54,9 @@ struct options {
 	int lazy;			/* --lazy: 0 eager, 1 prefetch, 2 touch */
 	bool mem_given, vcpus_given, guest_given;
 	struct checkpoint_params ckpt;	/* ckpt.dir[0]: --checkpoint-dir given */
+	const char *record_dirty;	/* --record-dirty FILE */
+	uint64_t record_ms;		/* --record-interval */
+	bool record_ms_given;
 };
 
 static void usage(FILE *f)
@@ -83,6 +87,9 @@ static void usage(FILE *f)
 "                         (default: clear where KVM offers it, else bitmap)\n"
 "      --dirty-ring-size SIZE  per-vCPU dirty ring, power of two >= 4K (default 1M)\n"
 "      --paused           start with the vCPUs stopped (cont on the control socket)\n"
+"      --record-dirty FILE     record a dirty trace: the pages each interval dirtied\n"
+"                              (kvm-migrate trace / simulate FILE; docs/format.md s.10)\n"
+"      --record-interval MS    its interval, 1 to 3600000 ms (default %d)\n"
 "\n"
 "Checkpoints (docs/kvm-snapshot.1):\n"
 "      --checkpoint-dir DIR    keep checkpoints of this VM in DIR (made 0700)\n"
@@ -101,7 +108,7 @@ static void usage(FILE *f)
 "  -V, --version          version\n"
 "\n"
 "Exit status: 0 finished or quit, 1 guest or KVM failure, 2 usage, 3 setup.\n",
-		KM_MAX_VCPUS, CKPT_DEFAULT_CHAIN);
+		KM_MAX_VCPUS, DTRACE_REC_DEFAULT_MS, CKPT_DEFAULT_CHAIN);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -109,7 +116,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
 	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
 	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY, OPT_INITRD, OPT_APPEND, OPT_DISK,
-	       OPT_DISK_RO };
+	       OPT_DISK_RO, OPT_RECORD_DIRTY, OPT_RECORD_INTERVAL };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
@@ -135,6 +142,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "no-checkpoint-compress", no_argument, NULL, OPT_CKPT_RAW },
 		{ "restore", required_argument, NULL, OPT_RESTORE },
 		{ "lazy", optional_argument, NULL, OPT_LAZY },
+		{ "record-dirty", required_argument, NULL, OPT_RECORD_DIRTY },
+		{ "record-interval", required_argument, NULL, OPT_RECORD_INTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -152,6 +161,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->guest = "idle";
 	o->guest_args = "";
 	o->ckpt.compress = true;
+	o->record_ms = DTRACE_REC_DEFAULT_MS;
 	while ((c = getopt_long(argc, argv, "n:m:c:g:a:k:s:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -284,6 +294,25 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_RESTORE:
 			o->restore = optarg;
 			break;
+		case OPT_RECORD_DIRTY:
+			o->record_dirty = optarg;
+			break;
+		case OPT_RECORD_INTERVAL: {
+			/* "50" or "50ms", as the examples write it. */
+			char ms[32];
+			size_t n = strlen(optarg);
+
+			snprintf(ms, sizeof(ms), "%s", optarg);
+			if (n > 2 && n < sizeof(ms) && !strcmp(ms + n - 2, "ms"))
+				ms[n - 2] = 0;
+			if (parse_u64(ms, 1, 3600000, &o->record_ms) != 0) {
+				fprintf(stderr, "kvm-run: --record-interval '%s': 1 to 3600000 "
+					"milliseconds\n", optarg);
+				return -1;
+			}
+			o->record_ms_given = true;
+			break;
+		}
 		case OPT_LAZY:
 			if (!optarg || !strcmp(optarg, "prefetch")) {
 				o->lazy = 1;
@@ -343,6 +372,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "kvm-run: --checkpoint-dir with --kernel is not supported yet\n");
 		return -1;
 	}
+	if (o->record_ms_given && !o->record_dirty) {
+		fprintf(stderr, "kvm-run: --record-interval needs --record-dirty\n");
+		return -1;
+	}
 	if (o->kboot.kernel && !o->kboot.cmdline)
 		o->kboot.cmdline = "console=ttyS0 reboot=k";
 	if (!o->ckpt.dir[0] && (o->ckpt.every_ms || o->ckpt.keep || o->ckpt.chain_max)) {
@@ -360,6 +393,7 @@ int main(int argc, char **argv)
 	struct control *control = NULL;
 	struct kvm *kvm = NULL;
 	struct virtio_blk *disk = NULL;
+	struct dtrace_recorder *rec = NULL;
 	struct options o;
 	uint64_t entry, deadline = 0;
 	sigset_t set;
@@ -464,6 +498,16 @@ int main(int argc, char **argv)
 	}
 	if ((r = kvm__stop_on_signals(kvm)) != 0)
 		goto out;
+	/* Before the vCPUs run: nothing the guest writes escapes the trace. */
+	if (o.record_dirty) {
+		char err[512];
+
+		if ((r = dtrace_rec__start(kvm, o.record_dirty, o.record_ms, &rec, err,
+					   sizeof(err))) != 0) {
+			log_error("--record-dirty: %s", err);
+			goto out;
+		}
+	}
 	if ((r = o.paused ? kvm__start_paused(kvm) : kvm__start(kvm)) != 0) {
 		status = EXIT_GUEST;
 		goto out;
@@ -485,6 +529,9 @@ int main(int argc, char **argv)
 		kvm__request_stop(kvm, KVM_STOP_QUIT, "--seconds %llu elapsed",
 				  (unsigned long long)o.seconds);
 	kvm__join(kvm);
+	/* The trace's last interval reaches the VM's end. */
+	(void)dtrace_rec__stop(rec);	/* which logs what it recorded, or why not */
+	rec = NULL;
 	switch (kvm->stop_reason) {
 	case KVM_STOP_DONE:
 	case KVM_STOP_QUIT:
@@ -501,6 +548,7 @@ int main(int argc, char **argv)
 	if (!o.quiet)
 		stats__print(kvm, stdout);
 out:
+	dtrace_rec__stop(rec);
 	control__stop(control);
 	if (kvm) {
 		checkpoint__shutdown(kvm);

@@ -4,6 +4,7 @@ lib_libkm_a_SOURCES = lib/err.h lib/buf.h lib/record.h lib/parse.h lib/log.h lib
 lib_libkm_a_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)
 lib_libkm_a_SOURCES += lib/rundir.c lib/rundir.h
 lib_libkm_a_SOURCES += lib/bitmap.c lib/bitmap.h
+lib_libkm_a_SOURCES += lib/dtrace.c lib/dtrace.h
 lib_libkm_a_SOURCES += lib/pages.c lib/pages.h lib/stream.c lib/stream.h
 lib_libkm_a_SOURCES += lib/chan.c lib/chan.h lib/chan-int.h lib/chan-sock.c lib/chan-tls.c \
 	lib/chan-tls-key.c

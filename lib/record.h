@@ -42,6 +42,8 @@ enum rec_type {
 	REC_ROUND_ACK = 16,	/* destination -> source: every page of that round is applied */
 	REC_CHECKPOINT = 17,	/* a checkpoint file's identity: CK_* fields (docs/format.md) */
 	REC_PAGE_INDEX = 18,	/* where a checkpoint file's page entries are (docs/format.md s.9.1) */
+	REC_DTRACE_INFO = 19,	/* a dirty trace's geometry (lib/dtrace.h, docs/format.md s.10) */
+	REC_DTRACE_INTERVAL = 20,	/* the pages one interval of a dirty trace dirtied */
 	REC_TYPE_MAX
 };
 

@@ -304,6 +304,18 @@ uint64_t stream_threads_cpu_ns(struct stream *s)
 	return ns;
 }
 
+int stream_header_payload(struct buf *p, enum stream_purpose purpose, uint64_t caps)
+{
+	int r;
+
+	if ((r = buf_put(p, REC_MAGIC, 8)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_VERSION_MAJOR, REC_VERSION)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_VERSION_MINOR, 0)) != 0 ||
+	    (r = rec_put_field_u64(p, HDR_CAPS, caps)) != 0)
+		return r;
+	return rec_put_field_u64(p, HDR_PURPOSE, purpose);
+}
+
 int stream_put_header(struct stream *s, enum stream_purpose purpose, uint64_t caps)
 {
 	struct buf *p = buf_new(256);
@@ -311,14 +323,8 @@ int stream_put_header(struct stream *s, enum stream_purpose purpose, uint64_t ca
 
 	if (!p)
 		return -ENOMEM;
-	if ((r = buf_put(p, REC_MAGIC, 8)) != 0 ||
-	    (r = rec_put_field_u64(p, HDR_VERSION_MAJOR, REC_VERSION)) != 0 ||
-	    (r = rec_put_field_u64(p, HDR_VERSION_MINOR, 0)) != 0 ||
-	    (r = rec_put_field_u64(p, HDR_CAPS, caps)) != 0 ||
-	    (r = rec_put_field_u64(p, HDR_PURPOSE, purpose)) != 0)
-		goto out;
-	r = stream_put(s, REC_HEADER, buf_ptr(p), (uint32_t)buf_len(p));
-out:
+	if ((r = stream_header_payload(p, purpose, caps)) == 0)
+		r = stream_put(s, REC_HEADER, buf_ptr(p), (uint32_t)buf_len(p));
 	buf_free(p);
 	return r;
 }
@@ -372,7 +378,7 @@ static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
 		case HDR_PURPOSE:
 			/* Range-checked on the u64, before any narrowing. */
 			if ((r = rec_field_u64(d, flen, &v)) == 0)
-				*purpose = v >= STREAM_MIGRATE && v <= STREAM_SNAPSHOT ?
+				*purpose = v >= STREAM_MIGRATE && v <= STREAM_DTRACE ?
 					   (enum stream_purpose)v : 0;
 			break;
 		default:	/* unknown fields are skipped (docs/format.md s.3) */
@@ -391,7 +397,7 @@ static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
 		r = KM_ERR_VERSION;
 	else if (strict && (*caps & ~STREAM_CAPS_KNOWN))
 		r = KM_ERR_UNSUPPORTED;
-	else if (*purpose < STREAM_MIGRATE || *purpose > STREAM_SNAPSHOT)
+	else if (*purpose < STREAM_MIGRATE || *purpose > STREAM_DTRACE)
 		r = KM_ERR_CORRUPT;
 	else
 		r = 0;

@@ -98,6 +98,7 @@ enum stream_purpose {
 	STREAM_MIGRATE = 1,	/* a VM follows */
 	STREAM_QUERY = 2,	/* a question to the daemon (docs/protocol.md) */
 	STREAM_SNAPSHOT = 3,	/* a checkpoint file */
+	STREAM_DTRACE = 4,	/* a dirty trace (lib/dtrace.h) */
 };
 
 enum hdr_tag {
@@ -116,6 +117,8 @@ enum hdr_tag {
 #define STREAM_CAPS_KNOWN	(STREAM_CAP_LZ4)
 
 int stream_put_header(struct stream *s, enum stream_purpose purpose, uint64_t caps);
+/* The same REC_HEADER payload appended to p, for a writer without a stream (lib/dtrace.c). */
+int stream_header_payload(struct buf *p, enum stream_purpose purpose, uint64_t caps);
 /*
  * Reads and checks the REC_HEADER (KM_ERR_BAD_MAGIC, KM_ERR_VERSION,
  * KM_ERR_UNSUPPORTED for unknown caps) and gives its purpose and caps.

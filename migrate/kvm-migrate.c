@@ -56,10 +56,13 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: kvm-migrate [OPTION]... SRC DST\n"
 "       kvm-migrate dirty-rate VM [OPTION]...   (--help: its options)\n"
+"       kvm-migrate trace FILE [--json | --csv]\n"
+"       kvm-migrate simulate FILE --bandwidth RATE [OPTION]...   (--help: its options)\n"
 "Live-migrate VM SRC (a name, or a control socket path) to DST: HOST[:PORT]\n"
 "of a kvm-migrated (default port %d), or unix:PATH; or save it live to\n"
 "file:DIR, a checkpoint directory (kvm-run --restore DIR), while it runs on.\n"
-"dirty-rate measures how fast VM writes its memory.\n"
+"dirty-rate measures how fast VM writes its memory; trace shows a dirty trace\n"
+"(kvm-run --record-dirty), simulate predicts a migration of its run.\n"
 "\n"
 "      --tls-dir DIR       client-cert.pem, client-key.pem, ca-cert.pem\n"
 "                          (default /etc/kvm-migrate/x509)\n"
@@ -488,6 +491,10 @@ int main(int argc, char **argv)
 
 	if (argc >= 2 && !strcmp(argv[1], "dirty-rate"))
 		return dirtyrate_cli(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "trace"))
+		return trace_cli(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "simulate"))
+		return simulate_cli(argc - 1, argv + 1);
 	if (parse_options(argc, argv, &o) < 0) {
 		json_decref(o.args);
 		return EXIT_USAGE;

@@ -188,47 +188,47 @@ int mig__pace(struct mig *m)
 	return 0;
 }
 
-enum mig_verdict mig__policy(struct mig *m, uint64_t n)
+enum policy_verdict mig__policy(struct mig *m, uint64_t n)
 {
-	uint64_t expected, elapsed = kvm__now_ns() - m->st.start_ns;
+	struct policy_params pp = {
+		.downtime_ns = m->p.downtime_ms * 1000000ULL,
+		.max_rounds = m->p.max_rounds,
+		.timeout_ns = m->p.timeout_ms * 1000000ULL,
+		.auto_converge = m->p.auto_converge,
+		.force = m->p.on_limit == MIGRATE_LIMIT_FORCE,
+	};
+	struct policy_state ps = {
+		.rounds = m->st.rounds,
+		.dirty = n,
+		.round_pps = m->round_pps,
+		.round_ns = m->round_ns,
+		.elapsed_ns = kvm__now_ns() - m->st.start_ns,
+		.throttle_pct = throttle__pct(&m->throttle),
+	};
+	struct policy_decision d;
 	unsigned int pct;
 
+	/* The decision itself is policy.c's, shared with the simulator. */
+	policy__decide(&pp, &ps, &d);
 	mig__lock(m);
 	m->st.remaining_pages = n;
 	if (m->round_ns)
 		m->st.dirty_pages_rate = (uint64_t)((double)n * 1e9 / (double)m->round_ns);
-	/* Time to send n pages at the rate the last round achieved. */
-	expected = m->round_pps ? (uint64_t)((double)n * 1e9 / (double)m->round_pps) : UINT64_MAX;
-	m->st.expected_downtime_ns = expected == UINT64_MAX ? 0 : expected;
+	m->st.expected_downtime_ns = d.expected_ns == UINT64_MAX ? 0 : d.expected_ns;
 	mig__unlock(m);
-	if (m->st.rounds == 0)
-		return MIG_CONTINUE;	/* the bulk round is next */
-	if (expected <= m->p.downtime_ms * 1000000ULL)
-		return MIG_STOP_AND_COPY;
-	if ((m->p.max_rounds && m->st.rounds >= m->p.max_rounds) ||
-	    (m->p.timeout_ms && elapsed > m->p.timeout_ms * 1000000ULL)) {
-		if (m->p.on_limit == MIGRATE_LIMIT_CANCEL)
-			mig__fail(m, "did not converge in %u rounds / %llu ms (%llu pages dirty, "
-				  "expected downtime %llu ms > %llu ms)", m->st.rounds,
-				  (unsigned long long)(elapsed / 1000000),
-				  (unsigned long long)n, (unsigned long long)(expected / 1000000),
-				  (unsigned long long)m->p.downtime_ms);
-		return MIG_LIMIT;
-	}
-	/*
-	 * Auto-converge, as QEMU's: when the guest dirtied more than half of
-	 * what the last round could send, slow its vCPUs down a step.
-	 */
-	if (m->p.auto_converge && m->st.rounds >= 2 && m->round_pps &&
-	    (double)n > 0.5 * (double)m->round_pps * (double)m->round_ns / 1e9) {
-		pct = throttle__pct(&m->throttle);
-		pct = pct == 0 ? 20 : pct + 10;
-		throttle__set(&m->throttle, pct);	/* at most 99 % */
+	if (d.verdict == POLICY_LIMIT && !d.copy_anyway)
+		mig__fail(m, "did not converge in %u rounds / %llu ms (%llu pages dirty, "
+			  "expected downtime %llu ms > %llu ms)", m->st.rounds,
+			  (unsigned long long)(ps.elapsed_ns / 1000000),
+			  (unsigned long long)n, (unsigned long long)(d.expected_ns / 1000000),
+			  (unsigned long long)m->p.downtime_ms);
+	if (d.throttle_changed) {
+		throttle__set(&m->throttle, d.throttle_pct);
 		pct = throttle__pct(&m->throttle);
 		log_info("migration of %s: round %u, %llu pages dirty: throttle %u%%",
 			 m->kvm->name, m->st.rounds, (unsigned long long)n, pct);
 	}
-	return MIG_CONTINUE;
+	return d.verdict;
 }
 
 void mig__begin_round(struct mig *m, uint64_t n)
@@ -283,11 +283,8 @@ void mig__end_round(struct mig *m)
 	mig__trace_round(m, dt);
 	pages = m->st.pages - m->round_pages0;
 	m->round_ns = dt;
-	/* A round of a few pages says little about the rate: keep the last good one. */
-	if (pages >= 64 || !m->round_pps)
-		m->round_pps = (uint64_t)((double)pages * 1e9 / (double)dt);
-	if (!m->round_pps)
-		m->round_pps = 1;
+	/* A round of a few pages says little about the rate: policy.c keeps the last good one. */
+	m->round_pps = policy__rate(m->round_pps, pages, dt);
 	m->st.mbps = (double)(stream_bytes_out(m->s) - m->round_bytes0) * 8.0 /
 		     ((double)dt / 1e9) / 1e6;
 	m->st.wire_bytes = stream_bytes_out(m->s);

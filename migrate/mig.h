@@ -17,6 +17,7 @@
 #include "kvm/throttle.h"
 #include "kvm/vmrec.h"
 #include "migrate/migrate.h"
+#include "migrate/policy.h"
 
 struct mig {
 	struct kvm *kvm;
@@ -74,8 +75,6 @@ struct mig_round {
 
 extern struct mig mig__g;
 
-enum mig_verdict { MIG_CONTINUE, MIG_STOP_AND_COPY, MIG_LIMIT };
-
 void *mig__thread(void *arg);
 
 void mig__lock(struct mig *m);
@@ -104,8 +103,12 @@ int mig__pace(struct mig *m);
  * KM_ERR_REFUSED, its reason in st.error; else 0. Called per batch.
  */
 int mig__peer_spoke(struct mig *m);
-/* Decides after a read of n dirty pages (updates expected downtime, throttle). */
-enum mig_verdict mig__policy(struct mig *m, uint64_t n);
+/*
+ * Decides after a read of n dirty pages (policy.c), and does what follows
+ * from it here: the expected downtime and dirty rate in the stats, the
+ * throttle set, a failure logged at a limit unless forced.
+ */
+enum policy_verdict mig__policy(struct mig *m, uint64_t n);
 /* A round of n pages starts / ended (rate, trace row, round count). */
 void mig__begin_round(struct mig *m, uint64_t n);
 /* CPU time of this (the migration) thread and the stream's threads, ns. */

@@ -162,9 +162,9 @@ static int send__rounds(struct mig *m, struct bitmap *dirty)
 			return (int)got;
 		n = (uint64_t)got;
 		verdict = mig__policy(m, n);
-		if (verdict != MIG_CONTINUE) {
+		if (verdict != POLICY_CONTINUE) {
 			/* These pages are read: the stop-and-copy sends them (dirty). */
-			return verdict == MIG_STOP_AND_COPY ? 0 : KM_ERR_TIMEOUT;
+			return verdict == POLICY_STOP_AND_COPY ? 0 : KM_ERR_TIMEOUT;
 		}
 		mig__begin_round(m, n);
 		if ((r = send__set(m, dirty, m->st.rounds == 0)) != 0)

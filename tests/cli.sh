@@ -3,7 +3,7 @@
 # before touching KVM (so this runs everywhere).
 . "$(dirname "$0")/lib.sh"
 
-tap_plan 35
+tap_plan 42
 check "--help exits 0"               0 "Usage: kvm-run"            "$KVM_RUN" --help
 check "--version exits 0"            0 "kvm-run \(kvm-migrate"     "$KVM_RUN" --version
 check "--mem too small"              2 "--mem '3M'"                "$KVM_RUN" --mem 3M
@@ -23,11 +23,22 @@ check "unknown guest"                3 "guest 'nosuch' not found"  "$KVM_RUN" --
 check "--dirty-log unknown backend"  2 "use bitmap, clear or ring" "$KVM_RUN" --dirty-log pml
 check "--dirty-ring-size not 2^n"    2 "power of two"              "$KVM_RUN" --dirty-ring-size 5000
 check "--dirty-ring-size too small"  2 "power of two"              "$KVM_RUN" --dirty-ring-size 1K
+check "--record-interval 0"          2 "--record-interval '0'"     "$KVM_RUN" --record-dirty /dev/null --record-interval 0
+check "--record-interval alone"      2 "needs --record-dirty"      "$KVM_RUN" --record-interval 50
 
 # kvm-migrate and kvm-migrated: bad command lines and unreachable things.
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 check "kvm-migrate --help exits 0"    0 "Usage: kvm-migrate"        "$KVM_MIGRATE" --help
+# Dirty traces (docs/format.md s.10): what needs no recorded trace.
+check "kvm-migrate trace without a file" 2 "Usage: kvm-migrate trace" "$KVM_MIGRATE" trace
+check "kvm-migrate trace: a missing file" 3 "No such file" "$KVM_MIGRATE" trace "$t/nosuch.kmdt"
+printf 'not a dirty trace at all, just text\n' >"$t/text"
+check "kvm-migrate trace: not a trace" 1 "not a kvm-migrate record file" "$KVM_MIGRATE" trace "$t/text"
+check "kvm-migrate simulate without --bandwidth" 2 "bandwidth is required" \
+	"$KVM_MIGRATE" simulate "$t/text"
+check "kvm-migrate simulate --compress below 1" 2 "--compress '0.5'" \
+	"$KVM_MIGRATE" simulate "$t/text" --bandwidth 1G --compress 0.5
 check "kvm-migrate needs SRC and DST" 2 "need SRC and DST"          "$KVM_MIGRATE" vm1
 check "kvm-migrate --downtime-ms 0"   2 "--downtime-ms '0'"         "$KVM_MIGRATE" --downtime-ms 0 a b
 check "kvm-migrate --bandwidth junk"  2 "--bandwidth 'fast'"        "$KVM_MIGRATE" --bandwidth fast a b

@@ -81,3 +81,24 @@ TESTS += tests/unit/test-elf
 tests_unit_test_elf_SOURCES = tests/unit/test-elf.c
 tests_unit_test_elf_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_elf_LDADD = $(KVM_LIBS) $(CMOCKA_LIBS)
+
+# The convergence policy (migrate/policy.c) the engine and the simulator share.
+check_PROGRAMS += tests/unit/test-policy
+TESTS += tests/unit/test-policy
+tests_unit_test_policy_SOURCES = tests/unit/test-policy.c migrate/policy.c
+tests_unit_test_policy_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_policy_LDADD = $(KM_UNIT_LDADD)
+
+# Dirty traces (lib/dtrace.c): round trip, and the reader's fuzzing.
+check_PROGRAMS += tests/unit/test-dtrace
+TESTS += tests/unit/test-dtrace
+tests_unit_test_dtrace_SOURCES = tests/unit/test-dtrace.c
+tests_unit_test_dtrace_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_dtrace_LDADD = $(KM_UNIT_LDADD)
+
+# The pre-copy simulator (migrate/sim.c) over synthetic traces, with the engine's policy.
+check_PROGRAMS += tests/unit/test-sim
+TESTS += tests/unit/test-sim
+tests_unit_test_sim_SOURCES = tests/unit/test-sim.c migrate/sim.c migrate/policy.c
+tests_unit_test_sim_CFLAGS = $(KM_UNIT_CFLAGS)
+tests_unit_test_sim_LDADD = $(KM_UNIT_LDADD) -lm

@@ -1,0 +1,118 @@
+#!/bin/bash
+# Dirty traces (kvm-run --record-dirty, kvm-migrate trace and simulate;
+# docs/format.md s.10): a dirtier guest writing a known number of distinct
+# pages per second is recorded, the trace read back says that rate interval
+# by interval, with the guest's progress and the recording's cost; the
+# simulator replays it (converging on a fast link, giving up on one slower
+# than the guest); damaged traces are refused with the reason. Then a real
+# migration of a recorded verify guest and the simulator's prediction of
+# it are printed side by side (not asserted: that is a benchmark's job).
+. "$(dirname "$0")/lib.sh"
+require_kvm
+. "$(dirname "$0")/lib-migrate.sh"
+
+tap_plan 18
+
+A=$tmp/a B=$tmp/b
+mkdir -m 700 "$A" "$B"
+RATE=2000	# pages/s: every machine here keeps it (tests/README.md, pace; dirty-rate.sh)
+TR=$tmp/d1.kmdt
+field() { printf '%s\n' "$1" | jq -r "$2"; }
+
+# 1-2. Record 3 s of a sequential dirtier (its working set, 16384 pages, is
+# never covered in that time: every page an interval writes is new to it).
+"$KVM_RUN" --name d1 --rundir "$A" --mem 128M --guest dirtier \
+	--guest-arg "rate=$RATE,wss=64M,pattern=sequential" \
+	--record-dirty "$TR" --record-interval 200ms >"$tmp/vm-d1.log" 2>&1 &
+d1=$!
+pids+=($d1)
+wait_for "the dirtier" 30 progress_above "$A/d1.sock" 0
+sleep 3
+quit_vm "$A/d1.sock"
+wait "$d1" && st=0 || st=$?
+ok_if "kvm-run --record-dirty: the VM ended cleanly (status $st) and logged the trace ($(grep -o 'dirty trace.*' "$tmp/vm-d1.log" | head -1))" \
+	eval '[ "$st" = 0 ] && grep -q "dirty trace .*intervals" "$tmp/vm-d1.log"'
+out=$("$KVM_MIGRATE" trace "$TR" --json 2>&1) && st=0 || st=$?
+n=$(field "$out" '."nr-intervals"' 2>/dev/null)
+geo=$(field "$out" '"\(."guest-pages") \(."page-size") \(."interval-ms") \(.intervals | length)"' 2>/dev/null)
+ok_if "kvm-migrate trace --json reads it: $n intervals; pages, page size, interval, rows: $geo" \
+	eval '[ "$st" = 0 ] && [ "${n:-0}" -ge 10 ] && [ "$geo" = "32768 4096 200 $n" ]'
+
+# 3-7. Interval by interval: the known rate, new pages, progress, cost.
+# The first interval holds the guest's start and the last the quit: the
+# middle ones are steady.
+med=$(field "$out" '[.intervals[1:-1][] | ."dirty-pages" / (.ms / 1000)] | sort | .[length / 2 | floor] | floor' 2>/dev/null)
+ok_if "dirty pages per interval: median ${med:-?} pages/s, the guest's $RATE (within 20 %)" \
+	awk -v m="${med:-0}" -v r="$RATE" 'BEGIN {exit !(m >= 0.8 * r && m <= 1.2 * r)}'
+# (Bar a few: the guest's own stack and counters are written every interval.)
+ok_if "a sequential writer's pages are new in every steady interval (new >= 90 % of dirty)" \
+	eval 'printf "%s" "$out" | jq -e "[.intervals[1:-1][] | select(.\"new-pages\" < 0.9 * .\"dirty-pages\")] | length == 0" >/dev/null'
+# (Null until the guest's first report.)
+ok_if "the guest's progress counter is there and never goes back" \
+	eval 'printf "%s" "$out" | jq -e "(.intervals[-1].progress != null) and ([.intervals[].progress | select(. != null)] | . == sort)" >/dev/null'
+ok_if "the trace states its cost ($(field "$out" '.cost | "\(."cpu-ms") ms CPU, \(.bytes) bytes"' 2>/dev/null))" \
+	eval 'printf "%s" "$out" | jq -e ".cost.bytes > 0 and .cost.\"cpu-ms\" > 0 and .cost.\"cpu-share\" < 0.5" >/dev/null'
+csv=$("$KVM_MIGRATE" trace "$TR" --csv 2>&1 | wc -l)
+ok_if "--csv: a header and $n rows ($csv lines)" [ "$csv" = $(( n + 1 )) ]
+
+# 8-10. The simulator: a link far faster than the guest converges at once; one
+# at half the guest's rate never does, and gives up at the round limit.
+s=$("$KVM_MIGRATE" simulate "$TR" --bandwidth 1G --downtime-ms 50 --json 2>&1) && st=0 || st=$?
+ok_if "simulate at 1 GB/s: $(field "$s" '"\(.outcome) in \(.rounds) rounds, \(.["total-time"]) ms, downtime \(.downtime) ms"' 2>/dev/null)" \
+	eval '[ "$st" = 0 ] && [ "$(field "$s" .outcome)" = converged ] && [ "$(field "$s" .rounds)" -ge 1 ]'
+slow=$(( RATE * 4096 / 2 ))
+s=$("$KVM_MIGRATE" simulate "$TR" --bandwidth "$slow" --max-rounds 5 --json 2>&1) && st=0 || st=$?
+ok_if "simulate at $slow bytes/s (half the dirty rate): $(field "$s" '"\(.outcome) after \(.rounds) rounds"' 2>/dev/null)" \
+	eval '[ "$st" = 0 ] && [ "$(field "$s" .outcome)" = gave-up ] && [ "$(field "$s" .rounds)" = 5 ]'
+check "simulate without --bandwidth is a usage error" 2 "bandwidth is required" \
+	"$KVM_MIGRATE" simulate "$TR"
+
+# 11-15. Damaged traces are refused, saying why.
+size=$(stat -c %s "$TR")
+head -c $(( size - 5 )) "$TR" >"$tmp/cut.kmdt"
+check "a trace cut short is refused (exit 1)" 1 "cut short|ends after" \
+	"$KVM_MIGRATE" trace "$tmp/cut.kmdt"
+cp "$TR" "$tmp/flip.kmdt"
+b=$(od -An -tu1 -j $(( size / 2 )) -N1 "$TR" | tr -d ' ')
+printf "\\$(printf %03o $(( (b + 1) % 256 )))" |
+	dd of="$tmp/flip.kmdt" bs=1 seek=$(( size / 2 )) conv=notrunc 2>/dev/null
+check "a trace with a flipped byte is refused (exit 1)" 1 "checksum|out of bounds|cut short" \
+	"$KVM_MIGRATE" simulate "$tmp/flip.kmdt" --bandwidth 1G
+for i in $(seq 100); do echo "this is not a dirty trace, line $i"; done >"$tmp/noise"
+check "a file that is no trace is refused (exit 1)" 1 "not a kvm-migrate record file" \
+	"$KVM_MIGRATE" trace "$tmp/noise"
+check "a missing file (exit 3)" 3 "No such file" "$KVM_MIGRATE" trace "$tmp/nosuch.kmdt"
+check "kvm-run --record-interval without --record-dirty is a usage error" 2 "needs --record-dirty" \
+	"$KVM_RUN" --record-interval 50
+
+# 16-18. The same workload migrated for real while recorded, and simulated:
+# both printed. The simulation takes the bandwidth the real one achieved.
+start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
+rate=$(rate_of 4000 1)
+start_vm v1 "$A" "$rate" "$(wss_pages 32)" --mem 256M --record-dirty "$tmp/v1.kmdt" \
+	--record-interval 50
+src=$vm_pid
+wait_for "the guest to write a while" 20 progress_above "$A/v1.sock" "$(sized 4000 "$rate")"
+migrate "$tmp/m1.out" --rundir "$A" --json v1 "127.0.0.1:$port_b" && st=0 || st=$?
+ok_if "the recorded VM migrates (status $st)" [ "$st" = 0 ]
+wait "$src" 2>/dev/null
+out=$("$KVM_MIGRATE" trace "$tmp/v1.kmdt" --json 2>&1) && st=0 || st=$?
+ok_if "its trace is complete after the move ($(field "$out" '."nr-intervals"' 2>/dev/null) intervals)" \
+	[ "$st" = 0 ]
+real=$(grep '^{' "$tmp/m1.out" | tail -1)
+tot=$(field "$real" '.["total-time"]' 2>/dev/null)
+bytes=$(field "$real" '.transferred' 2>/dev/null)
+bw=$(awk -v b="${bytes:-0}" -v t="${tot:-0}" 'BEGIN {if (t > 0) printf "%.0f", b / (t / 1000); else print 0}')
+[ "${bw:-0}" -lt 4096 ] && bw=4096
+ratio=$(field "$real" '.["compression-ratio"]' 2>/dev/null)
+awk -v r="${ratio:-1}" 'BEGIN {exit !(r >= 1)}' || ratio=1
+s=$("$KVM_MIGRATE" simulate "$tmp/v1.kmdt" --bandwidth "$bw" --downtime-ms "$MIG_DOWNTIME" \
+	--compress "$ratio" --json 2>&1) && st=0 || st=$?
+echo "# real:      total $tot ms, downtime $(field "$real" .downtime 2>/dev/null) ms," \
+	"$(field "$real" .rounds 2>/dev/null) rounds, $bytes bytes (at $bw bytes/s, ratio $ratio)"
+echo "# simulated: total $(field "$s" '.["total-time"]' 2>/dev/null) ms, downtime" \
+	"$(field "$s" .downtime 2>/dev/null) ms, $(field "$s" .rounds 2>/dev/null) rounds," \
+	"$(field "$s" .transferred 2>/dev/null) bytes ($(field "$s" .outcome 2>/dev/null))"
+ok_if "the simulator replays the migrated VM's trace ($(field "$s" .outcome 2>/dev/null))" \
+	eval '[ "$st" = 0 ] && [ -n "$(field "$s" .outcome)" ]'
+quit_vm "$B/v1.sock"
