@@ -378,7 +378,7 @@ static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
 		case HDR_PURPOSE:
 			/* Range-checked on the u64, before any narrowing. */
 			if ((r = rec_field_u64(d, flen, &v)) == 0)
-				*purpose = v >= STREAM_MIGRATE && v <= STREAM_DTRACE ?
+				*purpose = v >= STREAM_MIGRATE && v <= STREAM_PURPOSE_LAST ?
 					   (enum stream_purpose)v : 0;
 			break;
 		default:	/* unknown fields are skipped (docs/format.md s.3) */
@@ -397,7 +397,7 @@ static int stream_parse_header_as(const uint8_t *payload, uint32_t len,
 		r = KM_ERR_VERSION;
 	else if (strict && (*caps & ~STREAM_CAPS_KNOWN))
 		r = KM_ERR_UNSUPPORTED;
-	else if (*purpose < STREAM_MIGRATE || *purpose > STREAM_DTRACE)
+	else if (*purpose < STREAM_MIGRATE || *purpose > STREAM_PURPOSE_LAST)
 		r = KM_ERR_CORRUPT;
 	else
 		r = 0;

@@ -99,6 +99,7 @@ enum stream_purpose {
 	STREAM_QUERY = 2,	/* a question to the daemon (docs/protocol.md) */
 	STREAM_SNAPSHOT = 3,	/* a checkpoint file */
 	STREAM_DTRACE = 4,	/* a dirty trace (lib/dtrace.h) */
+	STREAM_PURPOSE_LAST = STREAM_DTRACE,	/* readers refuse any above */
 };
 
 enum hdr_tag {

@@ -776,7 +776,7 @@ static void test_header_purpose(void **state)
 	h.purpose = true;
 	h.purpose_v = 0;
 	assert_err(parse_header(&h, &purpose, &caps), KM_ERR_CORRUPT);
-	h.purpose_v = STREAM_SNAPSHOT + 1;
+	h.purpose_v = STREAM_PURPOSE_LAST + 1;
 	assert_err(parse_header(&h, &purpose, &caps), KM_ERR_CORRUPT);
 }
 
