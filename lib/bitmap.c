@@ -73,6 +73,15 @@ uint64_t bitmap_count(const struct bitmap *b)
 	return n;
 }
 
+uint64_t bitmap_count_andnot(const struct bitmap *a, const struct bitmap *b)
+{
+	uint64_t w, n = 0, nwords = BITMAP_WORDS(a->nbits);
+
+	for (w = 0; w < nwords; w++)
+		n += (uint64_t)__builtin_popcountll(a->words[w] & ~b->words[w]);
+	return n;
+}
+
 uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from)
 {
 	uint64_t w, v;

@@ -34,6 +34,8 @@ void bitmap_fill(struct bitmap *b);
 /* dst |= src bits shifted to start at bit dst_first (words of src, nbits long). */
 void bitmap_or_at(struct bitmap *dst, uint64_t dst_first, const uint64_t *src, uint64_t nbits);
 uint64_t bitmap_count(const struct bitmap *b);
+/* Bits set in a and clear in b (of the same size). */
+uint64_t bitmap_count_andnot(const struct bitmap *a, const struct bitmap *b);
 /* The first set bit at or after from, or b->nbits if none. */
 uint64_t bitmap_next_set(const struct bitmap *b, uint64_t from);
 

@@ -21,7 +21,7 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 		       (double)st->raw_bytes / (double)st->wire_bytes : 0.0;
 
 	return json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
-			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f, s:f, s:f}",
+			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f, s:f, s:f, s:I}",
 			 "status", migrate__status_name(st->status),
 			 "error", st->error,
 			 "uri", st->uri,
@@ -44,7 +44,8 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 			 "throttle-percentage", (int)st->throttle_pct,
 			 "guest-stall", (double)st->guest_stall_ns / 1e6,
 			 "source-cpu-time", (double)st->source_cpu_ns / 1e6,
-			 "destination-cpu-time", (double)st->destination_cpu_ns / 1e6);
+			 "destination-cpu-time", (double)st->destination_cpu_ns / 1e6,
+			 "start-wall-ns", (json_int_t)st->start_wall_ns);
 }
 
 static char *cmd_migrate(void *ctx, const struct qmp_request *req)

@@ -153,7 +153,7 @@ void mig__account(struct mig *m, const struct pages_stats *st)
 /* Unused time the cap may make up for at once: a burst of at most this. */
 #define PACE_CREDIT_NS	10000000ULL
 
-int mig__pace(struct mig *m)
+int mig__pace(struct mig *m, uint64_t next)
 {
 	uint64_t sent, due_ns, now;
 	struct timespec ts;
@@ -170,6 +170,12 @@ int mig__pace(struct mig *m)
 	now = kvm__now_ns();
 	if (now > m->pace_t0 + due_ns + PACE_CREDIT_NS)
 		m->pace_t0 = now - due_ns - PACE_CREDIT_NS;
+	/*
+	 * The next batch leaves when it is due, not before: paced after it
+	 * went, a round's first batch (up to VMREC_BATCH bytes) would leave
+	 * at the link's speed after every wait for an acknowledgement.
+	 */
+	due_ns = (uint64_t)((double)(sent + next) * 1e9 / (double)m->p.bandwidth);
 	/* Sleep in slices so that a cancel, or the destination giving up, is seen promptly. */
 	while ((now = kvm__now_ns()) < m->pace_t0 + due_ns) {
 		uint64_t left = m->pace_t0 + due_ns - now;

@@ -96,8 +96,8 @@ int mig__check_cancel(struct mig *m);
  */
 void mig__set_waiting(struct mig *m, bool waiting);
 void mig__account(struct mig *m, const struct pages_stats *st);
-/* Bandwidth cap: sleeps until the bytes sent so far fit the rate. */
-int mig__pace(struct mig *m);
+/* Bandwidth cap: sleeps until the bytes sent so far and the next ones fit the rate. */
+int mig__pace(struct mig *m, uint64_t next);
 /*
  * Whether the destination spoke mid-round (it does only to give up): then
  * KM_ERR_REFUSED, its reason in st.error; else 0. Called per batch.

@@ -68,6 +68,7 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	}
 	m->st.status = MIGRATE_SETUP;
 	m->st.start_ns = kvm__now_ns();
+	m->st.start_wall_ns = kvm__wall_ns();
 	atomic_store(&m->cancel, 0);
 	throttle__init(&m->throttle, m->kvm, KVM_HOLD_THROTTLE);
 	m->sub = -1;

@@ -66,6 +66,7 @@ struct migrate_stats {
 	char error[256];
 	char uri[256];			/* where it goes (the migrate command's uri) */
 	uint64_t start_ns, setup_ns, total_ns;
+	uint64_t start_wall_ns;		/* CLOCK_REALTIME at start_ns: to line up with traces */
 	uint64_t downtime_ns;		/* paused to destination running */
 	uint64_t expected_downtime_ns;
 	uint64_t wire_bytes;		/* record bytes sent (before TLS) */

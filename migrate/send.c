@@ -31,18 +31,18 @@
 #include "migrate/migrate.h"
 #include "migrate/mig.h"
 
-/* A full batch of pages: to the stream's writer thread, then accounting and pacing. */
+/* A full batch of pages: paced, to the stream's writer thread, accounted. */
 static int send__batch(void *ctx, struct buf **payload, const struct pages_stats *st)
 {
 	struct mig *m = ctx;
 	int r;
 
-	if ((r = stream_put_owned(m->s, REC_PAGES, payload)) != 0)
+	/* The cap holds from a round's first byte: the batch waits until it is due. */
+	if ((r = mig__pace(m, buf_len(*payload))) != 0 ||
+	    (r = stream_put_owned(m->s, REC_PAGES, payload)) != 0)
 		return r;
 	mig__account(m, st);
-	if ((r = mig__peer_spoke(m)) != 0)
-		return r;
-	return mig__pace(m);
+	return mig__peer_spoke(m);
 }
 
 static int send__tick(void *ctx)

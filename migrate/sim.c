@@ -123,6 +123,12 @@ static int sim__init(struct sim *s, const struct dtrace *t)
 	return s->len > 0 ? 0 : KM_ERR_INVALID;
 }
 
+/* A pre-copy round of n pages: at the bandwidth, plus its fixed cost. */
+static uint64_t sim__round_ns(const struct sim_params *p, double bpp, uint64_t n)
+{
+	return (uint64_t)llround((double)n * bpp * 1e9 / (double)p->bandwidth) + p->round_ns;
+}
+
 static int sim__add_round(struct sim_result *r, const struct sim_round *row)
 {
 	struct sim_round *n;
@@ -142,8 +148,9 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 	struct policy_decision d;
 	struct policy_state ps = { 0 };
 	struct sim_round row;
-	double bpp, tau = 0, guest;
-	uint64_t n, dur, i;
+	double bpp, tau = 0, guest, progress;
+	uint64_t n, dur, i, extra = 0;
+	unsigned int k;
 	struct sim s;
 	int r;
 
@@ -161,8 +168,16 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 		r = KM_ERR_INVALID;
 		goto out;
 	}
-	/* The bulk round's pages: what was written before the migration began. */
-	tau = (double)p->start_ns;
+	/*
+	 * The bulk round begins after the setup, the guest running meanwhile;
+	 * its pages: what was written before then.
+	 */
+	tau = (double)p->start_ns + (double)p->setup_ns;
+	if (tau >= s.len) {
+		r = KM_ERR_INVALID;
+		goto out;
+	}
+	out->setup_ns = p->setup_ns;
 	if (p->bulk_all)
 		bitmap_fill(&cur);
 	else
@@ -184,14 +199,32 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 			out->gave_up = d.verdict == POLICY_LIMIT && !d.copy_anyway;
 			break;
 		}
-		dur = (uint64_t)llround((double)n * bpp * 1e9 / (double)p->bandwidth);
+		dur = sim__round_ns(p, bpp, n);
 		/* The guest runs (100 - throttle) % of the round. */
 		guest = (double)dur * (double)(100 - ps.throttle_pct) / 100.0;
 		bitmap_clear_all(&next);
-		out->progress += (uint64_t)llround(sim__window(&s, tau, guest, &next));
+		progress = sim__window(&s, tau, guest, &next);
+		if (ps.rounds == 0 && !p->bulk_all) {
+			/*
+			 * The bulk round sends what is written when its scan
+			 * of memory gets there: pages first written while it
+			 * runs go with it if the scan has not passed them, on
+			 * average half of them. They are dirty for round 1
+			 * either way. Twice: the round grows with them.
+			 */
+			for (k = 0; k < 2; k++) {
+				extra = bitmap_count_andnot(&next, &cur) / 2;
+				dur = sim__round_ns(p, bpp, n + extra);
+				guest = (double)dur * (double)(100 - ps.throttle_pct) / 100.0;
+				bitmap_clear_all(&next);
+				progress = sim__window(&s, tau, guest, &next);
+			}
+			n += extra;
+		}
+		out->progress += (uint64_t)llround(progress);
 		tau = fmod(tau + guest, s.len);
 		row = (struct sim_round){
-			.start_ns = out->precopy_ns, .duration_ns = dur, .pages = n,
+			.start_ns = out->setup_ns + out->precopy_ns, .duration_ns = dur, .pages = n,
 			.bytes = (uint64_t)llround((double)n * bpp),
 			.throttle_pct = ps.throttle_pct, .expected_ns = d.expected_ns,
 			.trace_ns = (uint64_t)llround(guest),
@@ -214,12 +247,14 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 	out->throttle_pct = ps.throttle_pct;
 	if (!out->gave_up) {
 		out->final_pages = n;
-		out->downtime_ns = (uint64_t)llround((double)n * bpp * 1e9 / (double)p->bandwidth);
+		out->downtime_ns = (uint64_t)llround((double)n * bpp * 1e9 / (double)p->bandwidth) +
+				   p->switchover_ns;
 		out->pages += n;
 		out->bytes += (uint64_t)llround((double)n * bpp);
 	}
-	out->total_ns = out->precopy_ns + out->downtime_ns;
-	out->progress_unthrottled = (uint64_t)llround(sim__window(&s, (double)p->start_ns,
+	out->total_ns = out->setup_ns + out->precopy_ns + out->downtime_ns;
+	out->progress_unthrottled = (uint64_t)llround(sim__window(&s, (double)p->start_ns +
+								  (double)p->setup_ns,
 								  (double)out->precopy_ns, NULL));
 	r = 0;
 out:

@@ -4,14 +4,19 @@
  * every decision from policy.c, the engine's own convergence policy.
  *
  * The model, round by round (as send.c runs them):
- *   - the migration starts start_ns into the trace (0: at its start);
+ *   - the migration starts start_ns into the trace (0: at its start); its
+ *     setup (connecting, the config, the destination's acceptance) takes
+ *     setup_ns, while the guest runs on untracked, and pre-copy begins then;
  *   - round 0 sends every page the trace dirtied before that, or with
  *     start_ns 0 every page it ever dirtied (the engine's bulk round sends
  *     the pages ever written and skips the rest; a trace only knows the
  *     pages written while it was recorded), or every guest page with
- *     bulk_all;
+ *     bulk_all; and half of the pages first written while it runs (the
+ *     engine's scan of memory sends a page written before it gets there:
+ *     on average it has passed half of them);
  *   - a round of n pages takes n * (page_size / compress + page_overhead)
- *     bytes at bandwidth: no latency, no per-round acknowledgement time;
+ *     bytes at bandwidth, plus round_ns: reading the dirty log and the
+ *     destination's acknowledgement of the round (send.c waits for it);
  *   - meanwhile the guest runs through the trace: by the round's length,
  *     slowed by the throttle (at p % it gets (100 - p) % of the time), and
  *     the next round sends the union of the pages its intervals dirtied in
@@ -21,8 +26,13 @@
  *     consecutive stretches split an interval's pages between them exactly;
  *   - past the trace's end the trace starts over (it is taken to repeat);
  *   - after each read of the dirty set, policy__decide says go on, stop
- *     and copy (downtime = the rest at bandwidth) or a limit (given up,
- *     or stop and copy when forced).
+ *     and copy (downtime = the rest at bandwidth plus switchover_ns: the
+ *     state, the destination loading it, the go/running handshake) or a
+ *     limit (given up, or stop and copy when forced).
+ * The three fixed costs are the machine's and the link's, not the
+ * workload's: measure them once (docs/research.md s.5, scripts/bench-sim
+ * takes them from an idle guest's migration) and give them to every
+ * simulation; 0 (the default) leaves them out.
  */
 #ifndef KM_SIM_H
 #define KM_SIM_H
@@ -42,6 +52,9 @@ struct sim_params {
 	uint64_t page_overhead;		/* wire bytes per page besides its contents */
 	bool bulk_all;			/* round 0 sends all guest pages, not the touched ones */
 	uint64_t start_ns;		/* the migration begins this far into the trace */
+	uint64_t setup_ns;		/* from its start to the bulk round */
+	uint64_t round_ns;		/* fixed cost of each pre-copy round */
+	uint64_t switchover_ns;		/* fixed part of the downtime */
 	struct policy_params policy;
 };
 
@@ -58,9 +71,10 @@ struct sim_result {
 	bool forced;			/* a limit, copied anyway */
 	bool gave_up;			/* a limit, not forced: the source runs on */
 	unsigned int rounds;		/* pre-copy rounds, the bulk round included */
-	uint64_t precopy_ns;		/* until the pause (or giving up) */
+	uint64_t setup_ns;		/* before the bulk round (as given) */
+	uint64_t precopy_ns;		/* the rounds, until the pause (or giving up) */
 	uint64_t downtime_ns;		/* the stop-and-copy (0 if given up) */
-	uint64_t total_ns;
+	uint64_t total_ns;		/* setup + pre-copy + downtime */
 	uint64_t pages, bytes;		/* sent in all, the stop-and-copy included */
 	uint64_t final_pages;		/* sent paused */
 	unsigned int throttle_pct;	/* at the end */

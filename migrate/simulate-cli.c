@@ -38,6 +38,12 @@ static void sim_usage(FILE *f)
 "      --timeout-ms N     pre-copy time before giving up (default %d; 0: none)\n"
 "      --force            at a limit, stop and copy anyway instead of giving up\n"
 "      --start-ms N       the migration begins N ms into the trace (default 0)\n"
+"      --setup-ms MS      from its start to the bulk round (connecting, the\n"
+"                         config, the destination's acceptance; default 0)\n"
+"      --round-ms MS      fixed cost of each round (reading the dirty log, the\n"
+"                         destination's acknowledgement; default 0)\n"
+"      --switchover-ms MS fixed part of the downtime (the state, loading it,\n"
+"                         the go/running handshake; default 0)\n"
 "      --bulk touched|all the first round sends the pages the trace dirtied\n"
 "                         before the start (with --start-ms 0: all it dirties;\n"
 "                         default, as the engine skips never-written memory)\n"
@@ -46,8 +52,9 @@ static void sim_usage(FILE *f)
 "  -h, --help             this help\n"
 "\n"
 "The trace repeats if the migration outlasts it. A page costs page-size / RATIO\n"
-"+ %d bytes on the wire; round trips and the switchover's handshake are not\n"
-"counted.\n"
+"+ %d bytes on the wire. The three fixed costs (MS may have decimals) are the\n"
+"machine's and the link's: measure them once with an idle guest's migration\n"
+"(docs/research.md); without them, round trips and the switchover are free.\n"
 "Exit status: 0 simulated (whether or not it converges: see the outcome);\n"
 "1 the trace is damaged, cut short or of a later version; 2 usage;\n"
 "3 FILE cannot be opened.\n",
@@ -82,14 +89,15 @@ static int sim_print_json(const char *file, const struct sim_params *p,
 				"trace-ms", w->trace_ns / 1e6)) != 0)
 			goto out;
 	}
-	o = json_pack("{ss sI sI sb sf sI sI sb ss sf ss si sf sf sf sI sI sI si so so sO}",
+	o = json_pack("{ss sI sI sb sf sI sI sb ss sf sf sf sf ss si sf sf sf sI sI sI si so so sO}",
 		      "trace", file, "bandwidth", (json_int_t)p->bandwidth,
 		      "downtime-limit", (json_int_t)(p->policy.downtime_ns / 1000000),
 		      "auto-converge", p->policy.auto_converge, "compression-ratio", p->compress,
 		      "max-rounds", (json_int_t)p->policy.max_rounds,
 		      "timeout", (json_int_t)(p->policy.timeout_ns / 1000000),
 		      "force", p->policy.force, "bulk", p->bulk_all ? "all" : "touched",
-		      "start-ms", p->start_ns / 1e6,
+		      "start-ms", p->start_ns / 1e6, "setup-ms", p->setup_ns / 1e6,
+		      "round-ms", p->round_ns / 1e6, "switchover-ms", p->switchover_ns / 1e6,
 		      "outcome", sim_outcome(r), "rounds", (int)r->rounds,
 		      "total-time", r->total_ns / 1e6, "precopy-time", r->precopy_ns / 1e6,
 		      "downtime", r->downtime_ns / 1e6, "pages", (json_int_t)r->pages,
@@ -149,10 +157,24 @@ static void sim_print_text(const struct sim_result *r)
 		       r->downtime_ns / 1e6, (unsigned long long)r->final_pages);
 }
 
+/* A fixed cost in milliseconds, decimals allowed, 0 to a minute: 0 and *ns, or -1 (said). */
+static int sim_cost_ms(const char *name, const char *arg, uint64_t *ns)
+{
+	char *end;
+	double v = strtod(arg, &end);
+
+	if (*end || end == arg || !(v >= 0.0 && v <= 60000.0)) {
+		fprintf(stderr, PROG ": --%s '%s': milliseconds, 0 to 60000\n", name, arg);
+		return -1;
+	}
+	*ns = (uint64_t)llround(v * 1e6);
+	return 0;
+}
+
 int simulate_cli(int argc, char **argv)
 {
 	enum { OPT_AUTO = 256, OPT_COMPRESS, OPT_ROUNDS, OPT_TIMEOUT, OPT_FORCE, OPT_BULK,
-	       OPT_JSON, OPT_START };
+	       OPT_JSON, OPT_START, OPT_SETUP, OPT_ROUND, OPT_SWITCH };
 	static const struct option longopts[] = {
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "downtime-ms", required_argument, NULL, 'd' },
@@ -163,6 +185,9 @@ int simulate_cli(int argc, char **argv)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "bulk", required_argument, NULL, OPT_BULK },
 		{ "start-ms", required_argument, NULL, OPT_START },
+		{ "setup-ms", required_argument, NULL, OPT_SETUP },
+		{ "round-ms", required_argument, NULL, OPT_ROUND },
+		{ "switchover-ms", required_argument, NULL, OPT_SWITCH },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -242,6 +267,18 @@ int simulate_cli(int argc, char **argv)
 				return 2;
 			}
 			p.start_ns = v * 1000000ULL;
+			break;
+		case OPT_SETUP:
+			if (sim_cost_ms("setup-ms", optarg, &p.setup_ns) != 0)
+				return 2;
+			break;
+		case OPT_ROUND:
+			if (sim_cost_ms("round-ms", optarg, &p.round_ns) != 0)
+				return 2;
+			break;
+		case OPT_SWITCH:
+			if (sim_cost_ms("switchover-ms", optarg, &p.switchover_ns) != 0)
+				return 2;
 			break;
 		case OPT_JSON:
 			json = 1;
