@@ -4,17 +4,17 @@
 # pages per second is recorded, the trace read back says that rate interval
 # by interval, with the guest's progress and the recording's cost; the
 # simulator replays it (converging on a fast link, giving up on one slower
-# than the guest); damaged traces are refused with the reason. Then a real
-# migration of a recorded verify guest and the simulator's prediction of
-# it are printed side by side (not asserted: that is a benchmark's job).
+# than the guest); damaged traces are refused with the reason. Then the
+# simulator against real migrations of two recorded workloads
+# (scripts/bench-sim --quick).
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
 tap_plan 18
 
-A=$tmp/a B=$tmp/b
-mkdir -m 700 "$A" "$B"
+A=$tmp/a
+mkdir -m 700 "$A"
 RATE=2000	# pages/s: every machine here keeps it (tests/README.md, pace; dirty-rate.sh)
 TR=$tmp/d1.kmdt
 field() { printf '%s\n' "$1" | jq -r "$2"; }
@@ -85,34 +85,26 @@ check "a missing file (exit 3)" 3 "No such file" "$KVM_MIGRATE" trace "$tmp/nosu
 check "kvm-run --record-interval without --record-dirty is a usage error" 2 "needs --record-dirty" \
 	"$KVM_RUN" --record-interval 50
 
-# 16-18. The same workload migrated for real while recorded, and simulated:
-# both printed. The simulation takes the bandwidth the real one achieved.
-start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
-rate=$(rate_of 4000 1)
-start_vm v1 "$A" "$rate" "$(wss_pages 32)" --mem 256M --record-dirty "$tmp/v1.kmdt" \
-	--record-interval 50
-src=$vm_pid
-wait_for "the guest to write a while" 20 progress_above "$A/v1.sock" "$(sized 4000 "$rate")"
-migrate "$tmp/m1.out" --rundir "$A" --json v1 "127.0.0.1:$port_b" && st=0 || st=$?
-ok_if "the recorded VM migrates (status $st)" [ "$st" = 0 ]
-wait "$src" 2>/dev/null
-out=$("$KVM_MIGRATE" trace "$tmp/v1.kmdt" --json 2>&1) && st=0 || st=$?
-ok_if "its trace is complete after the move ($(field "$out" '."nr-intervals"' 2>/dev/null) intervals)" \
-	[ "$st" = 0 ]
-real=$(grep '^{' "$tmp/m1.out" | tail -1)
-tot=$(field "$real" '.["total-time"]' 2>/dev/null)
-bytes=$(field "$real" '.transferred' 2>/dev/null)
-bw=$(awk -v b="${bytes:-0}" -v t="${tot:-0}" 'BEGIN {if (t > 0) printf "%.0f", b / (t / 1000); else print 0}')
-[ "${bw:-0}" -lt 4096 ] && bw=4096
-ratio=$(field "$real" '.["compression-ratio"]' 2>/dev/null)
-awk -v r="${ratio:-1}" 'BEGIN {exit !(r >= 1)}' || ratio=1
-s=$("$KVM_MIGRATE" simulate "$tmp/v1.kmdt" --bandwidth "$bw" --downtime-ms "$MIG_DOWNTIME" \
-	--compress "$ratio" --json 2>&1) && st=0 || st=$?
-echo "# real:      total $tot ms, downtime $(field "$real" .downtime 2>/dev/null) ms," \
-	"$(field "$real" .rounds 2>/dev/null) rounds, $bytes bytes (at $bw bytes/s, ratio $ratio)"
-echo "# simulated: total $(field "$s" '.["total-time"]' 2>/dev/null) ms, downtime" \
-	"$(field "$s" .downtime 2>/dev/null) ms, $(field "$s" .rounds 2>/dev/null) rounds," \
-	"$(field "$s" .transferred 2>/dev/null) bytes ($(field "$s" .outcome 2>/dev/null))"
-ok_if "the simulator replays the migrated VM's trace ($(field "$s" .outcome 2>/dev/null))" \
-	eval '[ "$st" = 0 ] && [ -n "$(field "$s" .outcome)" ]'
-quit_vm "$B/v1.sock"
+# 16-18. The simulator against real migrations of the same runs:
+# scripts/bench-sim --quick records two workloads (uniform and hot/cold
+# writers) while it migrates them for real, after measuring the machine's
+# fixed costs on a third, and simulates each trace from the instant its
+# migration began. Each must come out with the real outcome, bytes within
+# 10 % and total time within 25 % (docs/benchmarks.md: the full matrix's
+# median errors are far lower; a single run in a busy sandbox varies by
+# that much between identical runs). The downtime is printed, not asserted.
+csv=$tmp/sim.csv
+KVM_MIGRATE_BUILD=$top_builddir timeout "$(pace_time 300)" \
+	bash "$top_srcdir/scripts/bench-sim" --quick --csv "$csv" >"$tmp/bench-sim.out" 2>&1 &&
+	st=0 || st=$?
+sed -n '/^| /p; /^configurations/,$p' "$tmp/bench-sim.out" | sed 's/^/# /'
+ok_if "scripts/bench-sim --quick compared 2 real migrations with their simulations (status $st)" \
+	eval '[ "$st" = 0 ] && [ "$(awk "END {print NR}" "$csv" 2>/dev/null)" = 3 ]'
+for wl in uniform hotcold; do
+	row=$(grep "^$wl," "$csv" 2>/dev/null)
+	ok_if "$wl: the simulator says the real outcome; bytes within 10 %, total time within 25 % ($row)" \
+		awk -F, -v r="$row" 'BEGIN {
+			split(r, f, ","); if (f[4] == "" || f[4] != f[5]) exit 1
+			eb = (f[11] - f[10]) / f[10]; et = (f[9] - f[8]) / f[8]
+			exit !(eb <= 0.10 && eb >= -0.10 && et <= 0.25 && et >= -0.25)}'
+done
