@@ -56,7 +56,7 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	int insecure = 0, compress = 1, autoc = 0;
 	json_int_t downtime = MIGRATE_DEFAULT_DOWNTIME_MS, bw = 0;
 	json_int_t rounds = MIGRATE_DEFAULT_MAX_ROUNDS, timeout = MIGRATE_DEFAULT_TIMEOUT_MS;
-	json_int_t io_timeout = MIGRATE_IO_TIMEOUT_MS;
+	json_int_t io_timeout = MIGRATE_IO_TIMEOUT_MS, dprog = 0;
 	json_error_t jerr;
 	int r;
 
@@ -64,12 +64,13 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 		return qmp_reply_error("GenericError", vmrec_unsupported(kvm, false), req->id);
 	migrate__default_params(&p);
 	if (json_unpack_ex(req->arguments, &jerr, JSON_STRICT,
-			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?I, s?s, s?I}",
+			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?I, s?s, s?I, s?I}",
 			   "uri", &uri, "tls-dir", &tls, "insecure", &insecure,
 			   "compress", &compress, "downtime-ms", &downtime,
 			   "bandwidth", &bw, "auto-converge", &autoc,
 			   "max-rounds", &rounds, "timeout-ms", &timeout,
-			   "on-limit", &on_limit, "io-timeout-ms", &io_timeout) != 0) {
+			   "on-limit", &on_limit, "io-timeout-ms", &io_timeout,
+			   "destination-progress-ms", &dprog) != 0) {
 		char desc[300];
 
 		snprintf(desc, sizeof(desc), "arguments: %s (see docs/control.md)", jerr.text);
@@ -77,11 +78,13 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	}
 	if (strlen(uri) >= sizeof(p.uri) || (tls && strlen(tls) >= sizeof(p.tls_dir)) ||
 	    downtime < 1 || downtime > 60000 || bw < 0 || rounds < 1 || rounds > 100000 ||
-	    timeout < 0 || io_timeout < 100 || io_timeout > 3600000 || (on_limit && strcmp(on_limit, "cancel") && strcmp(on_limit, "force")))
+	    timeout < 0 || io_timeout < 100 || io_timeout > 3600000 ||
+	    (on_limit && strcmp(on_limit, "cancel") && strcmp(on_limit, "force")) ||
+	    dprog < 0 || dprog > MIGRATE_PROGRESS_MAX_MS)
 		return qmp_reply_error("GenericError",
 				       "uri or tls-dir too long, or downtime-ms not 1..60000, bandwidth "
 				       "negative, max-rounds not 1..100000, io-timeout-ms not 100..3600000, "
-				       "on-limit not cancel|force",
+				       "on-limit not cancel|force, destination-progress-ms not 0..5000",
 				       req->id);
 	snprintf(p.uri, sizeof(p.uri), "%s", uri);
 	if (tls)
@@ -94,6 +97,7 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	p.max_rounds = (unsigned int)rounds;
 	p.timeout_ms = (uint64_t)timeout;
 	p.io_timeout_ms = (uint64_t)io_timeout;
+	p.dest_progress_ms = (uint64_t)dprog;
 	p.on_limit = on_limit && !strcmp(on_limit, "force") ? MIGRATE_LIMIT_FORCE
 							      : MIGRATE_LIMIT_CANCEL;
 	if ((r = migrate__start(kvm, &p)) != 0)
@@ -111,13 +115,14 @@ static char *cmd_query_migrate(void *ctx, const struct qmp_request *req)
 	struct migrate_stats st;
 	json_int_t from = 0;
 	unsigned int total;
-	int trace = 0;
+	int trace = 0, dprog = 0;
 	json_t *o;
 
-	if (json_unpack(req->arguments, "{s?b, s?I !}", "trace", &trace, "trace-from", &from) != 0 ||
-	    from < 0 || from > 1000000)
+	if (json_unpack(req->arguments, "{s?b, s?I, s?b !}", "trace", &trace, "trace-from", &from,
+			"destination-progress", &dprog) != 0 || from < 0 || from > 1000000)
 		return qmp_reply_error("GenericError", "arguments: {\"trace\": bool, \"trace-from\": "
-				       "row index} (both optional)", req->id);
+				       "row index, \"destination-progress\": bool} (all optional)",
+				       req->id);
 	/*
 	 * The status and the rows are read in one reply: a source whose
 	 * migration completed stops once a client has read that status.
@@ -129,6 +134,8 @@ static char *cmd_query_migrate(void *ctx, const struct qmp_request *req)
 								    TRACE_ROWS_PER_REPLY, &total));
 		json_object_set_new(o, "trace-total", json_integer(total));
 	}
+	if (o && dprog)
+		json_object_set_new(o, "destination-progress", migrate__dest_progress_json(ctx));
 	return qmp_reply_return(o, req->id);
 }
 

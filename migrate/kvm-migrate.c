@@ -35,6 +35,8 @@
 #define EXIT_SOURCE	3
 #define EXIT_UNSETTLED	4
 #define POLL_MS		50
+/* --progress: the guest's reports at the destination this long after the switchover. */
+#define PROGRESS_AFTER_MS	500
 
 struct options {
 	const char *src, *dst, *rundir, *tls_dir, *trace, *progress;
@@ -81,7 +83,8 @@ static void usage(FILE *f)
 "                          runs there (exit 0 yes, 1 no and never will, 4 cannot tell)\n"
 "      --trace FILE.csv    one row per pre-copy round\n"
 "      --progress FILE.csv the guest's progress reports at the source until the\n"
-"                          switchover (ms since the VM started, vCPU, counter)\n"
+"                          switchover and at the destination for 500 ms after it\n"
+"                          (ms since the VM started, vCPU, counter, host)\n"
 "  -q, --quiet             no progress line\n"
 "  -h, --help              this help\n"
 "\n"
@@ -189,6 +192,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_PROGRESS:
 			o->progress = optarg;
+			/* And the destination's reports for a while after the switchover. */
+			json_object_set_new(o->args, "destination-progress-ms",
+					    json_integer(PROGRESS_AFTER_MS));
 			break;
 		case 'q':
 			o->quiet = 1;
@@ -319,7 +325,7 @@ static void progress_take(struct qmpc *q, struct progress_out *po)
 			return;
 		n = json_array_size(json_object_get(ret, "samples"));
 		json_array_foreach(json_object_get(ret, "samples"), i, row) {
-			fprintf(po->f, "%.3f,%.0f,%.0f\n", num(row, "ms"), num(row, "vcpu"),
+			fprintf(po->f, "%.3f,%.0f,%.0f,source\n", num(row, "ms"), num(row, "vcpu"),
 				num(row, "counter"));
 			po->rows++;
 		}
@@ -329,15 +335,42 @@ static void progress_take(struct qmpc *q, struct progress_out *po)
 	} while (n == 4096);
 }
 
-/* query-migrate, with the next trace rows if --trace asked for them. */
-static int query(struct qmpc *q, struct trace_out *tr, json_t **st, char *err, size_t errlen)
+/* The guest's reports at the destination (in the final status), after the source's. */
+static void progress_take_destination(struct progress_out *po, json_t *st)
 {
-	json_t *args = tr->f ? json_pack("{s:b, s:I}", "trace", 1, "trace-from",
-					 (json_int_t)tr->next) : NULL;
-	int r = qmpc_call(q, "query-migrate", args, 10000, st, err, errlen);
+	json_t *row;
+	size_t i;
 
+	json_array_foreach(json_object_get(st, "destination-progress"), i, row) {
+		fprintf(po->f, "%.3f,%.0f,%.0f,destination\n", num(row, "ms"), num(row, "vcpu"),
+			num(row, "counter"));
+		po->rows++;
+	}
+	/* The report and --json show the numbers, not the rows. */
+	json_object_del(st, "destination-progress");
+}
+
+/*
+ * query-migrate, with the next trace rows if --trace asked for them and
+ * the destination's progress reports if --progress did.
+ */
+static int query(struct qmpc *q, struct trace_out *tr, struct progress_out *po, json_t **st,
+		 char *err, size_t errlen)
+{
+	json_t *args = json_object();
+	int r;
+
+	if (args && tr->f) {
+		json_object_set_new(args, "trace", json_true());
+		json_object_set_new(args, "trace-from", json_integer((json_int_t)tr->next));
+	}
+	if (args && po->f)
+		json_object_set_new(args, "destination-progress", json_true());
+	r = qmpc_call(q, "query-migrate", args, 10000, st, err, errlen);
 	if (r == 0 && tr->f)
 		trace_take(tr, *st);
+	if (r == 0 && po->f)
+		progress_take_destination(po, *st);
 	return r;
 }
 
@@ -559,7 +592,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (po.f)
-		fprintf(po.f, "ms,vcpu,counter\n");
+		fprintf(po.f, "ms,vcpu,counter,host\n");
 	r = qmpc_call(q, "migrate", json_incref(o.args), 10000, &ret, err, sizeof(err));
 	json_decref(ret);
 	if (r != 0) {
@@ -582,7 +615,7 @@ int main(int argc, char **argv)
 		}
 		if (po.f)
 			progress_take(q, &po);
-		if ((r = query(q, &tr, &st, err, sizeof(err))) != 0) {
+		if ((r = query(q, &tr, &po, &st, err, sizeof(err))) != 0) {
 			fprintf(stderr, "kvm-migrate: lost the source's control socket: %s\n",
 				km_strerror(r));
 			goto out;
@@ -600,7 +633,7 @@ int main(int argc, char **argv)
 		status = settle(&o, q, name[0] ? name : o.src);
 		json_decref(st);
 		st = NULL;
-		if (query(q, &tr, &st, err, sizeof(err)) != 0)
+		if (query(q, &tr, &po, &st, err, sizeof(err)) != 0)
 			goto out;
 	} else {
 		status = !strcmp(s, "completed") ? 0 : EXIT_FAILED;

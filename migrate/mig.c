@@ -337,13 +337,40 @@ int mig__put_end(struct mig *m)
 
 static void mig__guest_report(struct mig *m, const uint8_t *p, uint32_t len)
 {
-	uint64_t v;
+	struct migrate_progress *v = NULL;
+	const uint8_t *f;
+	uint32_t flen;
+	size_t i, n = 0;
+	uint64_t stall;
 
-	if (rec_find_u64(p, len, 1, &v) == 0) {
-		mig__lock(m);
-		m->st.guest_stall_ns = v;
-		mig__unlock(m);
+	/* Field 2: the progress reports after the switchover, if go asked for them. */
+	if (rec_find_field(p, len, 2, &f, &flen) == 0 && flen % MIGRATE_PROGRESS_ENTRY == 0 &&
+	    (n = flen / MIGRATE_PROGRESS_ENTRY) > 0 && n <= MIGRATE_PROGRESS_MAX &&
+	    (v = calloc(n, sizeof(*v)))) {
+		for (i = 0; i < n; i++)
+			migrate__progress_entry(f, i, &v[i]);
 	}
+	mig__lock(m);
+	if (rec_find_u64(p, len, 1, &stall) == 0)
+		m->st.guest_stall_ns = stall;
+	if (v) {
+		free(m->dest_progress);
+		m->dest_progress = v;
+		m->nr_dest_progress = (unsigned int)n;
+	}
+	mig__unlock(m);
+}
+
+static int mig__put_go(struct mig *m)
+{
+	struct buf *p = buf_new(64);
+	int r = -ENOMEM;
+
+	if (p && (!m->p.dest_progress_ms ||
+		  (r = rec_put_field_u64(p, 1, m->p.dest_progress_ms)) == 0))
+		r = stream_put(m->s, REC_GO, buf_ptr(p), (uint32_t)buf_len(p));
+	buf_free(p);
+	return r;
 }
 
 int mig__go(struct mig *m)
@@ -369,7 +396,8 @@ int mig__go(struct mig *m)
 	}
 	m->go_sent = true;	/* from now on, cancel is refused */
 	mig__unlock(m);
-	if ((r = stream_put(m->s, REC_GO, NULL, 0)) == 0)
+	/* Field 1: how long after resuming the destination is to send the guest's reports. */
+	if ((r = mig__put_go(m)) == 0)
 		r = stream_flush(m->s);
 	if (r == 0)
 		r = stream_get(m->s, 4096, &type, &p, &len);
@@ -398,8 +426,9 @@ int mig__go(struct mig *m)
 	 * (its longest stall), once every vCPU reported after resuming.
 	 * Optional: an older or slower destination just closes.
 	 */
-	chan_set_timeout(m->c, 2000);
-	if (stream_get(m->s, 4096, &type, &p, &len) == 0 && type == REC_GUEST_REPORT)
+	chan_set_timeout(m->c, 2000 + (int)m->p.dest_progress_ms);
+	if (stream_get(m->s, MIGRATE_PROGRESS_MAX * MIGRATE_PROGRESS_ENTRY + 4096, &type, &p,
+		       &len) == 0 && type == REC_GUEST_REPORT)
 		mig__guest_report(m, p, len);
 	mig__set_status(m, MIGRATE_COMPLETED);
 	return 0;

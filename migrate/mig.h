@@ -54,6 +54,8 @@ struct mig {
 	struct vmrec_enc enc;		/* pages into batches (kvm/vmrec.h) */
 
 	struct mig_round *trace;	/* MIG_TRACE_MAX rows */
+	struct migrate_progress *dest_progress;	/* the destination's reports (REC_GUEST_REPORT) */
+	unsigned int nr_dest_progress;
 	unsigned int nr_trace;
 
 	struct kvm_throttle throttle;	/* auto-converge */

@@ -75,6 +75,9 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->paused_by_us = m->go_sent = m->final_read = m->waiting = false;
 	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = m->round_pages0 = 0;
 	m->nr_trace = 0;
+	free(m->dest_progress);
+	m->dest_progress = NULL;
+	m->nr_dest_progress = 0;
 	if (!m->trace && !(m->trace = calloc(MIG_TRACE_MAX, sizeof(*m->trace)))) {
 		mig__unlock(m);
 		return -ENOMEM;
@@ -88,6 +91,26 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	m->thread_started = true;
 	mig__unlock(m);
 	return 0;
+}
+
+json_t *migrate__dest_progress_json(struct kvm *kvm)
+{
+	struct mig *m = &mig__g;
+	json_t *a = json_array();
+	/* Where the VM started here, on the wall clock the destination's times are in. */
+	double start_wall = (double)kvm->start_ns + (double)kvm__wall_ns() - (double)kvm__now_ns();
+	unsigned int i;
+
+	mig__lock(m);
+	for (i = 0; a && i < m->nr_dest_progress; i++) {
+		const struct migrate_progress *e = &m->dest_progress[i];
+
+		json_array_append_new(a, json_pack("{s:f, s:i, s:I}", "ms",
+			((double)e->wall_ns - start_wall) / 1e6, "vcpu", (int)e->vcpu,
+			"counter", (json_int_t)e->counter));
+	}
+	mig__unlock(m);
+	return a;
 }
 
 json_t *migrate__trace_json(struct kvm *kvm, unsigned int from, unsigned int max,

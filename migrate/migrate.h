@@ -20,6 +20,8 @@
 
 #include "chan.h"
 
+struct buf;
+
 struct kvm;
 struct control_cmd;
 
@@ -47,6 +49,7 @@ struct migrate_params {
 	uint64_t timeout_ms;
 	enum migrate_on_limit on_limit;
 	uint64_t io_timeout_ms;	/* a peer silent this long is gone */
+	uint64_t dest_progress_ms;	/* the guest's progress reports there this long after (0: none) */
 };
 
 enum migrate_status {
@@ -111,6 +114,12 @@ const char *migrate__status_name(enum migrate_status s);
  * One object per round (start, duration, dirty pages, pages and bytes
  * sent, throttle), for rows from..from+max-1; *total: rows kept so far.
  */
+/*
+ * The guest's progress reports at the destination after the switchover (as
+ * the migrate command's destination-progress-ms asked), one object each:
+ * ms since the VM started here (lined up by the wall clock), vcpu, counter.
+ */
+json_t *migrate__dest_progress_json(struct kvm *kvm);
 json_t *migrate__trace_json(struct kvm *kvm, unsigned int from, unsigned int max,
 			    unsigned int *total);
 json_t *migrate__stats_json(const struct migrate_stats *st);
@@ -203,5 +212,23 @@ void migrate__send_error(struct stream *s, int code, const char *text);
 /* Queues a record of type whose payload is one u64 field 1 / and flushes. */
 int migrate__put_u64(struct stream *s, uint32_t type, uint64_t v);
 int migrate__send_u64(struct stream *s, uint32_t type, uint64_t v);
+
+/*
+ * The guest's progress reports after the switchover, which the destination
+ * sends in REC_GUEST_REPORT's field 2 when the source's REC_GO asked for
+ * them (field 1: for how many ms after the VM resumed; docs/protocol.md):
+ * entries of MIGRATE_PROGRESS_ENTRY bytes, each the report's time
+ * (CLOCK_REALTIME ns), the counter and the vCPU, little-endian.
+ */
+#define MIGRATE_PROGRESS_ENTRY		24
+#define MIGRATE_PROGRESS_MAX		1024	/* entries in one report (a QMP reply of them fits its line) */
+#define MIGRATE_PROGRESS_MAX_MS		5000	/* the longest window asked for */
+struct migrate_progress {
+	uint64_t wall_ns, counter;
+	uint32_t vcpu;
+};
+int migrate__put_progress_entry(struct buf *b, const struct migrate_progress *e);
+/* Entry i of a field of len bytes (i < len / MIGRATE_PROGRESS_ENTRY). */
+void migrate__progress_entry(const uint8_t *field, size_t i, struct migrate_progress *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "err.h"
 #include "record.h"
 #include "rundir.h"
@@ -72,6 +73,34 @@ int migrate__send_u64(struct stream *s, uint32_t type, uint64_t v)
 	int r = migrate__put_u64(s, type, v);
 
 	return r ? r : stream_flush(s);
+}
+
+int migrate__put_progress_entry(struct buf *b, const struct migrate_progress *e)
+{
+	int r;
+
+	if ((r = buf_put_u64(b, e->wall_ns)) == 0 && (r = buf_put_u64(b, e->counter)) == 0 &&
+	    (r = buf_put_u32(b, e->vcpu)) == 0)
+		r = buf_put_u32(b, 0);
+	return r;
+}
+
+static uint64_t proto__le(const uint8_t *p, unsigned int bytes)
+{
+	uint64_t v = 0;
+
+	while (bytes--)
+		v = v << 8 | p[bytes];
+	return v;
+}
+
+void migrate__progress_entry(const uint8_t *field, size_t i, struct migrate_progress *e)
+{
+	const uint8_t *p = field + i * MIGRATE_PROGRESS_ENTRY;
+
+	e->wall_ns = proto__le(p, 8);
+	e->counter = proto__le(p + 8, 8);
+	e->vcpu = (uint32_t)proto__le(p + 16, 4);
 }
 
 #ifdef KM_FAULT_INJECTION

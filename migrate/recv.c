@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "pages.h"
@@ -37,6 +38,8 @@ struct recv {
 	uint64_t paused;	/* the VM was paused at the source: it arrives paused */
 	uint64_t rounds;
 	uint64_t cpu0_ns;	/* this thread's CPU time when the VM config arrived */
+	uint64_t progress_ms;	/* REC_GO asked for the progress reports this long after resuming */
+	uint64_t resume_ns;	/* when the vCPUs were started here */
 	char why[256];
 };
 
@@ -232,16 +235,49 @@ static void recv__advance_tsc(struct recv *rv)
  * guests report every 100 ms), tell the source the longest stall the
  * guest measured, which includes the downtime it felt.
  */
+/* Field 2 of REC_GUEST_REPORT: the progress reports since the VM resumed here. */
+static int recv__put_progress(struct recv *rv, struct buf *out)
+{
+	struct progress_sample *v = calloc(MIGRATE_PROGRESS_MAX, sizeof(*v));
+	struct buf *f = buf_new(MIGRATE_PROGRESS_MAX * MIGRATE_PROGRESS_ENTRY);
+	/* Their times are this host's CLOCK_MONOTONIC: the source lines them up by the wall clock. */
+	uint64_t to_wall = kvm__wall_ns() - kvm__now_ns();
+	size_t i, n;
+	int r = -ENOMEM;
+
+	if (!v || !f)
+		goto out;
+	n = progress__samples(&rv->kvm->progress, rv->resume_ns, v, MIGRATE_PROGRESS_MAX);
+	for (i = 0, r = 0; i < n && r == 0; i++)
+		r = migrate__put_progress_entry(f, &(struct migrate_progress){
+			.wall_ns = v[i].host_ns + to_wall, .counter = v[i].counter,
+			.vcpu = v[i].vcpu });
+	if (r == 0)
+		r = rec_put_field(out, 2, buf_ptr(f), (uint32_t)buf_len(f));
+out:
+	buf_free(f);
+	free(v);
+	return r;
+}
+
+/*
+ * REC_GUEST_REPORT: once every vCPU reported after resuming (a second at
+ * most), the longest stall the guest measured; with the progress reports
+ * of the window REC_GO asked for, once it is over.
+ */
 static void recv__guest_report(struct recv *rv)
 {
 	struct kvm *kvm = rv->kvm;
 	struct progress_vcpu pv;
-	uint64_t deadline = kvm__now_ns() + 1000000000ULL, max_tsc = 0;
+	uint64_t deadline = kvm__now_ns() + 1000000000ULL, max_tsc = 0, until, now;
 	unsigned int i, reported;
+	struct buf *p;
 
 	if (kvm->linux_guest)
 		return;		/* only the workload guests report progress */
-
+	until = rv->resume_ns + rv->progress_ms * 1000000ULL;
+	if (until > deadline)
+		deadline = until;
 	for (;;) {
 		for (i = reported = 0; i < kvm->nr_cpus; i++) {
 			progress__get(&kvm->progress, i, &pv);
@@ -251,15 +287,23 @@ static void recv__guest_report(struct recv *rv)
 					max_tsc = pv.max_guest_gap_tsc;
 			}
 		}
-		if (reported == kvm->nr_cpus || kvm__now_ns() > deadline ||
+		now = kvm__now_ns();
+		if ((reported == kvm->nr_cpus && now >= until) || now > deadline ||
 		    kvm->state == KVM_STATE_STOPPED)
 			break;
-		kvm__wait_stopped(kvm, kvm__now_ns() + 10000000ULL);	/* a 10 ms poll */
+		kvm__wait_stopped(kvm, now + 10000000ULL);	/* a 10 ms poll */
 	}
-	if (reported == 0 || !kvm->tsc_khz)
+	if (!(p = buf_new(MIGRATE_PROGRESS_MAX * MIGRATE_PROGRESS_ENTRY + 64)))
 		return;
-	(void)migrate__send_u64(rv->s, REC_GUEST_REPORT,
-			     (uint64_t)((double)max_tsc * 1e6 / (double)kvm->tsc_khz));
+	if (reported > 0 && kvm->tsc_khz &&
+	    rec_put_field_u64(p, 1, (uint64_t)((double)max_tsc * 1e6 / (double)kvm->tsc_khz)) != 0)
+		goto out;
+	if (rv->progress_ms && recv__put_progress(rv, p) != 0)
+		goto out;
+	if (buf_len(p) && stream_put(rv->s, REC_GUEST_REPORT, buf_ptr(p), (uint32_t)buf_len(p)) == 0)
+		(void)stream_flush(rv->s);
+out:
+	buf_free(p);
 }
 
 /* READY, wait for GO, resume, RUNNING. */
@@ -297,6 +341,11 @@ static int recv__switchover(struct recv *rv)
 	}
 	if (type != REC_GO)
 		return recv__fail(rv, KM_ERR_CORRUPT, "expected go, got record type %u", type);
+	/* Field 1 (optional): the source wants the guest's progress reports this long after. */
+	if (rec_find_u64(p, len, 1, &rv->progress_ms) != 0)
+		rv->progress_ms = 0;
+	if (rv->progress_ms > MIGRATE_PROGRESS_MAX_MS)
+		rv->progress_ms = MIGRATE_PROGRESS_MAX_MS;
 	/*
 	 * The VM becomes visible (its socket), then the decision that it runs
 	 * here is taken, then it starts. A status query that came first (the
@@ -314,6 +363,7 @@ static int recv__switchover(struct recv *rv)
 		return recv__fail(rv, r == KM_ERR_CANCELED ? KM_ERR_STATE : r, "%s",
 				  r == KM_ERR_CANCELED ? "a status query settled first that the VM "
 				  "does not run here: it never will" : km_strerror(r));
+	rv->resume_ns = kvm__now_ns();
 	r = rv->paused ? kvm__start_paused(rv->kvm) : kvm__start(rv->kvm);
 	if (r != 0)
 		return recv__fail(rv, r, "cannot start the vCPUs: %s", km_strerror(r));

@@ -132,6 +132,8 @@ static void sim_print_text(const struct sim_result *r)
 		       r->rounds == 1 ? "" : "s",
 		       r->throttle_pct ? " (throttled)" : "", r->total_ns / 1e6,
 		       r->downtime_ns / 1e6);
+	if (r->setup_ns)
+		printf("setup %.1f ms before round 0 (given)\n", r->setup_ns / 1e6);
 	printf("sent %llu pages, %llu bytes (%.1f MiB); throttle at the end %u %%\n",
 	       (unsigned long long)r->pages, (unsigned long long)r->bytes,
 	       (double)r->bytes / (1 << 20), r->throttle_pct);

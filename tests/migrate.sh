@@ -56,22 +56,31 @@ split_ok() {
 }
 ok_if "--trace: per round, zero + lz4 + raw pages = pages sent, remaining bytes = dirty pages x 4096 ($(awk -F, 'NR == 2 {print "round 0: " $11 " zero, " $12 " lz4, " $13 " raw; expected downtime " $10 " ms"}' "$tmp/m1.csv"))" \
 	split_ok
-# --progress: the guest's reports at the source, each vCPU's counter never going back.
+# --progress: the guest's reports at the source until the switchover, then
+# at the destination after it; each vCPU's counter never goes back, across
+# the move too; the times are in order, and no report falls in the gap.
 progress_ok() {
-	awk -F, 'NR == 1 {ok = ($0 == "ms,vcpu,counter")}
-		NR > 1 {n++; seen[$2] = 1; if ($2 in last && $3 < last[$2]) ok = 0; last[$2] = $3
+	awk -F, 'NR == 1 {ok = ($0 == "ms,vcpu,counter,host")}
+		NR > 1 {if ($4 == "source") {if (d) ok = 0; s++; ss[$2] = 1}
+			else if ($4 == "destination") {d++; dd[$2] = 1} else ok = 0
+			if ($2 in last && $3 < last[$2]) ok = 0; last[$2] = $3
 			if ($1 < prev) ok = 0; prev = $1}
-		END {exit !(ok && n > 0 && (0 in seen) && (1 in seen))}' "$tmp/p1.csv"
+		END {exit !(ok && s > 0 && d > 0 && (0 in ss) && (1 in ss) && (0 in dd) && (1 in dd))}' "$tmp/p1.csv"
 }
-ok_if "--progress: the guest's reports of both vCPUs until the switchover, in order ($(( $(wc -l <"$tmp/p1.csv") - 1 )) rows)" \
+gap_ms() {	# the time from the last report at the source to the first at the destination
+	awk -F, '$4 == "source" {s = $1} $4 == "destination" && !d {d = $1} END {printf "%.1f", d - s}' "$tmp/p1.csv"
+}
+ok_if "--progress: both vCPUs' reports at the source, then at the destination, in order ($(grep -c ',source$' "$tmp/p1.csv") + $(grep -c ',destination$' "$tmp/p1.csv") rows, a gap of $(gap_ms) ms across the switchover)" \
 	progress_ok
 # scripts/plot draws it (gnuplot), and an older trace without the encoding columns too.
 if "$top_srcdir/scripts/plot" "$tmp/m1.csv" -o "$tmp/m1.png" --size 800x600 >"$tmp/plot.out" 2>&1 &&
    [ "$(png_size "$tmp/m1.png")" = 800x600 ] && cut -d, -f1-8 "$tmp/m1.csv" >"$tmp/old.csv" &&
    "$top_srcdir/scripts/plot" "$tmp/old.csv" --size 640x480 >>"$tmp/plot.out" 2>&1 &&
-   [ "$(png_size "$tmp/old.png")" = 640x480 ]; then
-	tap_ok "scripts/plot makes a PNG of the trace, of the size asked ($(tr '\n' ' ' <"$tmp/plot.out"))"
-else tap_fail "scripts/plot makes a PNG of the trace" "$(cat "$tmp/plot.out")"; fi
+   [ "$(png_size "$tmp/old.png")" = 640x480 ] &&
+   "$top_srcdir/scripts/plot" "$tmp/p1.csv" --size 700x400 >>"$tmp/plot.out" 2>&1 &&
+   [ "$(png_size "$tmp/p1.png")" = 700x400 ]; then
+	tap_ok "scripts/plot makes PNGs of the trace and of the progress, of the sizes asked ($(tr '\n' ' ' <"$tmp/plot.out"))"
+else tap_fail "scripts/plot makes PNGs of the trace and of the progress" "$(cat "$tmp/plot.out")"; fi
 ok_if "the report gives both ends' CPU time, each above 0 and at most 2 x total ($(grep -h 'CPU time\|total time' "$tmp/m1.out" | tr -s ' ' | tr '\n' ';'))" \
 	cpu_ok "$tmp/m1.out"
 ok_if "the VM answers at the destination's run directory" running "$B/vm1.sock"
