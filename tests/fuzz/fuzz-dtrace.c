@@ -6,23 +6,50 @@
  * keep the reader's promises: runs ascending, disjoint, inside the guest,
  * adding up to each interval's and the trace's page counts.
  *
- * Not built by make (gcc has no -fsanitize=fuzzer); by hand:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ilib -Ibuild \
- *     tests/fuzz/fuzz-dtrace.c lib/dtrace.c lib/record.c lib/buf.c lib/bitmap.c \
- *     lib/stream.c lib/stream-async.c lib/stream-reader.c lib/err.c lib/log.c \
- *     lib/pages.c -llz4 -lxxhash -o fuzz-dtrace
- *   ./fuzz-dtrace -max_total_time=60 CORPUS
- * (a corpus: traces from kvm-run --record-dirty, or tests/unit/test-dtrace's).
+ * Not built by make (gcc has no -fsanitize=fuzzer): scripts/fuzz --target
+ * dtrace builds and runs it with clang. With -DFUZZ_MAKE_SEEDS it is
+ * instead a program that writes a seed corpus of valid traces (sparse
+ * runs, dense bitmaps, with and without progress, empty intervals) into
+ * the directory it is given.
  */
 #include "config.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "bitmap.h"
 #include "buf.h"
+#include "chan.h"
 #include "dtrace.h"
 #include "err.h"
 #include "record.h"
+
+/*
+ * The transport, which the stream code beside the header helpers the reader
+ * uses would call: a trace is read from memory, so none of it ever runs.
+ */
+int chan_write(struct chan *c, const void *data, size_t len)
+{
+	abort();
+}
+
+int64_t chan_read(struct chan *c, void *data, size_t len)
+{
+	abort();
+}
+
+int chan_set_timeout(struct chan *c, int timeout_ms)
+{
+	abort();
+}
+
+int chan_read_full(struct chan *c, void *data, size_t len)
+{
+	abort();
+}
 
 static void check_promises(const struct dtrace *t)
 {
@@ -88,3 +115,58 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	buf_free(out);
 	return 0;
 }
+
+#ifdef FUZZ_MAKE_SEEDS
+/* One seed: n intervals over pages guest pages; shape picks what each writes. */
+static int seed(const char *dir, int k, uint64_t pages, unsigned int n, int shape)
+{
+	struct dtrace_info info = { .page_size = 4096, .guest_pages = pages, .interval_ms = 50,
+				    .vcpus = 2, .start_wall_ns = 1700000000000000000ULL };
+	struct dtrace_cost cost = { .cpu_ns = 1000, .harvest_ns = 500, .write_ns = 300 };
+	struct dtrace_writer *w = NULL;
+	struct bitmap b = { 0 };
+	char path[4096];
+	uint64_t prog, p;
+	unsigned int i;
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/seed-%d", dir, k);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+		return -1;
+	if ((r = bitmap_init(&b, pages)) != 0 || (r = dtrace__writer_new(fd, &info, &w)) != 0)
+		goto out;
+	for (i = 0; i < n && r == 0; i++) {
+		bitmap_clear_all(&b);
+		if (shape == 0)			/* a few runs */
+			bitmap_set_range(&b, (i * 37) % (pages - 8), 1 + i % 7);
+		else if (shape == 1)		/* dense: a bitmap's worth */
+			for (p = i % 2; p < pages; p += 2)
+				bitmap_set(&b, p);
+		else if (i % 3)			/* sometimes nothing, sometimes a block */
+			bitmap_set_range(&b, 0, pages / 4);
+		prog = 1000ULL * i;
+		r = dtrace__put_interval(w, 50000000ULL + i, shape == 2 ? NULL : &prog, &b);
+	}
+	if (r == 0)
+		r = dtrace__finish(w, &cost);
+out:
+	dtrace__writer_free(w);
+	bitmap_free(&b);
+	close(fd);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+		return 2;
+	}
+	if (seed(argv[1], 0, 4096, 12, 0) || seed(argv[1], 1, 1024, 4, 1) ||
+	    seed(argv[1], 2, 65536, 9, 2) || seed(argv[1], 3, 64, 1, 0)) {
+		fprintf(stderr, "%s: cannot write the seeds\n", argv[0]);
+		return 1;
+	}
+	return 0;
+}
+#endif
