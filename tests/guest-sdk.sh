@@ -6,7 +6,7 @@
 # its clean end; progress, dirtying and the guest's own check seen through
 # the control socket; a live migration that the image survives with all
 # its stamps; and the refusals of images that cannot be (missing, too
-# large, an ELF).
+# large, empty, an ELF, a kernel).
 . "$(dirname "$0")/lib.sh"
 
 # Installing and compiling needs no KVM and is slow under emulation, so it
@@ -51,7 +51,7 @@ require_kvm
 
 . "$(dirname "$0")/lib-migrate.sh"	# tmp, pids, cleanup, progress, migrate
 trap 'cleanup; [ -n "${SDK_OWNER:-}" ] && rm -rf "$SDK_WORK"' EXIT
-tap_plan 16
+tap_plan 18
 
 # 1-3. The SDK, installed and used from outside the tree.
 ok_if "make install DESTDIR=: the SDK's pkg-config file, library, linker script and image check" \
@@ -72,7 +72,7 @@ fi
 IMG=$SDK_WORK/example/stamper.bin
 [ -s "$IMG" ] || bail "no image to run"
 
-# 4-7. Images that cannot be, refused before a VM exists.
+# 4-9. Images that cannot be, refused before a VM exists.
 check "--guest-image of a missing file: refused" 3 "guest image $tmp/none.bin: No such file" \
 	"$KVM_RUN" --guest-image "$tmp/none.bin"
 head -c $(( (1 << 20) + 1 )) /dev/zero >"$tmp/big.bin"
@@ -81,16 +81,23 @@ check "--guest-image over 1 MiB (KM_IMAGE_MAX): refused" 3 "1048577 bytes, more 
 check "--guest-image of the ELF before objcopy: refused, with the objcopy to run" 3 \
 	"an ELF file, not a flat image; make the image with objcopy -O binary" \
 	"$KVM_RUN" --guest-image "$SDK_WORK/example/stamper.elf"
+: >"$tmp/empty.bin"
+check "--guest-image of an empty file: refused" 3 "empty; a flat image holds 1 to 1048576 bytes" \
+	"$KVM_RUN" --guest-image "$tmp/empty.bin"
+# What a bzImage has at 0x202 (the boot protocol's "HdrS"), in a small file.
+{ head -c 514 /dev/zero; printf 'HdrS'; head -c 1000 /dev/zero; } >"$tmp/kernel.bin"
+check "--guest-image of a Linux kernel: refused, pointing at --kernel" 3 \
+	"a Linux kernel, not a flat image; boot it with --kernel" "$KVM_RUN" --guest-image "$tmp/kernel.bin"
 check "--guest and --guest-image together: a usage error" 2 "one workload" \
 	"$KVM_RUN" --guest idle --guest-image "$IMG"
 
-# 8. A short run ends cleanly: every vCPU checks its stamps and returns.
+# 10. A short run ends cleanly: every vCPU checks its stamps and returns.
 check "a run to its end: exit status 0, each vCPU's stamps checked" 0 \
 	"stamper\[1\]: done: 500 writes, 128 pages checked" \
 	timeout "$(pace_time 60)" "$KVM_RUN" --vcpus 2 --mem 64M --guest-image "$IMG" \
 	--guest-arg "rate=0,wss=1M,writes=500"
 
-# 9-11. A longer run: its progress and its dirtying through the control socket.
+# 11-13. A longer run: its progress and its dirtying through the control socket.
 A=$tmp/a B=$tmp/b
 mkdir -m 700 "$A" "$B"
 RATE=300	# pages/s: a tenth of what a unix socket carries in the sandbox
@@ -113,7 +120,7 @@ pps=$(printf '%s\n' "$out" | jq -r '."pages-per-second"' 2>/dev/null | cut -d. -
 ok_if "its dirtying, measured through the control socket: ${pps:-nothing} pages/s against its own $truth writes/s (within 20 %)" \
 	awk -v m="${pps:-0}" -v t="$truth" 'BEGIN {exit !(t > 0 && m >= 0.8 * t && m <= 1.2 * t)}'
 
-# 12-16. The image migrates like a built-in guest (it travels in guest
+# 14-18. The image migrates like a built-in guest (it travels in guest
 # memory, as theirs does) and goes on at the destination, stamps intact:
 # the example's check answers the `check` command (KM_REQ_CHECK).
 ok_if "its check, through the control socket: 1024 pages, none bad" checked_ok "$S" 1024
