@@ -198,10 +198,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'g':
 		case OPT_GUEST_IMAGE:
-			/* Either names the workload: a second one would silently win. */
-			if (o->guest_given) {
-				fprintf(stderr, "kvm-run: one workload: --guest or --guest-image, "
-					"once\n");
+			/* Either names the workload: an image beside another would silently lose. */
+			if (o->guest_image || (c == OPT_GUEST_IMAGE && o->guest_given)) {
+				fprintf(stderr, "kvm-run: one workload: --guest or --guest-image\n");
 				return -1;
 			}
 			o->guest_given = true;

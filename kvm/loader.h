@@ -14,8 +14,8 @@ struct loader_image {
 };
 
 /*
- * Resolves a --guest value to an image path: a value holding '/' is a path;
- * otherwise NAME.bin is looked up in $KVM_MIGRATE_GUEST_DIR, next to the
+ * Resolves a --guest value to an image path: a value holding '/' is a path,
+ * taken as it is (loader__image_read checks it); otherwise NAME.bin is looked up in $KVM_MIGRATE_GUEST_DIR, next to the
  * running binary (guest/NAME.bin: the build tree), then in the installed
  * guest directory. -ENOENT with the places tried logged.
  */
