@@ -42,6 +42,8 @@ struct options {
 	struct kvm_config cfg;
 	const char *guest;
 	const char *guest_args;
+	const char *guest_image;	/* --guest-image FILE; o->guest is then its name */
+	char guest_name[32];		/* that name (km_boot_info.guest) */
 	struct linux_params kboot;	/* kboot.kernel: --kernel given */
 	const char *disk;		/* --disk or --disk-ro: a raw image */
 	bool disk_ro;
@@ -70,6 +72,8 @@ static void usage(FILE *f)
 "  -c, --vcpus N          vCPUs, 1 to %d (default 1)\n"
 "  -g, --guest NAME|PATH  workload: idle, fill, dirtier, verify, compute (default idle)\n"
 "  -a, --guest-arg ARGS   workload arguments, e.g. rate=20000,wss=256M,pattern=zipf\n"
+"      --guest-image FILE a workload image of your own: a flat binary made with\n"
+"                         the guest SDK (docs/guests.md), instead of --guest\n"
 "  -k, --kernel FILE      boot a Linux bzImage instead of a workload (console: COM1,\n"
 "                         socket RUNDIR/NAME.console with --name)\n"
 "      --initrd FILE      with --kernel: the initial ramdisk\n"
@@ -116,13 +120,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
 	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
 	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY, OPT_INITRD, OPT_APPEND, OPT_DISK,
-	       OPT_DISK_RO, OPT_RECORD_DIRTY, OPT_RECORD_INTERVAL };
+	       OPT_DISK_RO, OPT_RECORD_DIRTY, OPT_RECORD_INTERVAL, OPT_GUEST_IMAGE };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "guest", required_argument, NULL, 'g' },
 		{ "guest-arg", required_argument, NULL, 'a' },
+		{ "guest-image", required_argument, NULL, OPT_GUEST_IMAGE },
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, OPT_INITRD },
 		{ "append", required_argument, NULL, OPT_APPEND },
@@ -192,8 +197,20 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->vcpus_given = true;
 			break;
 		case 'g':
-			o->guest = optarg;
+		case OPT_GUEST_IMAGE:
+			/* Either names the workload: an image beside another would silently lose. */
+			if (o->guest_image || (c == OPT_GUEST_IMAGE && o->guest_given)) {
+				fprintf(stderr, "kvm-run: one workload: --guest or --guest-image\n");
+				return -1;
+			}
 			o->guest_given = true;
+			if (c == 'g') {
+				o->guest = optarg;
+				break;
+			}
+			o->guest_image = optarg;
+			loader__image_name(optarg, o->guest_name, sizeof(o->guest_name));
+			o->guest = o->guest_name;
 			break;
 		case 'a':
 			if (strlen(optarg) >= KM_BOOT_ARGS_MAX) {
@@ -350,12 +367,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->restore && (o->mem_given || o->vcpus_given || o->guest_given || *o->guest_args)) {
 		fprintf(stderr, "kvm-run: --restore: memory, vCPUs and the guest come from the "
-			"checkpoint (no --mem, --vcpus, --guest, --guest-arg)\n");
+			"checkpoint (no --mem, --vcpus, --guest, --guest-image, --guest-arg)\n");
 		return -1;
 	}
 	if (o->kboot.kernel && (o->restore || o->guest_given || *o->guest_args)) {
 		fprintf(stderr, "kvm-run: --kernel boots Linux instead of a workload guest or a "
-			"checkpoint (no --guest, --guest-arg, --restore)\n");
+			"checkpoint (no --guest, --guest-image, --guest-arg, --restore)\n");
 		return -1;
 	}
 	if (!o->kboot.kernel && (o->kboot.initrd || o->kboot.cmdline)) {
@@ -396,6 +413,7 @@ int main(int argc, char **argv)
 	struct dtrace_recorder *rec = NULL;
 	struct options o;
 	uint64_t entry, deadline = 0;
+	struct loader_image image = { NULL, 0 };
 	sigset_t set;
 	int r, status = EXIT_SETUP;
 
@@ -454,14 +472,19 @@ int main(int argc, char **argv)
 		if ((r = linux__boot(kvm, &o.kboot)) != 0 || (r = pc__create(kvm)) != 0)
 			goto out;
 	} else {
-		if ((r = loader__find_guest(o.guest, path, sizeof(path))) != 0)
+		/* The image is read and checked before a VM exists: a bad one costs nothing. */
+		if (!o.guest_image && (r = loader__find_guest(o.guest, path, sizeof(path))) != 0)
+			goto out;
+		if ((r = loader__image_read(o.guest_image ? o.guest_image : path, &image)) != 0)
 			goto out;
 		if ((r = kvm__create(&o.cfg, &kvm)) != 0) {
 			if (r == -ENOENT || r == -ENODEV)
 				log_error("KVM is not available on this machine (/dev/kvm)");
 			goto out;
 		}
-		if ((r = loader__load_flat(kvm, path, &entry)) != 0)
+		r = loader__image_load(kvm, &image, &entry);
+		loader__image_free(&image);
+		if (r != 0)
 			goto out;
 		if ((r = kvm__setup_boot(kvm, o.guest, o.guest_args, entry)) != 0)
 			goto out;
@@ -548,6 +571,7 @@ int main(int argc, char **argv)
 	if (!o.quiet)
 		stats__print(kvm, stdout);
 out:
+	loader__image_free(&image);
 	dtrace_rec__stop(rec);
 	control__stop(control);
 	if (kvm) {

@@ -4,17 +4,18 @@
 # no SSE, no libc), so they have their own explicit rules here instead of
 # automake's. Objects are kvm/guest/NAME.guest.o, images kvm/guest/NAME.elf
 # and kvm/guest/NAME.bin (the flat file, installed).
-EXTRA_DIST += kvm/guest/abi.h kvm/guest/hypercall.h
-
+#
+# The guest SDK (docs/guests.md s.8) is the same parts installed: the
+# headers, libkmguest.a (entry code, runtime and pure logic), guest.lds,
+# check-image.sh and kvm-migrate-guest.pc, whose Cflags and Libs are the
+# flags below. The built-in guests link libkmguest.a like any other guest.
 # Extra flags for the guests only, e.g. make GUEST_CFLAGS=-O1.
 GUEST_CFLAGS = -g
-guest_cflags = -std=gnu11 -O2 -ffreestanding -fno-pic -fno-pie \
-	-fno-stack-protector -fcf-protection=none -fno-asynchronous-unwind-tables \
-	-fno-unwind-tables -mno-red-zone -mgeneral-regs-only \
-	-ffunction-sections -fdata-sections \
+# What every guest needs, the SDK's included: kvm-migrate-guest.pc.in
+# carries these two lists too (configure substitutes them).
+guest_cflags = -std=gnu11 -O2 $(GUEST_SDK_CFLAGS) \
 	-Wall -Wextra -Wno-unused-parameter $(GUEST_CFLAGS)
-guest_ldflags = -nostdlib -static -no-pie -Wl,--build-id=none \
-	-Wl,--gc-sections -Wl,--orphan-handling=error -Wl,-z,noexecstack
+guest_ldflags = $(GUEST_SDK_LDFLAGS)
 
 guest_names = idle fill dirtier verify compute
 
@@ -31,18 +32,36 @@ guest_headers = kvm/guest/abi.h kvm/guest/hypercall.h kvm/guest/args.h \
 	kvm/guest/prng.h kvm/guest/runtime.h kvm/guest/vpage.h \
 	kvm/guest/workset.h kvm/guest/zipf.h
 
+# libkmguest.a: everything but the workloads' mains. ld takes start.S's
+# object out of it because guest.lds names _start (EXTERN), and the rest
+# as the guest refers to it.
 guest_rt_objs = kvm/guest/start.guest.o kvm/guest/runtime.guest.o \
-	$(guest_pure_sources:.c=.guest.o)
+	kvm/guest/workset.guest.o $(guest_pure_sources:.c=.guest.o)
 guest_main_objs = $(guest_names:%=kvm/guest/%.guest.o)
-guest_objs = $(guest_rt_objs) $(guest_main_objs) kvm/guest/workset.guest.o
+guest_objs = $(guest_rt_objs) $(guest_main_objs)
 guest_elfs = $(guest_names:%=kvm/guest/%.elf)
+
+# The SDK, installed: headers under $(includedir)/kvm-migrate/guest (they
+# include each other by quoted names, so they move as one directory), the
+# library, linker script and image check under $(pkglibdir)/sdk, and the
+# pkg-config file.
+guestincdir = $(includedir)/kvm-migrate/guest
+guestinc_HEADERS = $(guest_headers)
+guestsdkdir = $(pkglibdir)/sdk
+guestsdk_DATA = kvm/guest/libkmguest.a kvm/guest/guest.lds
+guestsdk_SCRIPTS = kvm/guest/check-image.sh
+pkgconfigdir = $(libdir)/pkgconfig
+pkgconfig_DATA = kvm/guest/kvm-migrate-guest.pc
+
+kvm/guest/libkmguest.a: $(guest_rt_objs)
+	$(AM_V_AR)rm -f $@ && $(AR) $(ARFLAGS) $@ $(guest_rt_objs) && $(RANLIB) $@
 
 EXTRA_DIST += kvm/guest/guest.lds kvm/guest/start.S kvm/guest/runtime.c \
 	kvm/guest/workset.c kvm/guest/idle.c kvm/guest/fill.c \
 	kvm/guest/dirtier.c kvm/guest/verify.c kvm/guest/compute.c \
-	kvm/guest/check-image.sh kvm/guest/test-images.sh $(guest_headers)
+	kvm/guest/check-image.sh kvm/guest/test-images.sh
 CLEANFILES += $(guest_objs) $(guest_elfs) $(guest_DATA) \
-	$(guest_DATA:=.tmp)
+	$(guest_DATA:=.tmp) kvm/guest/libkmguest.a
 
 kvm/guest/%.guest.o: kvm/guest/%.c
 	@$(MKDIR_P) $(@D)
@@ -58,13 +77,14 @@ $(guest_objs): $(guest_headers)
 # Named here so that make keeps them (no intermediate files).
 kvm/guest/idle.elf: kvm/guest/idle.guest.o
 kvm/guest/fill.elf: kvm/guest/fill.guest.o
-kvm/guest/dirtier.elf: kvm/guest/dirtier.guest.o kvm/guest/workset.guest.o
-kvm/guest/verify.elf: kvm/guest/verify.guest.o kvm/guest/workset.guest.o
+kvm/guest/dirtier.elf: kvm/guest/dirtier.guest.o
+kvm/guest/verify.elf: kvm/guest/verify.guest.o
 kvm/guest/compute.elf: kvm/guest/compute.guest.o
 
-kvm/guest/%.elf: $(guest_rt_objs) kvm/guest/guest.lds
-	$(AM_V_CCLD)$(CC) $(guest_cflags) $(guest_ldflags) \
-		-T $(filter %.lds,$^) -o $@ $(filter %.o,$^)
+# As the SDK's Libs say: the guest's objects, then -T guest.lds and the library.
+kvm/guest/%.elf: kvm/guest/libkmguest.a kvm/guest/guest.lds
+	$(AM_V_CCLD)$(CC) $(guest_cflags) $(guest_ldflags) -o $@ $(filter %.o,$^) \
+		-T $(filter %.lds,$^) $(filter %.a,$^)
 
 # The flat image with .bss as zeros (see guest.lds), checked against the
 # ABI before it replaces the previous one.
