@@ -334,7 +334,8 @@ static char *control__dirty_limit(struct control *c, const struct qmp_request *r
 {
 	struct dirtylimit_info v[KM_MAX_VCPUS];
 	struct kvm *kvm = c->kvm;
-	json_int_t cpu = -1, rate = -1;
+	json_int_t cpu = -1;
+	double rate = -1;
 	unsigned int n, i;
 	char err[200];
 	json_t *a;
@@ -344,11 +345,11 @@ static char *control__dirty_limit(struct control *c, const struct qmp_request *r
 		return qmp_reply_error("GenericError", "the dirty limit needs the dirty-ring "
 				       "backend (kvm-run --dirty-log ring)", req->id);
 	if (!strcmp(req->execute, "set-vcpu-dirty-limit")) {
-		if (json_unpack(req->arguments, "{s:I, s?I !}", "dirty-rate", &rate,
+		if (json_unpack(req->arguments, "{s:F, s?I !}", "dirty-rate", &rate,
 				"cpu-index", &cpu) != 0 || cpu < -1 || rate < 0)
 			return qmp_reply_error("GenericError", "arguments: {\"dirty-rate\": MB/s, "
 					       "\"cpu-index\": a vCPU (optional: all)}", req->id);
-		if (dirtylimit__set(kvm, DIRTYLIMIT_USER, (int)cpu, (uint64_t)rate, err,
+		if (dirtylimit__set(kvm, DIRTYLIMIT_USER, (int)cpu, rate, err,
 				    sizeof(err)) != 0)
 			return qmp_reply_error("GenericError", err, req->id);
 		return qmp_reply_return(NULL, req->id);
@@ -370,10 +371,10 @@ static char *control__dirty_limit(struct control *c, const struct qmp_request *r
 	n = dirtylimit__query(kvm, v, KM_MAX_VCPUS);
 	a = json_array();
 	for (i = 0; a && i < n; i++)
-		json_array_append_new(a, json_pack("{s:i, s:I, s:I, s:I, s:f, s:f, s:f}",
-			"cpu-index", (int)v[i].cpu, "limit-rate", (json_int_t)v[i].limit_mbps,
-			"user-limit-rate", (json_int_t)v[i].owner_mbps[DIRTYLIMIT_USER],
-			"migration-limit-rate", (json_int_t)v[i].owner_mbps[DIRTYLIMIT_MIGRATION],
+		json_array_append_new(a, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
+			"cpu-index", (int)v[i].cpu, "limit-rate", v[i].limit_mbps,
+			"user-limit-rate", v[i].owner_mbps[DIRTYLIMIT_USER],
+			"migration-limit-rate", v[i].owner_mbps[DIRTYLIMIT_MIGRATION],
 			"current-rate", v[i].current_mbps, "run-share", v[i].run_share,
 			"throttled-ms", (double)v[i].slept_ns / 1e6));
 	return qmp_reply_return(a, req->id);

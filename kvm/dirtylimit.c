@@ -14,10 +14,10 @@
 #include "kvm/kvm-cpu.h"
 
 struct dl_vcpu {
-	uint64_t limit[DIRTYLIMIT_OWNERS];	/* MB/s; 0: none */
+	double limit[DIRTYLIMIT_OWNERS];	/* MB/s; 0: none */
 	double run;				/* share of each cycle it runs */
 	double rate;				/* MB/s, last period */
-	uint64_t cycle_start;			/* kvm__now_ns of its cycle */
+	uint64_t woke;				/* kvm__now_ns its last sleep ended */
 };
 
 /* One VM per process, so one limiter: the state is a single struct. */
@@ -39,9 +39,9 @@ static struct {
 	uint64_t measured_ns;
 } dl = { .life = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .sub = -1 };
 
-static uint64_t dl__limit(const struct dl_vcpu *v)
+static double dl__limit(const struct dl_vcpu *v)
 {
-	uint64_t l = 0;
+	double l = 0;
 	unsigned int o;
 
 	for (o = 0; o < DIRTYLIMIT_OWNERS; o++)
@@ -93,7 +93,7 @@ static void dl__measure(struct kvm *kvm)
 	for (i = 0; i < kvm->nr_cpus && dt; i++) {
 		struct dl_vcpu *v = &dl.v[i];
 		uint32_t n = now_counts[i] - dl.fetched[i];
-		uint64_t lim = dl__limit(v);
+		double lim = dl__limit(v);
 		double run;
 
 		v->rate = (double)n * KM_PAGE_SIZE / 1e6 / ((double)dt / 1e9);
@@ -111,7 +111,7 @@ static void dl__measure(struct kvm *kvm)
 		 * Loosened by at most 2x a period: a quiet period (the guest
 		 * waiting) does not release a writer at once.
 		 */
-		run = v->rate > 0 ? v->run * (double)lim / v->rate : 2.0 * v->run;
+		run = v->rate > 0 ? v->run * lim / v->rate : 2.0 * v->run;
 		if (run > 2.0 * v->run)
 			run = 2.0 * v->run;
 		if (run > 1.0)
@@ -126,9 +126,11 @@ static void dl__measure(struct kvm *kvm)
 }
 
 /*
- * Kicks every limited vCPU whose run share of its cycle is over, asking it
- * to sleep to the cycle's end; returns when the next kick is due. Under
- * dl.lock.
+ * Kicks every limited vCPU that has run its share of a cycle since it last
+ * woke, asking it to sleep for what makes the share: the time it really
+ * ran (a late wake-up of this thread, or a kick's latency, lets it run
+ * longer than its share) times (1 - share) / share, at most
+ * DIRTYLIMIT_SLEEP_MAX_NS. Returns when the next kick is due. Under dl.lock.
  */
 static uint64_t dl__kick_due(struct kvm *kvm, uint64_t now, uint64_t wake)
 {
@@ -138,23 +140,22 @@ static uint64_t dl__kick_due(struct kvm *kvm, uint64_t now, uint64_t wake)
 	for (i = 0; i < kvm->nr_cpus; i++) {
 		struct dl_vcpu *v = &dl.v[i];
 		struct kvm_cpu *cpu = kvm->cpus[i];
-		uint64_t end, kick_at;
+		uint64_t kick_at, sleep;
 
 		if (!dl__limit(v) || v->run >= 1.0 || !runs || !cpu->thread_started ||
 		    cpu->finished) {
-			v->cycle_start = now;
+			v->woke = now;
 			continue;
 		}
-		end = v->cycle_start + DIRTYLIMIT_CYCLE_NS;
-		kick_at = v->cycle_start + (uint64_t)(v->run * (double)DIRTYLIMIT_CYCLE_NS);
+		kick_at = v->woke + (uint64_t)(v->run * (double)DIRTYLIMIT_CYCLE_NS);
 		if (now >= kick_at) {
-			/* Behind (a slow wake-up): the sleep still ends at the cycle's end. */
-			if (end > now) {
-				atomic_store(&cpu->dl_sleep_until, end);
-				kvm_cpu__kick(cpu);
-			}
-			v->cycle_start = end > now ? end : now;
-			kick_at = v->cycle_start + (uint64_t)(v->run * (double)DIRTYLIMIT_CYCLE_NS);
+			sleep = (uint64_t)((double)(now - v->woke) * (1.0 - v->run) / v->run);
+			if (sleep > DIRTYLIMIT_SLEEP_MAX_NS)
+				sleep = DIRTYLIMIT_SLEEP_MAX_NS;
+			atomic_store(&cpu->dl_sleep_until, now + sleep);
+			kvm_cpu__kick(cpu);
+			v->woke = now + sleep;
+			kick_at = v->woke + (uint64_t)(v->run * (double)DIRTYLIMIT_CYCLE_NS);
 		}
 		if (kick_at < wake)
 			wake = kick_at;
@@ -169,7 +170,8 @@ static void *dl__thread(void *arg)
 
 	pthread_setname_np(pthread_self(), "dirty-limit");
 	pthread_mutex_lock(&dl.lock);
-	next = kvm__now_ns() + DIRTYLIMIT_PERIOD_NS;
+	/* The first period is short: a writer runs free until it ends. */
+	next = kvm__now_ns() + DIRTYLIMIT_FIRST_NS;
 	while (!dl.stop) {
 		now = kvm__now_ns();
 		if (now >= next) {
@@ -218,7 +220,7 @@ static int dl__start_locked(struct kvm *kvm)
 	for (i = 0; i < KM_MAX_VCPUS; i++) {
 		dl.v[i].run = 1.0;
 		dl.v[i].rate = 0;
-		dl.v[i].cycle_start = dl.measured_ns;
+		dl.v[i].woke = dl.measured_ns;
 	}
 	dl.stop = false;
 	if ((r = pthread_create(&dl.thread, NULL, dl__thread, kvm)) != 0) {
@@ -253,7 +255,7 @@ static void dl__stop_locked(void)
 		atomic_store(&kvm->cpus[i]->dl_sleep_until, 0);
 }
 
-int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, uint64_t mbps,
+int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, double mbps,
 		    char *err, size_t errlen)
 {
 	unsigned int i;
@@ -274,9 +276,9 @@ int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, uint6
 			 kvm->nr_cpus - 1);
 		return KM_ERR_INVALID;
 	}
-	if (mbps < 1 || mbps > DIRTYLIMIT_MAX_MBPS) {
-		snprintf(err, errlen, "dirty-rate %llu: need 1 to %u MB/s",
-			 (unsigned long long)mbps, DIRTYLIMIT_MAX_MBPS);
+	if (!(mbps >= DIRTYLIMIT_MIN_MBPS && mbps <= DIRTYLIMIT_MAX_MBPS)) {
+		snprintf(err, errlen, "dirty-rate %g: need %g to %g MB/s", mbps,
+			 DIRTYLIMIT_MIN_MBPS, DIRTYLIMIT_MAX_MBPS);
 		return KM_ERR_INVALID;
 	}
 	pthread_mutex_lock(&dl.life);
@@ -297,10 +299,10 @@ int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, uint6
 			dl.v[i].limit[owner] = mbps;
 	pthread_cond_broadcast(&dl.cond);
 	if (cpu == -1)
-		log_info("dirty limit: every vCPU at most %llu MB/s (%s)", (unsigned long long)mbps,
+		log_info("dirty limit: every vCPU at most %g MB/s (%s)", mbps,
 			 owner == DIRTYLIMIT_USER ? "user" : "migration");
 	else
-		log_info("dirty limit: vCPU %d at most %llu MB/s (%s)", cpu, (unsigned long long)mbps,
+		log_info("dirty limit: vCPU %d at most %g MB/s (%s)", cpu, mbps,
 			 owner == DIRTYLIMIT_USER ? "user" : "migration");
 out:
 	pthread_mutex_unlock(&dl.lock);
@@ -384,6 +386,15 @@ void dirtylimit__vcpu_sleep(struct kvm_cpu *cpu)
 	       kvm__now_ns() < until)
 		pthread_cond_timedwait(&kvm->cond, &kvm->lock, &ts);
 	pthread_mutex_unlock(&kvm->lock);
+	/*
+	 * Cut short by a pause (the CPU throttle's, say): the rest of the
+	 * sleep follows it, unless the limiter asked for another meanwhile.
+	 */
+	if (!atomic_load(&kvm->stop_req) && kvm__now_ns() < until) {
+		uint_fast64_t none = 0;
+
+		atomic_compare_exchange_strong(&cpu->dl_sleep_until, &none, until);
+	}
 	atomic_fetch_add(&cpu->dl_slept_ns, kvm__now_ns() - start);
 }
 

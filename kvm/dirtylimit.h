@@ -12,10 +12,12 @@
  *     DIRTYLIMIT_CYCLE_NS; after each period s becomes s * limit / rate,
  *     so a vCPU over its limit runs less and one under it more (at most
  *     twice as much per period, up to all the time);
- *   - act: when a vCPU has run its share of the cycle, the thread kicks
- *     it and the vCPU's own thread sleeps (dirtylimit__vcpu_sleep, from
- *     the run loop) until the cycle ends. The sleep ends early when the VM
- *     pauses or stops.
+ *   - act: when a vCPU has run its share of a cycle, the thread kicks it
+ *     and the vCPU's own thread sleeps (dirtylimit__vcpu_sleep, from the
+ *     run loop) for the rest of the cycle, scaled to the time it really
+ *     ran: a kick that lands late (milliseconds in an emulated sandbox)
+ *     lengthens the sleep, so the share holds down to DIRTYLIMIT_RUN_MIN.
+ *     The sleep ends early when the VM pauses or stops.
  * QEMU sleeps on each dirty-ring-full exit instead, which ties the
  * granularity to the ring's size; a timed cycle works with any ring.
  *
@@ -35,9 +37,12 @@ struct kvm;
 struct kvm_cpu;
 
 #define DIRTYLIMIT_PERIOD_NS	200000000ULL	/* a measurement and decision */
+#define DIRTYLIMIT_FIRST_NS	50000000ULL	/* the first, after the thread starts */
 #define DIRTYLIMIT_CYCLE_NS	20000000ULL	/* run share, then sleep */
+#define DIRTYLIMIT_SLEEP_MAX_NS	1000000000ULL	/* one sleep at most */
 #define DIRTYLIMIT_RUN_MIN	0.002		/* the least share a limited vCPU runs */
-#define DIRTYLIMIT_MAX_MBPS	1000000		/* 1 TB/s: any larger is a typo */
+#define DIRTYLIMIT_MIN_MBPS	0.01		/* 2.4 pages/s */
+#define DIRTYLIMIT_MAX_MBPS	1000000.0	/* 1 TB/s: any larger is a typo */
 
 enum dirtylimit_owner {
 	DIRTYLIMIT_USER,	/* set-vcpu-dirty-limit / cancel-vcpu-dirty-limit */
@@ -48,20 +53,21 @@ enum dirtylimit_owner {
 /* One vCPU as query-vcpu-dirty-limit shows it. */
 struct dirtylimit_info {
 	unsigned int cpu;
-	uint64_t limit_mbps;		/* in force: the lower owner's; 0: none */
-	uint64_t owner_mbps[DIRTYLIMIT_OWNERS];
+	double limit_mbps;		/* in force: the lower owner's; 0: none */
+	double owner_mbps[DIRTYLIMIT_OWNERS];
 	double current_mbps;		/* measured over the last period */
 	double run_share;		/* of each cycle, 0..1 */
 	uint64_t slept_ns;		/* in all, since the first limit */
 };
 
 /*
- * Sets owner's limit of cpu (-1: every vCPU) to mbps (1 ..
- * DIRTYLIMIT_MAX_MBPS), starting the thread if needed. Refused, with the
+ * Sets owner's limit of cpu (-1: every vCPU) to mbps (DIRTYLIMIT_MIN_MBPS ..
+ * DIRTYLIMIT_MAX_MBPS; fractions too, where QEMU takes whole MB/s: a slow
+ * link, as an emulated one, needs less than 1 MB/s), starting the thread if needed. Refused, with the
  * reason in err, when the VM does not use the dirty-ring backend, dirty
  * logging is held off, or cpu or mbps is out of range.
  */
-int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, uint64_t mbps,
+int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, double mbps,
 		    char *err, size_t errlen);
 /*
  * Drops owner's limit of cpu (-1: every vCPU); the thread ends with the

@@ -163,14 +163,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			json_object_set_new(o->args, "max-throttle", json_integer((json_int_t)v));
 			break;
-		case OPT_DIRTY_LIMIT:
-			if (parse_u64(optarg, 1, 1000000, &v) != 0) {
-				fprintf(stderr, "kvm-migrate: --dirty-limit '%s': need 1 to 1000000 "
+		case OPT_DIRTY_LIMIT: {
+			char *end;
+			double d = strtod(optarg, &end);
+
+			if (end == optarg || *end || !(d >= 0.01 && d <= 1000000)) {
+				fprintf(stderr, "kvm-migrate: --dirty-limit '%s': need 0.01 to 1000000 "
 					"(MB/s per vCPU)\n", optarg);
 				return -1;
 			}
-			json_object_set_new(o->args, "dirty-limit", json_integer((json_int_t)v));
+			json_object_set_new(o->args, "dirty-limit", json_real(d));
 			break;
+		}
 		case OPT_ROUNDS:
 			if (parse_u64(optarg, 1, 100000, &v) != 0) {
 				fprintf(stderr, "kvm-migrate: --max-rounds '%s': need 1 to 100000\n", optarg);
@@ -272,7 +276,7 @@ static void report(json_t *st, FILE *f)
 		"  pages sent        %10.0f (zero %.0f, lz4 %.0f, raw %.0f); never touched, skipped %.0f\n"
 		"  compression ratio %10.2f (page bytes / wire bytes)\n"
 		"  throttle          %10.0f %%\n"
-		"  dirty limit       %10.0f MB/s per vCPU (0: none put on)\n"
+		"  dirty limit       %10.2f MB/s per vCPU (0: none put on)\n"
 		"  CPU time          %10.1f ms at the source, %.1f ms at the destination "
 		"(migration threads)\n",
 		str(st, "status"), *str(st, "error") ? ": " : "", str(st, "error"),

@@ -208,9 +208,8 @@ static void mig__dirty_limit_on(struct mig *m, uint64_t n)
 	mig__lock(m);
 	m->st.dirty_limit_mbps = m->p.dirty_limit_mbps;
 	mig__unlock(m);
-	log_info("migration of %s: round %u, %llu pages dirty: dirty limit %llu MB/s per vCPU",
-		 m->kvm->name, m->st.rounds, (unsigned long long)n,
-		 (unsigned long long)m->p.dirty_limit_mbps);
+	log_info("migration of %s: round %u, %llu pages dirty: dirty limit %g MB/s per vCPU",
+		 m->kvm->name, m->st.rounds, (unsigned long long)n, m->p.dirty_limit_mbps);
 }
 
 enum policy_verdict mig__policy(struct mig *m, uint64_t n)

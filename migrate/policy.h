@@ -40,7 +40,7 @@ struct policy_params {
 	 * all-vCPU throttle, which then steps only if the guest still
 	 * outruns the link POLICY_DIRTY_LIMIT_ROUNDS rounds later.
 	 */
-	uint64_t dirty_limit_mbps;
+	double dirty_limit_mbps;
 	bool force;			/* at a limit, stop and copy anyway */
 };
 

@@ -83,7 +83,7 @@ ok_if "cancelled: vCPU 1 dirties $W_V1 MB/s again, against $free_v1 free (at lea
 
 # 9-13. Bad requests, and the bitmap backend.
 r=$(q "$S" '{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 0}}')
-ok_if "dirty-rate 0 is refused ($(field "$r" error.desc))" eval 'printf "%s" "$r" | grep -q "need 1 to"'
+ok_if "dirty-rate 0 is refused ($(field "$r" error.desc))" eval 'printf "%s" "$r" | grep -q "need 0.01 to"'
 r=$(q "$S" '{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 5, "cpu-index": 2}}')
 ok_if "cpu-index 2 of 2 vCPUs is refused ($(field "$r" error.desc))" \
 	eval 'printf "%s" "$r" | grep -q "vCPUs 0 to 1"'
@@ -101,21 +101,26 @@ check "kvm-migrate --dirty-limit on a VM without the dirty ring" 1 "needs the di
 	"$KVM_MIGRATE" --rundir "$A" --insecure --dirty-limit 5 m2 "unix:$tmp/none.sock"
 quit_vm "$A/m2.sock"
 
-# 14-18. Migration: the writer dirties faster than the link carries, over a
-# working set that takes the link about 1 s to send. Auto-converge with the
-# throttle capped at 50 % (--max-throttle) halves it, which is still more
-# than the link: it gives up at the round limit. With --dirty-limit at a
-# tenth of the link the same migration converges, and the computing vCPU
-# is never throttled.
+# 14-18. Migration: a writer (one vCPU: in the one-CPU sandbox a computing
+# vCPU would take the link's CPU) dirties faster than the link carries, over
+# a working set that takes the link about 1 s to send. Auto-converge with
+# the throttle capped at 50 % (--max-throttle) halves it, which is still
+# more than the link: it gives up at the round limit. With --dirty-limit at
+# about a tenth of the link the same migration converges, before the
+# throttle would step in.
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
-cap_k=$(sized 65536 $(( T * 4 / 2 )))
-"$KVM_RUN" --name m3 --rundir "$A" --mem 128M --vcpus 2 --dirty-log ring --guest dirtier \
-	--guest-arg "compute=1,wss=$(( cap_k * 2 ))K,pattern=sequential" >"$tmp/vm-m3.log" 2>&1 &
+# The link: 64 MiB/s natively; elsewhere what TLS carries here (pace).
+cap_k=$(sized 65536 $(( T * 4 )))
+"$KVM_RUN" --name m3 --rundir "$A" --mem 128M --dirty-log ring --guest dirtier \
+	--guest-arg "wss=${cap_k}K,pattern=sequential" >"$tmp/vm-m3.log" 2>&1 &
 pids+=($!)
 wait_for "the migration's guest" 30 all_reported "$A/m3.sock"
-link_mb=$(( cap_k * 1024 / 1000000 ))
-dl_mb=$(( link_mb / 10 > 1 ? link_mb / 10 : 1 ))
-echo "# link ${cap_k} KiB/s; working set $(( cap_k * 2 )) KiB; dirty limit $dl_mb MB/s"
+# A tenth of the link natively. In the sandbox one emulated CPU runs the
+# guest, both ends of the migration and TLS, and the link carries a quarter
+# of its cap or less while the guest writes (about 1.5 MB/s): 0.1 MB/s.
+dl_mb=$(awk -v k="$cap_k" 'BEGIN {printf "%.1f", k * 1024 / 1e6 / 10}')
+emulated && dl_mb=0.1
+echo "# link ${cap_k} KiB/s; working set ${cap_k} KiB; dirty limit $dl_mb MB/s"
 migrate "$tmp/ac.out" --rundir "$A" --bandwidth "${cap_k}K" --no-compress --auto-converge \
 	--max-throttle 50 --max-rounds 8 m3 "127.0.0.1:$port_b" && st=0 || st=$?
 ok_if "auto-converge capped at 50 %: does not converge in 8 rounds (exit $st)" \
@@ -126,7 +131,7 @@ migrate "$tmp/dl.out" --rundir "$A" --bandwidth "${cap_k}K" --no-compress --auto
 	--max-throttle 50 --max-rounds 8 --dirty-limit "$dl_mb" --trace "$tmp/dl.csv" \
 	m3 "127.0.0.1:$port_b" && st=0 || st=$?
 ok_if "with --dirty-limit $dl_mb the same migration converges (exit $st)" \
-	sh -c "[ $st = 0 ] && grep -q 'migrated' '$tmp/dl.out'"
+	sh -c "[ $st = 0 ] && grep -q 'migration completed' '$tmp/dl.out'"
 ok_if "without any all-vCPU throttle (the report says throttle 0 %)" grep -Eq "throttle +0 %" "$tmp/dl.out"
 ok_if "and the VM runs at the destination" running "$B/m3.sock"
 quit_vm "$B/m3.sock"
