@@ -70,6 +70,17 @@ static void dl__wait(uint64_t deadline)
 		pthread_cond_timedwait(&dl.cond, &dl.lock, &ts);
 }
 
+/* sqrt(r) for r in 0.5..2 (Newton; no libm for one root). */
+static double dl__sqrt(double r)
+{
+	double y = (1.0 + r) / 2.0;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		y = 0.5 * (y + r / y);
+	return y;
+}
+
 /*
  * One period's end: harvest (outside dl.lock: the tracker's lock may wait
  * for a vCPU's ring-full harvest, never the other way round), each vCPU's
@@ -94,7 +105,7 @@ static void dl__measure(struct kvm *kvm)
 		struct dl_vcpu *v = &dl.v[i];
 		uint32_t n = now_counts[i] - dl.fetched[i];
 		double lim = dl__limit(v);
-		double run;
+		double run, ratio;
 
 		v->rate = (double)n * KM_PAGE_SIZE / 1e6 / ((double)dt / 1e9);
 		if (!lim) {
@@ -105,13 +116,18 @@ static void dl__measure(struct kvm *kvm)
 			continue;
 		/*
 		 * Multiplicative: the share that would have given the limit,
-		 * had the rate been proportional to the time run. Computed on
-		 * the share asked for, not the one achieved, so that a kick's
-		 * latency (the vCPU runs a little longer) is corrected too.
+		 * had the rate been proportional to the time run; computed on
+		 * the share asked for, so what the scaled sleeps leave over
+		 * is corrected too. Near the limit (within 2x) only half of
+		 * the step, in log terms: one period's count is noisy, and
+		 * full steps on noise make the rate swing around the limit.
 		 * Loosened by at most 2x a period: a quiet period (the guest
 		 * waiting) does not release a writer at once.
 		 */
-		run = v->rate > 0 ? v->run * lim / v->rate : 2.0 * v->run;
+		ratio = v->rate > 0 ? lim / v->rate : 2.0;
+		if (ratio >= 0.5 && ratio <= 2.0)
+			ratio = dl__sqrt(ratio);
+		run = v->run * ratio;
 		if (run > 2.0 * v->run)
 			run = 2.0 * v->run;
 		if (run > 1.0)
