@@ -36,7 +36,7 @@
 struct kvm;
 struct kvm_cpu;
 
-#define DIRTYLIMIT_PERIOD_NS	200000000ULL	/* a measurement and decision */
+#define DIRTYLIMIT_PERIOD_NS	500000000ULL	/* a measurement and decision */
 #define DIRTYLIMIT_FIRST_NS	50000000ULL	/* the first, after the thread starts */
 #define DIRTYLIMIT_CYCLE_NS	20000000ULL	/* run share, then sleep */
 #define DIRTYLIMIT_SLEEP_MAX_NS	1000000000ULL	/* one sleep at most */

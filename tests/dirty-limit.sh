@@ -52,18 +52,21 @@ ok_if "free: vCPU 1 dirties $free_v1 MB/s, vCPU 0 computes $free_c0 steps/s and 
 LIM=$(awk -v v="$free_v1" 'BEGIN {l = int(v / 4); print l < 1 ? 1 : l}')
 r=$(q "$S" "{\"execute\": \"set-vcpu-dirty-limit\", \"arguments\": {\"dirty-rate\": $LIM}}")
 ok_if "set-vcpu-dirty-limit $LIM MB/s on every vCPU ($r)" eval 'printf "%s" "$r" | grep -q "\"return\""'
-# The controller settles within a few 200 ms periods: wait for the writer's rate to come down.
+# The controller settles within a few 500 ms periods: wait for the writer's rate to come down.
 settled() {
 	dl_query | jq -e ".return[1] | .\"current-rate\" > 0 and .\"current-rate\" <= $LIM * 1.3" >/dev/null
 }
 wait_for "the writer's rate to come down to the limit" 30 settled
 window
-# Tolerance: +-35 %. The controller corrects the writer's run share every
-# 200 ms on the last period's rate, so the rate swings around the limit by
-# what one period's measurement missed; in the sandbox the vCPU threads
-# and the limiter's wake-ups are late by milliseconds of a 20 ms cycle.
-ok_if "limited: vCPU 1 dirties $W_V1 MB/s, the limit $LIM MB/s (within 35 %)" \
-	within "$W_V1" "$(awk -v l="$LIM" 'BEGIN {print l * 0.65}')" "$(awk -v l="$LIM" 'BEGIN {print l * 1.35}')"
+# Tolerance: +-50 % (the point is the fall, 4x here). The controller
+# corrects the writer's run share every 500 ms on the last period's count,
+# and a 3 s window holds only six of its decisions; a limited vCPU runs in
+# bursts, whose length the host's load sets: on this shared 2-core machine,
+# in the sandbox, the kicks and wake-ups are late by milliseconds to tens of
+# milliseconds of a 20 ms cycle (measured within 35 % when the machine is
+# quiet, once at 27 % below under a load of 8).
+ok_if "limited: vCPU 1 dirties $W_V1 MB/s, the limit $LIM MB/s (within 50 %)" \
+	within "$W_V1" "$(awk -v l="$LIM" 'BEGIN {print l * 0.5}')" "$(awk -v l="$LIM" 'BEGIN {print l * 1.5}')"
 # Tolerance: 15 %: the compute rate of a vCPU that is never asked to
 # sleep varies by host load alone (the two vCPU threads share two cores
 # with the host, and in the sandbox with QEMU's own threads).
@@ -123,13 +126,13 @@ dl_mb=$(awk -v k="$cap_k" 'BEGIN {printf "%.1f", k * 1024 / 1e6 / 10}')
 emulated && dl_mb=0.1
 echo "# link ${cap_k} KiB/s; working set $(( cap_k / 2 )) KiB; dirty limit $dl_mb MB/s"
 migrate "$tmp/ac.out" --rundir "$A" --bandwidth "${cap_k}K" --no-compress --auto-converge \
-	--max-throttle 50 --max-rounds 8 m3 "127.0.0.1:$port_b" && st=0 || st=$?
-ok_if "auto-converge capped at 50 %: does not converge in 8 rounds (exit $st)" \
-	sh -c "[ $st = 1 ] && grep -q 'did not converge in 8 rounds' '$tmp/ac.out'"
+	--max-throttle 50 --max-rounds 6 m3 "127.0.0.1:$port_b" && st=0 || st=$?
+ok_if "auto-converge capped at 50 %: does not converge in 6 rounds (exit $st)" \
+	sh -c "[ $st = 1 ] && grep -q 'did not converge in 6 rounds' '$tmp/ac.out'"
 ok_if "and its throttle reached the cap, 50 %" grep -Eq "throttle +50 %" "$tmp/ac.out"
 ok_if "the source VM runs on" running "$A/m3.sock"
 migrate "$tmp/dl.out" --rundir "$A" --bandwidth "${cap_k}K" --no-compress \
-	--max-rounds 8 --dirty-limit "$dl_mb" --trace "$tmp/dl.csv" \
+	--max-rounds 6 --dirty-limit "$dl_mb" --trace "$tmp/dl.csv" \
 	m3 "127.0.0.1:$port_b" && st=0 || st=$?
 ok_if "with --dirty-limit $dl_mb instead, the same migration converges (exit $st)" \
 	sh -c "[ $st = 0 ] && grep -q 'migration completed' '$tmp/dl.out'"
