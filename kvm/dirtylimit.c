@@ -351,16 +351,6 @@ int dirtylimit__cancel(struct kvm *kvm, enum dirtylimit_owner owner, int cpu)
 	return 0;
 }
 
-bool dirtylimit__active(struct kvm *kvm)
-{
-	bool a;
-
-	pthread_mutex_lock(&dl.lock);
-	a = dl.kvm == kvm && dl__any_locked();
-	pthread_mutex_unlock(&dl.lock);
-	return a;
-}
-
 unsigned int dirtylimit__query(struct kvm *kvm, struct dirtylimit_info *out, unsigned int max)
 {
 	unsigned int i, n = 0;

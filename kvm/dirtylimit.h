@@ -9,15 +9,17 @@
  *     (dirty__harvest: the tracker's one harvest loop) and takes each
  *     vCPU's dirty rate from its ring's entry count (dirty__ring_counts);
  *   - decide: each limited vCPU has a run share s of every
- *     DIRTYLIMIT_CYCLE_NS; after each period s becomes s * limit / rate,
- *     so a vCPU over its limit runs less and one under it more (at most
- *     twice as much per period, up to all the time);
+ *     DIRTYLIMIT_CYCLE_NS; after each period s becomes s * limit / rate
+ *     (the square root of that ratio when it is within 2x: one period's
+ *     count is noisy), so a vCPU over its limit runs less and one under it
+ *     more (at most twice as much per period, up to all the time);
  *   - act: when a vCPU has run its share of a cycle, the thread kicks it
  *     and the vCPU's own thread sleeps (dirtylimit__vcpu_sleep, from the
  *     run loop) for the rest of the cycle, scaled to the time it really
  *     ran: a kick that lands late (milliseconds in an emulated sandbox)
  *     lengthens the sleep, so the share holds down to DIRTYLIMIT_RUN_MIN.
- *     The sleep ends early when the VM pauses or stops.
+ *     At most DIRTYLIMIT_SLEEP_MAX_NS. The sleep ends early when the VM
+ *     stops or pauses (and goes on after a pause).
  * QEMU sleeps on each dirty-ring-full exit instead, which ties the
  * granularity to the ring's size; a timed cycle works with any ring.
  *
@@ -74,8 +76,6 @@ int dirtylimit__set(struct kvm *kvm, enum dirtylimit_owner owner, int cpu, doubl
  * last limit. KM_ERR_INVALID for a cpu out of range.
  */
 int dirtylimit__cancel(struct kvm *kvm, enum dirtylimit_owner owner, int cpu);
-/* Whether any vCPU has a limit now. */
-bool dirtylimit__active(struct kvm *kvm);
 /* Each vCPU's limit and rate into out (at most max); returns how many. */
 unsigned int dirtylimit__query(struct kvm *kvm, struct dirtylimit_info *out, unsigned int max);
 /* From cpu's run loop after any return from KVM_RUN: the sleep it is asked for. */
