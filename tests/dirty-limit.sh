@@ -48,7 +48,7 @@ free_v1=$W_V1 free_c0=$W_C0
 ok_if "free: vCPU 1 dirties $free_v1 MB/s, vCPU 0 computes $free_c0 steps/s and dirties $W_V0 MB/s" \
 	awk -v v1="$free_v1" -v v0="$W_V0" -v c="$free_c0" 'BEGIN {exit !(v1 >= 4 && c > 0 && v0 < v1 / 10)}'
 
-# 2-6. A limit on every vCPU of a quarter of the writer's free rate (at least 1 MB/s).
+# 2-4. A limit on every vCPU of a quarter of the writer's free rate (at least 1 MB/s).
 LIM=$(awk -v v="$free_v1" 'BEGIN {l = int(v / 4); print l < 1 ? 1 : l}')
 r=$(q "$S" "{\"execute\": \"set-vcpu-dirty-limit\", \"arguments\": {\"dirty-rate\": $LIM}}")
 ok_if "set-vcpu-dirty-limit $LIM MB/s on every vCPU ($r)" eval 'printf "%s" "$r" | grep -q "\"return\""'
@@ -63,28 +63,33 @@ window
 # and a 3 s window holds only six of its decisions; a limited vCPU runs in
 # bursts, whose length the host's load sets: on this shared 2-core machine,
 # in the sandbox, the kicks and wake-ups are late by milliseconds to tens of
-# milliseconds of a 20 ms cycle (measured within 35 % when the machine is
-# quiet, once at 27 % below under a load of 8).
+# milliseconds of a 20 ms cycle (measured within 12 % when the machine was
+# quiet; once 73 % below under a load of 8, before the controller took half
+# steps near the limit over 500 ms periods).
 ok_if "limited: vCPU 1 dirties $W_V1 MB/s, the limit $LIM MB/s (within 50 %)" \
 	within "$W_V1" "$(awk -v l="$LIM" 'BEGIN {print l * 0.5}')" "$(awk -v l="$LIM" 'BEGIN {print l * 1.5}')"
-# Tolerance: 15 %: the compute rate of a vCPU that is never asked to
-# sleep varies by host load alone (the two vCPU threads share two cores
-# with the host, and in the sandbox with QEMU's own threads).
-ok_if "limited: vCPU 0 still computes $W_C0 steps/s, against $free_c0 free (at least 85 %)" \
-	awk -v c="$W_C0" -v f="$free_c0" 'BEGIN {exit !(c >= 0.85 * f)}'
+lim_c0=$W_C0
 out=$(dl_query)
 ok_if "query-vcpu-dirty-limit: both limited at $LIM, only vCPU 1 slowed ($(printf '%s' "$out" | jq -c '[.return[] | {"cpu-index", "limit-rate", "current-rate", "run-share", "throttled-ms"}]'))" \
 	eval 'printf "%s" "$out" | jq -e ".return | length == 2 and .[0].\"limit-rate\" == $LIM and .[1].\"limit-rate\" == $LIM and .[0].\"throttled-ms\" == 0 and .[0].\"run-share\" == 1 and .[1].\"run-share\" < 1 and .[1].\"throttled-ms\" > 0" >/dev/null'
 
-# 7-8. The cancel gives the writer its rate back.
+# 5-7. The cancel gives the writer its rate back; the computer was never slowed.
 r=$(q "$S" '{"execute": "cancel-vcpu-dirty-limit"}')
 released() { dl_query | jq -e ".return[1] | .\"limit-rate\" == 0 and .\"run-share\" == 1" >/dev/null; }
 ok_if "cancel-vcpu-dirty-limit ($r): no limit left" released
 window
 ok_if "cancelled: vCPU 1 dirties $W_V1 MB/s again, against $free_v1 free (at least 70 %)" \
 	awk -v v="$W_V1" -v f="$free_v1" 'BEGIN {exit !(v >= 0.7 * f)}'
+# The computing vCPU under the limit, against its free rate before and after:
+# the two free windows bracket the limited one, and the slower of them is the
+# reference, so that the machine's load drifting over the minute (other
+# sandboxes on its two cores: the compute rate of a vCPU never asked to
+# sleep swung 3x between windows once) does not count as the limit slowing
+# it. Tolerance 15 %: a load change within the bracket.
+ok_if "limited: vCPU 0 still computed $lim_c0 steps/s, against $free_c0 before and $W_C0 after (at least 85 % of the slower)" \
+	awk -v c="$lim_c0" -v a="$free_c0" -v b="$W_C0" 'BEGIN {f = a < b ? a : b; exit !(c >= 0.85 * f)}'
 
-# 9-13. Bad requests, and the bitmap backend.
+# 8-12. Bad requests, and the bitmap backend.
 r=$(q "$S" '{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 0}}')
 ok_if "dirty-rate 0 is refused ($(field "$r" error.desc))" eval 'printf "%s" "$r" | grep -q "need 0.01 to"'
 r=$(q "$S" '{"execute": "set-vcpu-dirty-limit", "arguments": {"dirty-rate": 5, "cpu-index": 2}}')
@@ -104,7 +109,7 @@ check "kvm-migrate --dirty-limit on a VM without the dirty ring" 1 "needs the di
 	"$KVM_MIGRATE" --rundir "$A" --insecure --dirty-limit 5 m2 "unix:$tmp/none.sock"
 quit_vm "$A/m2.sock"
 
-# 14-18. Migration: a writer (one vCPU: in the one-CPU sandbox a computing
+# 13-18. Migration: a writer (one vCPU: in the one-CPU sandbox a computing
 # vCPU would take the link's CPU) dirties faster than the link carries, over
 # a working set that takes the link about 0.5 s to send. Auto-converge with
 # the throttle capped at 50 % (--max-throttle) halves it, which is still
