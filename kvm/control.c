@@ -23,6 +23,7 @@
 #include "log.h"
 #include "qmp.h"
 #include "kvm/control.h"
+#include "kvm/dirtylimit.h"
 #include "kvm/dirtyrate.h"
 #include "kvm/kvm.h"
 #include "kvm/stats.h"
@@ -325,6 +326,60 @@ static char *control__calc_dirty_rate(struct control *c, const struct qmp_reques
 	return qmp_reply_return(NULL, req->id);
 }
 
+/*
+ * set-vcpu-dirty-limit, cancel-vcpu-dirty-limit, query-vcpu-dirty-limit
+ * (QEMU's names and arguments; dirtylimit.h): the user's limits.
+ */
+static char *control__dirty_limit(struct control *c, const struct qmp_request *req)
+{
+	struct dirtylimit_info v[KM_MAX_VCPUS];
+	struct kvm *kvm = c->kvm;
+	json_int_t cpu = -1;
+	double rate = -1;
+	unsigned int n, i;
+	char err[200];
+	json_t *a;
+	int r;
+
+	if (kvm->dirty.backend != DIRTY_RING)
+		return qmp_reply_error("GenericError", "the dirty limit needs the dirty-ring "
+				       "backend (kvm-run --dirty-log ring)", req->id);
+	if (!strcmp(req->execute, "set-vcpu-dirty-limit")) {
+		if (json_unpack(req->arguments, "{s:F, s?I !}", "dirty-rate", &rate,
+				"cpu-index", &cpu) != 0 || cpu < -1 || rate < 0)
+			return qmp_reply_error("GenericError", "arguments: {\"dirty-rate\": MB/s, "
+					       "\"cpu-index\": a vCPU (optional: all)}", req->id);
+		if (dirtylimit__set(kvm, DIRTYLIMIT_USER, (int)cpu, rate, err,
+				    sizeof(err)) != 0)
+			return qmp_reply_error("GenericError", err, req->id);
+		return qmp_reply_return(NULL, req->id);
+	}
+	if (!strcmp(req->execute, "cancel-vcpu-dirty-limit")) {
+		if (json_unpack(req->arguments, "{s?I !}", "cpu-index", &cpu) != 0 || cpu < -1)
+			return qmp_reply_error("GenericError", "arguments: {\"cpu-index\": a vCPU "
+					       "(optional: all)}", req->id);
+		if ((r = dirtylimit__cancel(kvm, DIRTYLIMIT_USER, (int)cpu)) != 0) {
+			snprintf(err, sizeof(err), "cpu-index %lld: this VM has vCPUs 0 to %u",
+				 (long long)cpu, kvm->nr_cpus - 1);
+			return qmp_reply_error("GenericError", err, req->id);
+		}
+		return qmp_reply_return(NULL, req->id);
+	}
+	if (req->arguments && json_object_size(req->arguments))
+		return qmp_reply_error("GenericError", "query-vcpu-dirty-limit takes no arguments",
+				       req->id);
+	n = dirtylimit__query(kvm, v, KM_MAX_VCPUS);
+	a = json_array();
+	for (i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
+			"cpu-index", (int)v[i].cpu, "limit-rate", v[i].limit_mbps,
+			"user-limit-rate", v[i].owner_mbps[DIRTYLIMIT_USER],
+			"migration-limit-rate", v[i].owner_mbps[DIRTYLIMIT_MIGRATION],
+			"current-rate", v[i].current_mbps, "run-share", v[i].run_share,
+			"throttled-ms", (double)v[i].slept_ns / 1e6));
+	return qmp_reply_return(a, req->id);
+}
+
 /* Runs one request; returns the reply line (malloc'd). *quit set by "quit". */
 static char *control__dispatch(struct control *c, const struct qmp_request *req,
 			       int *quit)
@@ -384,6 +439,9 @@ static char *control__dispatch(struct control *c, const struct qmp_request *req,
 	}
 	if (!strcmp(cmd, "query-memory-hash"))
 		return control__memory_hash(c, req);
+	if (!strcmp(cmd, "set-vcpu-dirty-limit") || !strcmp(cmd, "cancel-vcpu-dirty-limit") ||
+	    !strcmp(cmd, "query-vcpu-dirty-limit"))
+		return control__dirty_limit(c, req);
 	if (!strcmp(cmd, "dirty-log"))
 		return control__dirty_log(c, req);
 	if (!strcmp(cmd, "quit")) {

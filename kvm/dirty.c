@@ -319,6 +319,16 @@ int dirty__ring_full(struct dirty_tracker *t, struct kvm_cpu *cpu)
 	return r;
 }
 
+void dirty__ring_counts(struct dirty_tracker *t, uint32_t *out)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < KM_MAX_VCPUS; i++)
+		out[i] = t->ring_fetch ? t->ring_fetch[i] : 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void dirty__get_stats(struct dirty_tracker *t, struct dirty_stats *out, bool *logging)
 {
 	pthread_mutex_lock(&t->lock);

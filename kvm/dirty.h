@@ -130,6 +130,16 @@ void dirty__mark(struct dirty_tracker *t, uint64_t gpa, uint64_t len);
 /* KVM_EXIT_DIRTY_RING_FULL on cpu: harvest the rings so it can run again. */
 int dirty__ring_full(struct dirty_tracker *t, struct kvm_cpu *cpu);
 
+/*
+ * Ring backend: each vCPU's running count of ring entries collected so far
+ * (by any harvest, whoever asked for it), into out[KM_MAX_VCPUS]. The
+ * counts are u32 and wrap: a consumer keeps its previous copy and takes
+ * differences, which stay right (dirtyrate.c, dirtylimit.c). A page a vCPU
+ * dirtied counts once per harvest period, as KVM logs it once until the
+ * next reset re-protects it.
+ */
+void dirty__ring_counts(struct dirty_tracker *t, uint32_t *out);
+
 
 void dirty__get_stats(struct dirty_tracker *t, struct dirty_stats *out, bool *logging);
 

@@ -99,21 +99,17 @@ static int dr__pick(uint64_t nr, uint32_t k, uint64_t *out)
 	return 0;
 }
 
-/*
- * Each vCPU's ring entries since the last call (fetched: the tracker's
- * running counts then, updated), read after a harvest under the tracker's
- * lock. The counts are u32 and wrap: differences stay right.
- */
+/* Each vCPU's ring entries since the last call (fetched: the tracker's counts then, updated). */
 static void dr__ring_counts(struct kvm *kvm, uint32_t *fetched, uint32_t *out)
 {
+	uint32_t now[KM_MAX_VCPUS];
 	unsigned int i;
 
-	pthread_mutex_lock(&kvm->dirty.lock);
+	dirty__ring_counts(&kvm->dirty, now);
 	for (i = 0; i < KM_MAX_VCPUS; i++) {
-		out[i] = kvm->dirty.ring_fetch[i] - fetched[i];
-		fetched[i] = kvm->dirty.ring_fetch[i];
+		out[i] = now[i] - fetched[i];
+		fetched[i] = now[i];
 	}
-	pthread_mutex_unlock(&kvm->dirty.lock);
 }
 
 /* The WWS curve from the kept interval sets: windows of 1, 2, 4, ... intervals. Under dr.lock. */

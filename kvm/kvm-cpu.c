@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "kvm/dirtylimit.h"
 #include "kvm/ioport.h"
 #include "kvm/kvm.h"
 #include "kvm/kvm-cpu.h"
@@ -268,6 +269,11 @@ static void *kvm_cpu__thread(void *arg)
 			break;
 		if (atomic_load(&kvm->pause_req)) {
 			kvm_cpu__park(cpu);
+			continue;
+		}
+		/* Over its dirty limit: this vCPU alone sleeps, the others run on. */
+		if (atomic_load(&cpu->dl_sleep_until)) {
+			dirtylimit__vcpu_sleep(cpu);
 			continue;
 		}
 		r = kvm_cpu__enter(cpu);

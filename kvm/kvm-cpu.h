@@ -3,6 +3,7 @@
 #define KM_KVM_CPU_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <linux/kvm.h>
@@ -20,6 +21,9 @@ struct kvm_cpu {
 	bool finished;		/* the guest said KM_HC_DONE on this vCPU */
 	bool answered_check;	/* under kvm->lock */
 	unsigned int cpuid_nent;	/* CPUID entries last given with KVM_SET_CPUID2 */
+	/* The dirty limit (dirtylimit.h): sleep until then (kvm__now_ns; 0: no), slept so far. */
+	atomic_uint_fast64_t dl_sleep_until;
+	atomic_uint_fast64_t dl_slept_ns;
 };
 
 /*

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "kvm/kvm.h"
 #include "kvm/dirtyrate.h"
+#include "kvm/dirtylimit.h"
 #include "kvm/lazymem.h"
 #include "kvm/ioport.h"
 #include "kvm/kvm-cpu.h"
@@ -495,6 +496,7 @@ void kvm__destroy(struct kvm *kvm)
 	virtio_blk__destroy(kvm->blk);
 	ioport__console_end(kvm);
 	dirtyrate__stop(kvm);
+	dirtylimit__stop(kvm);
 	dirty__destroy(&kvm->dirty);
 	for (i = 0; i < KM_MAX_VCPUS; i++)
 		kvm_cpu__destroy(kvm->cpus[i]);

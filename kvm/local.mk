@@ -12,6 +12,7 @@ kvm_libkmvm_a_SOURCES = \
 	kvm/control.c kvm/control.h \
 	kvm/stats.c kvm/stats.h \
 	kvm/state.h kvm/dirty.c kvm/dirty.h kvm/dirty-kvm.c kvm/dirty-kvm.h kvm/dirtyrate.c kvm/dirtyrate.h \
+	kvm/dirtylimit.c kvm/dirtylimit.h \
 	kvm/dtrace-rec.c kvm/dtrace-rec.h \
 	kvm/vmrec.h kvm/vmrec-save.c kvm/vmrec-load.c kvm/throttle.c kvm/throttle.h \
 	kvm/x86/x86.h kvm/x86/cpuid.c kvm/x86/boot.c kvm/x86/state.c \

@@ -11,9 +11,11 @@
 #include "err.h"
 #include "qmp.h"
 #include "kvm/control.h"
+#include "kvm/dirtylimit.h"
 #include "kvm/kvm.h"
 #include "kvm/vmrec.h"
 #include "migrate/migrate.h"
+#include "migrate/policy.h"
 
 json_t *migrate__stats_json(const struct migrate_stats *st)
 {
@@ -21,7 +23,7 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 		       (double)st->raw_bytes / (double)st->wire_bytes : 0.0;
 
 	return json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:I, s:I,"
-			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f, s:f, s:f, s:I}",
+			 " s:I, s:I, s:I, s:I, s:f, s:i, s:f, s:f, s:f, s:f, s:I}",
 			 "status", migrate__status_name(st->status),
 			 "error", st->error,
 			 "uri", st->uri,
@@ -42,6 +44,7 @@ json_t *migrate__stats_json(const struct migrate_stats *st)
 			 "raw-bytes", (json_int_t)st->raw_bytes,
 			 "compression-ratio", ratio,
 			 "throttle-percentage", (int)st->throttle_pct,
+			 "dirty-limit", st->dirty_limit_mbps,
 			 "guest-stall", (double)st->guest_stall_ns / 1e6,
 			 "source-cpu-time", (double)st->source_cpu_ns / 1e6,
 			 "destination-cpu-time", (double)st->destination_cpu_ns / 1e6,
@@ -54,6 +57,8 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	struct migrate_params p;
 	const char *uri = NULL, *tls = NULL, *on_limit = NULL;
 	int insecure = 0, compress = 1, autoc = 0;
+	json_int_t max_throttle = 0;
+	double dlimit = 0;
 	json_int_t downtime = MIGRATE_DEFAULT_DOWNTIME_MS, bw = 0;
 	json_int_t rounds = MIGRATE_DEFAULT_MAX_ROUNDS, timeout = MIGRATE_DEFAULT_TIMEOUT_MS;
 	json_int_t io_timeout = MIGRATE_IO_TIMEOUT_MS, dprog = 0;
@@ -64,10 +69,11 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 		return qmp_reply_error("GenericError", vmrec_unsupported(kvm, false), req->id);
 	migrate__default_params(&p);
 	if (json_unpack_ex(req->arguments, &jerr, JSON_STRICT,
-			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?I, s?s, s?I, s?I}",
+			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?F, s?I, s?I, s?s, s?I, s?I}",
 			   "uri", &uri, "tls-dir", &tls, "insecure", &insecure,
 			   "compress", &compress, "downtime-ms", &downtime,
 			   "bandwidth", &bw, "auto-converge", &autoc,
+			   "max-throttle", &max_throttle, "dirty-limit", &dlimit,
 			   "max-rounds", &rounds, "timeout-ms", &timeout,
 			   "on-limit", &on_limit, "io-timeout-ms", &io_timeout,
 			   "destination-progress-ms", &dprog) != 0) {
@@ -86,6 +92,14 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 				       "negative, max-rounds not 1..100000, io-timeout-ms not 100..3600000, "
 				       "on-limit not cancel|force, destination-progress-ms not 0..5000",
 				       req->id);
+	if (max_throttle < 0 || max_throttle > POLICY_THROTTLE_MAX ||
+	    (dlimit != 0 && !(dlimit >= DIRTYLIMIT_MIN_MBPS && dlimit <= DIRTYLIMIT_MAX_MBPS)))
+		return qmp_reply_error("GenericError", "max-throttle not 1..99 or dirty-limit not "
+				       "0.01..1000000 (MB/s)", req->id);
+	/* QEMU too refuses dirty-limit without the dirty ring, before it starts. */
+	if (dlimit && kvm->dirty.backend != DIRTY_RING)
+		return qmp_reply_error("GenericError", "dirty-limit needs the dirty-ring backend "
+				       "(kvm-run --dirty-log ring)", req->id);
 	snprintf(p.uri, sizeof(p.uri), "%s", uri);
 	if (tls)
 		snprintf(p.tls_dir, sizeof(p.tls_dir), "%s", tls);
@@ -94,6 +108,8 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	p.downtime_ms = (uint64_t)downtime;
 	p.bandwidth = (uint64_t)bw;
 	p.auto_converge = autoc;
+	p.max_throttle = (unsigned int)max_throttle;
+	p.dirty_limit_mbps = dlimit;
 	p.max_rounds = (unsigned int)rounds;
 	p.timeout_ms = (uint64_t)timeout;
 	p.io_timeout_ms = (uint64_t)io_timeout;

@@ -73,6 +73,9 @@ static void usage(FILE *f)
 "  -d, --downtime-ms N     stop-and-copy once the expected downtime fits (default %d)\n"
 "  -b, --bandwidth RATE    cap in bytes/s on the wire, K/M/G suffixes (default none)\n"
 "      --auto-converge     throttle the vCPUs when the guest dirties faster than the link\n"
+"      --max-throttle PCT  auto-converge's throttle at most PCT %% (1 to 99, default 99)\n"
+"      --dirty-limit MB/s  when the guest dirties faster than the link, cap each vCPU's\n"
+"                          dirty rate (dirty-ring VMs only; before any --auto-converge)\n"
 "      --max-rounds N      pre-copy rounds before giving up (default %d)\n"
 "      --timeout S         seconds of pre-copy before giving up (default %d)\n"
 "      --io-timeout S      a destination silent this long is gone (default %d)\n"
@@ -97,7 +100,8 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_TLS = 256, OPT_INSECURE, OPT_RUNDIR, OPT_AUTO, OPT_ROUNDS, OPT_TIMEOUT,
-	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT, OPT_ASK, OPT_PROGRESS };
+	       OPT_FORCE, OPT_NOCOMP, OPT_JSON, OPT_TRACE, OPT_IO_TIMEOUT, OPT_ASK, OPT_PROGRESS,
+	       OPT_MAX_THROTTLE, OPT_DIRTY_LIMIT };
 	static const struct option longopts[] = {
 		{ "tls-dir", required_argument, NULL, OPT_TLS },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
@@ -105,6 +109,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "downtime-ms", required_argument, NULL, 'd' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "auto-converge", no_argument, NULL, OPT_AUTO },
+		{ "max-throttle", required_argument, NULL, OPT_MAX_THROTTLE },
+		{ "dirty-limit", required_argument, NULL, OPT_DIRTY_LIMIT },
 		{ "max-rounds", required_argument, NULL, OPT_ROUNDS },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "force", no_argument, NULL, OPT_FORCE },
@@ -152,6 +158,26 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_AUTO:
 			json_object_set_new(o->args, "auto-converge", json_true());
 			break;
+		case OPT_MAX_THROTTLE:
+			if (parse_u64(optarg, 1, 99, &v) != 0) {
+				fprintf(stderr, "kvm-migrate: --max-throttle '%s': need 1 to 99 (%%)\n",
+					optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "max-throttle", json_integer((json_int_t)v));
+			break;
+		case OPT_DIRTY_LIMIT: {
+			char *end;
+			double d = strtod(optarg, &end);
+
+			if (end == optarg || *end || !(d >= 0.01 && d <= 1000000)) {
+				fprintf(stderr, "kvm-migrate: --dirty-limit '%s': need 0.01 to 1000000 "
+					"(MB/s per vCPU)\n", optarg);
+				return -1;
+			}
+			json_object_set_new(o->args, "dirty-limit", json_real(d));
+			break;
+		}
 		case OPT_ROUNDS:
 			if (parse_u64(optarg, 1, 100000, &v) != 0) {
 				fprintf(stderr, "kvm-migrate: --max-rounds '%s': need 1 to 100000\n", optarg);
@@ -256,6 +282,7 @@ static void report(json_t *st, FILE *f)
 		"  pages sent        %10.0f (zero %.0f, lz4 %.0f, raw %.0f); never touched, skipped %.0f\n"
 		"  compression ratio %10.2f (page bytes / wire bytes)\n"
 		"  throttle          %10.0f %%\n"
+		"  dirty limit       %10.2f MB/s per vCPU (0: none put on)\n"
 		"  CPU time          %10.1f ms at the source, %.1f ms at the destination "
 		"(migration threads)\n",
 		str(st, "status"), *str(st, "error") ? ": " : "", str(st, "error"),
@@ -263,6 +290,7 @@ static void report(json_t *st, FILE *f)
 		num(st, "guest-stall"), num(st, "rounds"), num(st, "transferred") / 1048576.0,
 		num(st, "pages"), num(st, "zero"), num(st, "compressed"), num(st, "normal"),
 		num(st, "skipped"), num(st, "compression-ratio"), num(st, "throttle-percentage"),
+		num(st, "dirty-limit"),
 		num(st, "source-cpu-time"), num(st, "destination-cpu-time"));
 }
 

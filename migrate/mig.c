@@ -18,6 +18,7 @@
 #include "record.h"
 #include "rundir.h"
 #include "kvm/control.h"
+#include "kvm/dirtylimit.h"
 #include "kvm/kvm.h"
 #include "kvm/x86/pc.h"
 #include "migrate/mig.h"
@@ -194,6 +195,29 @@ int mig__pace(struct mig *m, uint64_t next)
 	return 0;
 }
 
+/*
+ * The policy's per-vCPU dirty limit (kvm/dirtylimit.h), as the migration's
+ * own: a user's limits stay, and the lower one binds; mig__finish lifts it.
+ */
+static void mig__dirty_limit_on(struct mig *m, uint64_t n)
+{
+	char err[200];
+
+	/* Once, whatever happens: auto-converge counts its rounds from here. */
+	m->dl_on = true;
+	m->dl_round = m->st.rounds;
+	if (dirtylimit__set(m->kvm, DIRTYLIMIT_MIGRATION, -1, m->p.dirty_limit_mbps, err,
+			    sizeof(err)) != 0) {
+		log_warn("migration of %s: no dirty limit: %s", m->kvm->name, err);
+		return;
+	}
+	mig__lock(m);
+	m->st.dirty_limit_mbps = m->p.dirty_limit_mbps;
+	mig__unlock(m);
+	log_info("migration of %s: round %u, %llu pages dirty: dirty limit %g MB/s per vCPU",
+		 m->kvm->name, m->st.rounds, (unsigned long long)n, m->p.dirty_limit_mbps);
+}
+
 enum policy_verdict mig__policy(struct mig *m, uint64_t n)
 {
 	struct policy_params pp = {
@@ -201,6 +225,8 @@ enum policy_verdict mig__policy(struct mig *m, uint64_t n)
 		.max_rounds = m->p.max_rounds,
 		.timeout_ns = m->p.timeout_ms * 1000000ULL,
 		.auto_converge = m->p.auto_converge,
+		.max_throttle = m->p.max_throttle,
+		.dirty_limit_mbps = m->p.dirty_limit_mbps,
 		.force = m->p.on_limit == MIGRATE_LIMIT_FORCE,
 	};
 	struct policy_state ps = {
@@ -210,6 +236,8 @@ enum policy_verdict mig__policy(struct mig *m, uint64_t n)
 		.round_ns = m->round_ns,
 		.elapsed_ns = kvm__now_ns() - m->st.start_ns,
 		.throttle_pct = throttle__pct(&m->throttle),
+		.dirty_limit_on = m->dl_on,
+		.dirty_limit_rounds = m->dl_on ? m->st.rounds - m->dl_round : 0,
 	};
 	struct policy_decision d;
 	unsigned int pct;
@@ -228,6 +256,8 @@ enum policy_verdict mig__policy(struct mig *m, uint64_t n)
 			  (unsigned long long)(ps.elapsed_ns / 1000000),
 			  (unsigned long long)n, (unsigned long long)(d.expected_ns / 1000000),
 			  (unsigned long long)m->p.downtime_ms);
+	if (d.dirty_limit_start)
+		mig__dirty_limit_on(m, n);
 	if (d.throttle_changed) {
 		throttle__set(&m->throttle, d.throttle_pct);
 		pct = throttle__pct(&m->throttle);
@@ -479,6 +509,10 @@ void mig__finish(struct mig *m, int r)
 		mig__last_words(m);
 
 	throttle__stop(&m->throttle);
+	if (m->dl_on) {
+		dirtylimit__cancel(kvm, DIRTYLIMIT_MIGRATION, -1);
+		m->dl_on = false;
+	}
 	if (m->sub >= 0) {
 		dirty__unsubscribe(&kvm->dirty, m->sub);
 		m->sub = -1;

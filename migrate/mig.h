@@ -59,6 +59,8 @@ struct mig {
 	unsigned int nr_trace;
 
 	struct kvm_throttle throttle;	/* auto-converge */
+	bool dl_on;			/* it put the per-vCPU dirty limit on */
+	unsigned int dl_round;		/* rounds completed then */
 };
 
 #define MIG_TRACE_MAX	4096

@@ -72,6 +72,8 @@ int migrate__start(struct kvm *kvm, const struct migrate_params *p)
 	atomic_store(&m->cancel, 0);
 	throttle__init(&m->throttle, m->kvm, KVM_HOLD_THROTTLE);
 	m->sub = -1;
+	m->dl_on = false;
+	m->dl_round = 0;
 	m->paused_by_us = m->go_sent = m->final_read = m->waiting = false;
 	m->round_pps = m->round_ns = m->round_t0 = m->round_bytes0 = m->round_pages0 = 0;
 	m->nr_trace = 0;

@@ -45,6 +45,8 @@ struct migrate_params {
 	uint64_t downtime_ms;	/* stop-and-copy when expected downtime fits */
 	uint64_t bandwidth;	/* bytes/s on the wire, 0: unlimited */
 	bool auto_converge;
+	unsigned int max_throttle;	/* auto-converge's cap, 1..99 %; 0: 99 */
+	double dirty_limit_mbps;	/* per-vCPU dirty limit when the guest outruns the link; 0: none */
 	unsigned int max_rounds;
 	uint64_t timeout_ms;
 	enum migrate_on_limit on_limit;
@@ -79,6 +81,7 @@ struct migrate_stats {
 	double mbps;			/* wire megabits/s in the last round */
 	unsigned int rounds;
 	unsigned int throttle_pct;
+	double dirty_limit_mbps;	/* the per-vCPU dirty limit it put on (0: none) */
 	uint64_t skipped_pages;		/* never touched: not sent at all */
 	uint64_t guest_stall_ns;	/* longest stall the guest measured (0: not reported) */
 	/*

@@ -6,12 +6,13 @@
 void policy__decide(const struct policy_params *p, const struct policy_state *s,
 		    struct policy_decision *d)
 {
-	unsigned int pct = s->throttle_pct;
+	unsigned int pct = s->throttle_pct, max;
 
 	d->verdict = POLICY_CONTINUE;
 	d->copy_anyway = false;
 	d->throttle_pct = pct;
 	d->throttle_changed = false;
+	d->dirty_limit_start = false;
 	/* Time to send the dirty pages at the rate the last round achieved. */
 	d->expected_ns = s->round_pps ? (uint64_t)((double)s->dirty * 1e9 / (double)s->round_pps) :
 			 UINT64_MAX;
@@ -28,16 +29,30 @@ void policy__decide(const struct policy_params *p, const struct policy_state *s,
 		return;
 	}
 	/*
-	 * Auto-converge, as QEMU's: when the guest dirtied more than half of
-	 * what the last round could send, slow its vCPUs down a step. Not
-	 * after the bulk round alone: that round's length says nothing about
-	 * the guest.
+	 * The guest outruns the link, as QEMU's auto-converge judges it: it
+	 * dirtied more than half of what the last round could send. Not after
+	 * the bulk round alone: that round's length says nothing about the
+	 * guest.
 	 */
-	if (p->auto_converge && s->rounds >= 2 && s->round_pps &&
-	    (double)s->dirty > 0.5 * (double)s->round_pps * (double)s->round_ns / 1e9) {
+	if (s->rounds < 2 || !s->round_pps ||
+	    (double)s->dirty <= 0.5 * (double)s->round_pps * (double)s->round_ns / 1e9)
+		return;
+	/*
+	 * The dirty limit first, as QEMU's dirty-limit: it slows only the
+	 * vCPUs that write, so a vCPU that computes keeps its speed.
+	 */
+	if (p->dirty_limit_mbps && !s->dirty_limit_on) {
+		d->dirty_limit_start = true;
+		return;
+	}
+	/* Auto-converge: slow every vCPU down a step, up to the cap. */
+	if (p->auto_converge &&
+	    (!s->dirty_limit_on || s->dirty_limit_rounds >= POLICY_DIRTY_LIMIT_ROUNDS)) {
+		max = p->max_throttle && p->max_throttle < POLICY_THROTTLE_MAX ? p->max_throttle :
+		      POLICY_THROTTLE_MAX;
 		pct = pct == 0 ? POLICY_THROTTLE_INITIAL : pct + POLICY_THROTTLE_STEP;
-		if (pct > POLICY_THROTTLE_MAX)
-			pct = POLICY_THROTTLE_MAX;
+		if (pct > max)
+			pct = max;
 		d->throttle_pct = pct;
 		d->throttle_changed = true;
 	}

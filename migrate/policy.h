@@ -1,7 +1,8 @@
 /*
  * The pre-copy convergence policy: after each read of the dirty set, go
  * on with another round, stop and copy, or give up at a limit; and how
- * hard auto-converge throttles the vCPUs.
+ * the guest is slowed when it outruns the link: a per-vCPU dirty limit
+ * first (if asked for), the all-vCPU throttle of auto-converge then.
  *
  * Pure: no KVM, no clock, no lock, no logging. The engine (mig.c,
  * mig__policy) feeds it what it measured; the offline simulator (sim.c)
@@ -32,8 +33,19 @@ struct policy_params {
 	unsigned int max_rounds;	/* 0: none */
 	uint64_t timeout_ns;		/* of the pre-copy phase; 0: none */
 	bool auto_converge;
+	unsigned int max_throttle;	/* auto-converge's cap, percent; 0: POLICY_THROTTLE_MAX */
+	/*
+	 * The per-vCPU dirty limit (kvm/dirtylimit.h) to put on every vCPU
+	 * when the guest outruns the link, in MB/s; 0: none. Tried before the
+	 * all-vCPU throttle, which then steps only if the guest still
+	 * outruns the link POLICY_DIRTY_LIMIT_ROUNDS rounds later.
+	 */
+	double dirty_limit_mbps;
 	bool force;			/* at a limit, stop and copy anyway */
 };
+
+/* Rounds a dirty limit is given to act before auto-converge adds the throttle. */
+#define POLICY_DIRTY_LIMIT_ROUNDS	2
 
 /* What the caller knows after reading the dirty set. */
 struct policy_state {
@@ -43,6 +55,8 @@ struct policy_state {
 	uint64_t round_ns;		/* the last round's duration */
 	uint64_t elapsed_ns;		/* since the migration started */
 	unsigned int throttle_pct;	/* the throttle now */
+	unsigned int dirty_limit_rounds;	/* rounds completed since the dirty limit came on */
+	bool dirty_limit_on;		/* the dirty limit is on */
 };
 
 struct policy_decision {
@@ -52,6 +66,8 @@ struct policy_decision {
 	/* The throttle to apply now; changed only by auto-converge on POLICY_CONTINUE. */
 	unsigned int throttle_pct;
 	bool throttle_changed;
+	/* Put the dirty limit (p->dirty_limit_mbps) on every vCPU now; only on POLICY_CONTINUE. */
+	bool dirty_limit_start;
 	/* dirty at round_pps, ns; UINT64_MAX while no round measured a rate. */
 	uint64_t expected_ns;
 };

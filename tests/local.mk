@@ -8,6 +8,7 @@ KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
 	tests/kvm/test-state tests/kvm/test-vm tests/kvm-run.sh tests/local-users.sh \
 	tests/checkpoint.sh tests/checkpoint-faults.sh tests/checkpoint-migrate.sh \
 	tests/checkpoint-lazy.sh tests/checkpoint-bound.sh tests/dirty-rate.sh tests/dirty-trace.sh \
+	tests/dirty-limit.sh \
 	tests/linux-boot.sh tests/linux-migrate.sh tests/linux-disk.sh tests/guest-sdk.sh
 
 include tests/unit/local.mk
@@ -55,7 +56,8 @@ TESTS += tests/cli.sh tests/kmwork.sh
 EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/lib-checkpoint.sh tests/pace.sh tests/timed.sh \
 	tests/cli.sh tests/kmwork.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
 	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh tests/checkpoint-lazy.sh \
-	tests/checkpoint-bound.sh tests/dirty-rate.sh tests/dirty-trace.sh tests/linux-boot.sh \
+	tests/checkpoint-bound.sh tests/dirty-rate.sh tests/dirty-trace.sh tests/dirty-limit.sh \
+	tests/linux-boot.sh \
 	tests/linux-migrate.sh tests/linux-disk.sh tests/lib-linux.sh tests/lib/make-initramfs.sh \
 	tests/lib/extract-vmlinux.sh tests/guest-sdk.sh $(KM_MIGRATE_TESTS)
 # linux-boot.sh's vmlinux, taken out of /boot's bzImage and kept between runs.

@@ -129,6 +129,79 @@ static void test_auto_converge_steps(void **state)
 	assert_int_equal(d.throttle_pct, 40);
 }
 
+/* max_throttle caps the steps below 99 %. */
+static void test_max_throttle(void **state)
+{
+	struct policy_params p = P;
+	struct policy_decision d;
+
+	(void)state;
+	p.auto_converge = true;
+	p.max_throttle = 50;
+	d = decide(&p, 5, 90000, 100000, 1000 * MS, 5000 * MS, 40);
+	assert_int_equal(d.throttle_pct, 50);
+	d = decide(&p, 6, 90000, 100000, 1000 * MS, 6000 * MS, 50);
+	assert_int_equal(d.throttle_pct, 50);
+	p.max_throttle = 100;	/* above the hard cap: the hard cap */
+	d = decide(&p, 6, 90000, 100000, 1000 * MS, 6000 * MS, 95);
+	assert_int_equal(d.throttle_pct, 99);
+}
+
+static struct policy_decision decide_dl(const struct policy_params *p, unsigned int rounds,
+					uint64_t dirty, unsigned int pct, bool on,
+					unsigned int since)
+{
+	struct policy_state s = { .rounds = rounds, .dirty = dirty, .round_pps = 100000,
+				  .round_ns = 1000 * MS, .elapsed_ns = rounds * 1000 * MS,
+				  .throttle_pct = pct, .dirty_limit_on = on,
+				  .dirty_limit_rounds = since };
+	struct policy_decision d;
+
+	policy__decide(p, &s, &d);
+	return d;
+}
+
+/*
+ * The dirty limit comes on when the guest outruns the link, before any
+ * throttle; auto-converge adds the throttle only if the guest still
+ * outruns it POLICY_DIRTY_LIMIT_ROUNDS rounds later.
+ */
+static void test_dirty_limit_first(void **state)
+{
+	struct policy_params p = P;
+	struct policy_decision d;
+
+	(void)state;
+	p.dirty_limit_mbps = 10;
+	/* Not after the bulk round alone, nor when the guest keeps up. */
+	d = decide_dl(&p, 1, 90000, 0, false, 0);
+	assert_false(d.dirty_limit_start);
+	d = decide_dl(&p, 2, 50000, 0, false, 0);
+	assert_false(d.dirty_limit_start);
+	d = decide_dl(&p, 2, 90000, 0, false, 0);
+	assert_int_equal(d.verdict, POLICY_CONTINUE);
+	assert_true(d.dirty_limit_start);
+	assert_false(d.throttle_changed);
+	/* On already, without auto-converge: nothing more. */
+	d = decide_dl(&p, 3, 90000, 0, true, 1);
+	assert_false(d.dirty_limit_start);
+	assert_false(d.throttle_changed);
+	/* With auto-converge: the throttle waits for the limit's rounds, then steps. */
+	p.auto_converge = true;
+	d = decide_dl(&p, 2, 90000, 0, false, 0);
+	assert_true(d.dirty_limit_start);
+	assert_false(d.throttle_changed);
+	d = decide_dl(&p, 3, 90000, 0, true, POLICY_DIRTY_LIMIT_ROUNDS - 1);
+	assert_false(d.throttle_changed);
+	d = decide_dl(&p, 4, 90000, 0, true, POLICY_DIRTY_LIMIT_ROUNDS);
+	assert_true(d.throttle_changed);
+	assert_int_equal(d.throttle_pct, 20);
+	/* Stop-and-copy wins as always. */
+	d = decide_dl(&p, 4, 10, 0, true, 5);
+	assert_int_equal(d.verdict, POLICY_STOP_AND_COPY);
+	assert_false(d.dirty_limit_start);
+}
+
 static void test_rate(void **state)
 {
 	(void)state;
@@ -150,6 +223,8 @@ int main(void)
 		cmocka_unit_test(test_round_limit),
 		cmocka_unit_test(test_time_limit),
 		cmocka_unit_test(test_auto_converge_steps),
+		cmocka_unit_test(test_max_throttle),
+		cmocka_unit_test(test_dirty_limit_first),
 		cmocka_unit_test(test_rate),
 	};
 
