@@ -48,6 +48,7 @@ struct control_cmd;
 #define CKPT_DEFAULT_CHAIN	32	/* increments before a new base */
 #define CKPT_PAUSE_PAGES	2048	/* pre-copy until at most this many are left */
 #define CKPT_MAX_ROUNDS		16	/* pre-copy rounds at most */
+#define CKPT_PAUSE_BLOCKS	256	/* the disk's pre-copy: until at most this many 4 KiB blocks are left */
 
 struct checkpoint_params {
 	char dir[4096];
@@ -82,6 +83,8 @@ struct checkpoint_result {
 	uint64_t ns;			/* from start to commit */
 	uint64_t mem_hash;		/* if has_hash */
 	uint64_t pause_pages;		/* pages copied in the pause */
+	uint64_t disk_blocks;		/* a writable disk's 4 KiB blocks in the file */
+	uint64_t pause_blocks;		/* of which copied in the pause */
 	unsigned int rounds;		/* pre-copy rounds */
 	unsigned int throttle_pct;	/* the most the guest was throttled (0: never) */
 	bool full, has_hash;

@@ -13,6 +13,7 @@
 #include "qmp.h"
 #include "kvm/control.h"
 #include "kvm/kvm.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/vmrec.h"
 #include "snapshot/checkpoint.h"
 
@@ -35,6 +36,10 @@ static char *cmd_checkpoint(void *ctx, const struct qmp_request *req)
 		      "pages", (json_int_t)res.pages, "bytes", (json_int_t)res.bytes,
 		      "pause-pages", (json_int_t)res.pause_pages, "rounds", (int)res.rounds,
 		      "throttle-percentage", (int)res.throttle_pct);
+	if (o && ((struct kvm *)ctx)->blk && !virtio_blk__ro(((struct kvm *)ctx)->blk)) {
+		json_object_set_new(o, "disk-blocks", json_integer((json_int_t)res.disk_blocks));
+		json_object_set_new(o, "pause-blocks", json_integer((json_int_t)res.pause_blocks));
+	}
 	if (o && res.has_hash) {
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res.mem_hash);
 		json_object_set_new(o, "memory-hash", json_string(hex));
