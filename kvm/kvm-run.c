@@ -374,11 +374,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 			"virtio-blk disk)\n");
 		return -1;
 	}
-	if (o->kboot.kernel && o->ckpt.dir[0]) {
-		/* The UART's and the platform's state are not in the records yet (issue 11). */
-		fprintf(stderr, "kvm-run: --checkpoint-dir with --kernel is not supported yet\n");
-		return -1;
-	}
 	if (o->record_ms_given && !o->record_dirty) {
 		fprintf(stderr, "kvm-run: --record-interval needs --record-dirty\n");
 		return -1;

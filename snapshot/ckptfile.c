@@ -243,7 +243,7 @@ int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf *
 static bool ckptfile__body_type(uint32_t type)
 {
 	return type == REC_VM_CONFIG || type == REC_PAGES || type == REC_VM_STATE ||
-	       type == REC_VCPU_STATE || type == REC_PAGE_INDEX;
+	       type == REC_VCPU_STATE || type == REC_PAGE_INDEX || type == REC_DISK_BLOCKS;
 }
 
 int ckptfile_next(struct ckptfile *f, uint32_t *type, const uint8_t **p, uint32_t *len,

@@ -150,8 +150,9 @@ restore_paused() {
 		>"$tmp/$1.out" 2>&1 &
 	pid=$!
 	pids+=("$pid")
-	wait_for "the restored VM $1" 120 answers "$run/$1.sock"
+	wait_for "the restored VM $1" 120 answers_or_gone "$run/$1.sock" && answers "$run/$1.sock"
 }
+answers_or_gone() { answers "$1" || gone; }
 # resumed_ok TAG: cont, then the same sleeper and kmwork daemon, none of its
 # pages bad, and two more versions of the writer with no read-back that
 # disagreed with its memory.
@@ -177,7 +178,8 @@ else
 	tap_fail "restore of checkpoint $idB" "$(tail -5 "$tmp/lxb.out")"
 	tap_fail "it runs on"
 fi
-vm_end "the restored guest powers off" "poweroff -f"
+if gone; then tap_fail "the restored guest powers off: it is not there"
+else vm_end "the restored guest powers off" "poweroff -f"; fi
 
 # 11-12. The newest (17: its power-off).
 if restore_paused lxn "$ck"; then
@@ -215,7 +217,8 @@ fi
 pid=$running_pid
 vm=lxn
 con="$tmp/lxn.console"
-vm_end "the newest restored guest powers off" "poweroff -f"
+if gone; then tap_fail "the newest restored guest powers off: it is not there"
+else vm_end "the newest restored guest powers off" "poweroff -f"; fi
 
 # 18-20. Damage in a disk-block record: a byte flipped in the payload of
 # the first REC_DISK_BLOCKS (type 21) of the middle checkpoint's file.
