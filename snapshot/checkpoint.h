@@ -6,6 +6,12 @@
  * committed, plus the whole machine state; a new base after chain_max
  * increments or when asked.
  *
+ * A writable disk goes in too, in 4 KiB blocks (REC_DISK_BLOCKS): its
+ * device keeps a dirty-block tracker per line (virtio_blk__track); a base
+ * copies every block, an increment the blocks written since; the blocks
+ * are pre-copied first, before the pages, and the last ones (at most
+ * CKPT_PAUSE_BLOCKS) are copied in the same pause as the last pages.
+ *
  * Timeline of one checkpoint:
  *   begin     a temporary file in the store; header, identity, config
  *   pre-copy  while the guest runs: pages to save (a base: every page ever

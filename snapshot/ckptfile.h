@@ -5,6 +5,7 @@
  *   REC_HEADER       magic, version, caps (lz4), purpose 3
  *   REC_CHECKPOINT   its identity: CK_* fields
  *   REC_VM_CONFIG    the VM's configuration (state.h ST_CFG_*)
+ *   REC_DISK_BLOCKS ...  a writable disk's 4 KiB blocks (vmrec.h), pre-copy and pause
  *   REC_PAGES ...    pages; a page may come more than once: the last wins
  *   REC_VM_STATE, REC_VCPU_STATE ...   the machine state at the capture
  *   REC_END          CKE_* fields; a file without it is incomplete

@@ -18,7 +18,8 @@
 # - the newest is restored with --restore-disk FILE: FILE is made and holds
 #   that instant's disk, the image is not touched, the guest goes on the
 #   same way on FILE;
-# - kvm-snapshot verify passes, inspect shows the disk blocks; a
+# - kvm-snapshot verify passes, inspect shows the disk blocks; compaction
+#   makes a base of every block that restores the same disk; a
 #   disk-block record with a flipped byte is refused by verify and by a
 #   restore, naming the record; a file torn inside one, by verify.
 . "$(dirname "$0")/lib.sh"
@@ -38,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 20
+tap_plan 22
 echo "# kernel $linux_kernel"
 bash "$top_srcdir/tests/lib/make-initramfs.sh" --modules "$linux_kver=virtio_mmio,virtio_blk" \
 	--kmwork "$KMWORK" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT || bail "cannot make the initramfs"
@@ -211,6 +212,7 @@ cp "$img" "$tmp/before.img"
 if restore_paused lxn "$ck" --restore-disk "$tmp/other.img"; then
 	ok_if "restore of the newest checkpoint $idC --restore-disk FILE: made, 8 MiB, its instant's disk" \
 		eval '[ "$(stat -c %s "$tmp/other.img")" = 8388608 ] && restored C "$idC" "$loC" "$hiC" "$tmp/other.img"'
+	cp "$tmp/other.img" "$tmp/c.img"	# checkpoint C's disk, for the compaction (21)
 	ok_if "the image the checkpoint names is not touched" cmp -s "$img" "$tmp/before.img"
 	ok_if "the VM's disk is FILE" eval 'q "$run/lxn.sock" "{\"execute\": \"query-stats\"}" | grep -q "other.img"'
 	ok_if "it runs on: the same processes, kmwork's pages good, the writer's read-backs agree" \
@@ -223,7 +225,24 @@ else
 fi
 vm_quit "the guest restored from $idC quits"
 
-# 18-20. Damage in a disk-block record: a byte flipped in the payload of
+# 18-19. Compaction (of a copy of the store) merges the disk blocks too:
+# the base holds every block, and restores the disk C restored.
+cp -a "$ck" "$tmp/cmp"
+"$KVM_SNAPSHOT" compact "$tmp/cmp@$idC" --json >"$tmp/compact.json" 2>&1
+idM=$(grep -o '"base": *[0-9]*' "$tmp/compact.json" | grep -o '[0-9]*$')
+ins=$("$KVM_SNAPSHOT" inspect "$tmp/cmp@${idM:-0}" 2>&1)
+ok_if "compact: the chain of $idC merged into base ${idM:-none}, which verifies and holds every block: $(printf '%s\n' "$ins" | grep '^  disk')" \
+	eval '"$KVM_SNAPSHOT" verify "$tmp/cmp" >/dev/null &&
+	      printf "%s\n" "$ins" | grep -Eq "^  disk +$nblocks blocks of 4096 bytes"'
+if restore_paused lxm "$tmp/cmp" --restore-disk "$tmp/m.img"; then
+	ok_if "the compacted base restores checkpoint $idC's disk, byte for byte" cmp "$tmp/m.img" "$tmp/c.img"
+	q "$run/lxm.sock" '{"execute": "quit"}' >/dev/null 2>&1
+	wait_for "kvm-run lxm to end" 60 gone
+else
+	tap_fail "restore of the compacted base" "$(tail -5 "$tmp/lxm.out")"
+fi
+
+# 20-22. Damage in a disk-block record: a byte flipped in the payload of
 # the first REC_DISK_BLOCKS (type 21) of the middle checkpoint's file.
 cp -a "$ck" "$tmp/bad"
 f=$(printf '%s/ckpt-%08d.kmc' "$tmp/bad" "$idB")
