@@ -52,6 +52,7 @@ struct options {
 	int verbose;
 	int quiet;
 	const char *restore;		/* --restore DIR[@ID] */
+	const char *restore_disk;	/* --restore-disk FILE: the checkpoint's disk goes there */
 	bool paused;			/* --paused */
 	int lazy;			/* --lazy: 0 eager, 1 prefetch, 2 touch */
 	bool mem_given, vcpus_given, guest_given;
@@ -106,6 +107,8 @@ static void usage(FILE *f)
 "      --lazy[=prefetch|touch] with --restore: start the VM before its pages are\n"
 "                              read; they come in when touched, and meanwhile in\n"
 "                              page order (prefetch, the default) or not (touch)\n"
+"      --restore-disk FILE     with --restore: write the checkpoint's disk into FILE\n"
+"                              (made if absent) and use it, not the image it names\n"
 "  -v, --verbose          debug logging\n"
 "  -q, --quiet            no statistics at exit\n"
 "  -h, --help             this help\n"
@@ -120,7 +123,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_CONSOLE = 256, OPT_RUNDIR, OPT_NO_IRQCHIP, OPT_DIRTY_LOG, OPT_RING_SIZE,
 	       OPT_PAUSED, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_KEEP, OPT_CKPT_CHAIN,
 	       OPT_CKPT_RAW, OPT_RESTORE, OPT_LAZY, OPT_INITRD, OPT_APPEND, OPT_DISK,
-	       OPT_DISK_RO, OPT_RECORD_DIRTY, OPT_RECORD_INTERVAL, OPT_GUEST_IMAGE };
+	       OPT_DISK_RO, OPT_RECORD_DIRTY, OPT_RECORD_INTERVAL, OPT_GUEST_IMAGE,
+	       OPT_RESTORE_DISK };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "mem", required_argument, NULL, 'm' },
@@ -147,6 +151,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "no-checkpoint-compress", no_argument, NULL, OPT_CKPT_RAW },
 		{ "restore", required_argument, NULL, OPT_RESTORE },
 		{ "lazy", optional_argument, NULL, OPT_LAZY },
+		{ "restore-disk", required_argument, NULL, OPT_RESTORE_DISK },
 		{ "record-dirty", required_argument, NULL, OPT_RECORD_DIRTY },
 		{ "record-interval", required_argument, NULL, OPT_RECORD_INTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -311,6 +316,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_RESTORE:
 			o->restore = optarg;
 			break;
+		case OPT_RESTORE_DISK:
+			o->restore_disk = optarg;
+			break;
 		case OPT_RECORD_DIRTY:
 			o->record_dirty = optarg;
 			break;
@@ -361,8 +369,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "kvm-run: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (o->lazy && !o->restore) {
-		fprintf(stderr, "kvm-run: --lazy needs --restore\n");
+	if ((o->lazy || o->restore_disk) && !o->restore) {
+		fprintf(stderr, "kvm-run: --lazy and --restore-disk need --restore\n");
 		return -1;
 	}
 	if (o->restore && (o->mem_given || o->vcpus_given || o->guest_given || *o->guest_args)) {
@@ -382,11 +390,6 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (!o->kboot.kernel && o->disk) {
 		fprintf(stderr, "kvm-run: --disk and --disk-ro need --kernel (a Linux guest's "
 			"virtio-blk disk)\n");
-		return -1;
-	}
-	if (o->kboot.kernel && o->ckpt.dir[0]) {
-		/* The UART's and the platform's state are not in the records yet (issue 11). */
-		fprintf(stderr, "kvm-run: --checkpoint-dir with --kernel is not supported yet\n");
 		return -1;
 	}
 	if (o->record_ms_given && !o->record_dirty) {
@@ -432,10 +435,10 @@ int main(int argc, char **argv)
 	if (o.restore) {
 		char err[512];
 
-		r = o.lazy ? restore__vm_lazy(o.restore, o.lazy == 1, &o.cfg, name, sizeof(name),
-					      &kvm, &ri, err, sizeof(err)) :
-			     restore__vm(o.restore, &o.cfg, name, sizeof(name), &kvm, &ri, err,
-					 sizeof(err));
+		r = o.lazy ? restore__vm_lazy(o.restore, o.restore_disk, o.lazy == 1, &o.cfg, name,
+					      sizeof(name), &kvm, &ri, err, sizeof(err)) :
+			     restore__vm(o.restore, o.restore_disk, &o.cfg, name, sizeof(name), &kvm,
+					 &ri, err, sizeof(err));
 		if (r != 0) {
 			log_error("restore: %s", err);
 			goto out;

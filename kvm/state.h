@@ -57,6 +57,7 @@ enum state_tag {
 	ST_CFG_PLATFORM = 71,	/* u64 enum state_platform; absent: a workload guest */
 	ST_CFG_DISK = 72,	/* the disk image's absolute path (shared storage), if any */
 	ST_CFG_DISK_RO = 73,	/* u64 1: the disk is read-only */
+	ST_CFG_DISK_SIZE = 74,	/* u64: the disk's size in bytes */
 };
 
 /* What the guest sees besides CPU and memory (ST_CFG_PLATFORM). */

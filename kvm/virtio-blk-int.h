@@ -2,10 +2,12 @@
 #ifndef KM_VIRTIO_BLK_INT_H
 #define KM_VIRTIO_BLK_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bitmap.h"
 #include "kvm/virtio-blk.h"
 #include "kvm/virtio-mmio.h"
 #include "kvm/virtqueue.h"
@@ -25,6 +27,11 @@ struct virtio_blk {
 	char id[VIRTIO_BLK_ID_BYTES + 1];
 	struct virtio_mmio mmio;
 	struct virtq_chain chain;	/* the request being done (under mmio.lock) */
+	/* Dirty-block trackers of checkpoints (virtio-blk-track.c), under track_lock. */
+	pthread_mutex_t track_lock;
+	struct bitmap track[VIRTIO_BLK_TRACKERS];
+	bool tracking[VIRTIO_BLK_TRACKERS];
+	atomic_bool any_tracker;	/* a write need not take the lock when false */
 	struct {
 		atomic_uint_fast64_t reads, writes, flushes, get_ids, unsupported, errors,
 				     bytes_read, bytes_written;
@@ -37,5 +44,10 @@ static inline uint64_t virtio_blk__features(const struct virtio_blk *b)
 	return (1ULL << VIRTIO_BLK_F_SEG_MAX) | (1ULL << VIRTIO_BLK_F_FLUSH) |
 	       (b->ro ? 1ULL << VIRTIO_BLK_F_RO : 0);
 }
+
+/* Marks the blocks of bytes [pos, pos + len) written, for every tracker (after the write). */
+void virtio_blk__mark(struct virtio_blk *b, uint64_t pos, uint64_t len);
+/* Frees the trackers (virtio_blk__destroy). */
+void virtio_blk__track_free(struct virtio_blk *b);
 
 #endif

@@ -98,6 +98,7 @@ static uint32_t blk__request(struct virtio_blk *b, const struct virtq_chain *c)
 	uint64_t data_in, data_out, len, written = 0;
 	char id[VIRTIO_BLK_ID_BYTES] = { 0 };
 	uint8_t status = BLK_S_OK;
+	int r;
 
 	if (c->wlen < 1 || c->wlen > UINT32_MAX) {
 		atomic_fetch_add(&b->stats.errors, 1);
@@ -116,8 +117,19 @@ static uint32_t blk__request(struct virtio_blk *b, const struct virtq_chain *c)
 		/* Whole sectors, inside the disk (no sum can overflow: sector is bounded first). */
 		if (len % VIRTIO_BLK_SECTOR || hdr.sector > b->size / VIRTIO_BLK_SECTOR ||
 		    len > b->size - hdr.sector * VIRTIO_BLK_SECTOR ||
-		    (hdr.type == BLK_T_OUT && b->ro) ||
-		    blk__rw(b, c, hdr.type == BLK_T_IN, hdr.sector * VIRTIO_BLK_SECTOR, len) != 0) {
+		    (hdr.type == BLK_T_OUT && b->ro)) {
+			status = BLK_S_IOERR;
+			break;
+		}
+		r = blk__rw(b, c, hdr.type == BLK_T_IN, hdr.sector * VIRTIO_BLK_SECTOR, len);
+		/*
+		 * Marked after the write (even a failed one, which may have
+		 * written part): a checkpoint that read the bits before it
+		 * copies these blocks again in its next round or its pause.
+		 */
+		if (hdr.type == BLK_T_OUT)
+			virtio_blk__mark(b, hdr.sector * VIRTIO_BLK_SECTOR, len);
+		if (r != 0) {
 			status = BLK_S_IOERR;
 			break;
 		}
@@ -192,6 +204,7 @@ int virtio_blk__open(const char *path, unsigned int flags, struct virtio_blk **o
 		return -ENOMEM;
 	}
 	b->ro = flags & VIRTIO_BLK_RO;
+	pthread_mutex_init(&b->track_lock, NULL);
 	b->fd = open(path, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		r = km_errno();
@@ -248,6 +261,7 @@ void virtio_blk__destroy(struct virtio_blk *b)
 		b->kvm->blk = NULL;
 	virtio_mmio__destroy(&b->mmio);
 	close(b->fd);		/* the OFD lock goes with the last descriptor of the open file */
+	virtio_blk__track_free(b);
 	free(b->path);
 	free(b);
 }

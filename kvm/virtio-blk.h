@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bitmap.h"
 #include "buf.h"
 
 struct kvm;
@@ -40,6 +41,13 @@ struct virtio_blk;
 #define VIRTIO_BLK_QUEUE_MAX	256
 #define VIRTIO_BLK_SECTOR	512
 #define VIRTIO_BLK_ID_BYTES	20
+/*
+ * A checkpoint saves the disk in blocks of 4 KiB (the size of a page, so
+ * that blocks travel in the page codec, lib/pages.h): the last block of a
+ * disk whose size is not a multiple of it is short.
+ */
+#define VIRTIO_BLK_BLOCK	4096U
+#define VIRTIO_BLK_TRACKERS	4	/* dirty-block trackers at once (checkpoint lines) */
 
 /* virtio_blk__open flags. */
 #define VIRTIO_BLK_RO		(1U << 0)	/* read-only: opened O_RDONLY, feature RO, a read lock */
@@ -104,6 +112,39 @@ bool virtio_blk__owns(const struct virtio_blk *b, uint64_t gpa);
 /* A vCPU's MMIO access of len bytes at gpa (virtio_blk__owns): read fills data. */
 void virtio_blk__mmio(struct virtio_blk *b, uint64_t gpa, bool is_write, uint8_t *data,
 		      uint32_t len);
+
+/* ---- Checkpoints: dirty blocks, and the image's content (virtio-blk-track.c) ---- */
+
+/* The disk's blocks of VIRTIO_BLK_BLOCK bytes (the last one may be short). */
+uint64_t virtio_blk__nr_blocks(const struct virtio_blk *b);
+/*
+ * Starts a dirty-block tracker: a bitmap of the blocks the guest wrote
+ * (OUT requests, marked once the write is done) since the tracker's last
+ * read; it starts with every block set. Returns its id (>= 0) or
+ * -EBUSY when VIRTIO_BLK_TRACKERS run already, -ENOMEM.
+ */
+int virtio_blk__track(struct virtio_blk *b);
+/* Stops tracker id. */
+void virtio_blk__untrack(struct virtio_blk *b, int id);
+/*
+ * ORs tracker id's blocks into out (virtio_blk__nr_blocks bits) and
+ * clears them: each write is reported by exactly one read. Any thread.
+ */
+void virtio_blk__dirty_read(struct virtio_blk *b, int id, struct bitmap *out);
+/*
+ * Reads n blocks from block first into dst (n * VIRTIO_BLK_BLOCK bytes;
+ * past the end of the disk, zeros). 0 or -errno (logged).
+ */
+int virtio_blk__read_blocks(struct virtio_blk *b, uint64_t first, uint64_t n, uint8_t *dst);
+/*
+ * Writes one block of the image at byte off (a multiple of
+ * VIRTIO_BLK_BLOCK, inside the disk) from data, VIRTIO_BLK_BLOCK bytes of
+ * which those past the disk's end are left out; data NULL: a block of
+ * zeros (a hole punched where the file system can). For a restore, before
+ * the VM runs, with the image locked. 0 or -errno (logged),
+ * KM_ERR_INVALID for an offset out of range or a read-only disk.
+ */
+int virtio_blk__write_block(struct virtio_blk *b, uint64_t off, const uint8_t *data);
 
 /*
  * Appends to out a versioned, self-describing blob of all the disk's

@@ -49,9 +49,10 @@ struct vmrec_enc {
 
 /*
  * Why kvm cannot be migrated (checkpoint false) or checkpointed (true)
- * yet, or NULL if it can: a writable disk travels with a migration
- * (shared storage, its lock handed over) but is not in a checkpoint.
- * The commands ask this first, to refuse up front with it.
+ * yet, or NULL if it can. The commands ask this first, to refuse up front
+ * with it. NULL for every VM today: a writable disk travels with a
+ * migration (shared storage, its lock handed over) and in a checkpoint's
+ * REC_DISK_BLOCKS.
  */
 const char *vmrec_unsupported(const struct kvm *kvm, bool checkpoint);
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
@@ -74,6 +75,49 @@ int vmrec_enc_flush(struct vmrec_enc *e);
  */
 int vmrec_enc_set(struct vmrec_enc *e, const struct bitmap *set, bool never_touched,
 		  int (*tick)(void *ctx), uint64_t *sent, uint64_t *skipped);
+
+/* ---- The disk's blocks: REC_DISK_BLOCKS payloads (vmrec-disk.c) ------ */
+
+/*
+ * A REC_DISK_BLOCKS payload (docs/format.md s.9.1) is u64 the disk's size
+ * in bytes, then entries of the page codec (lib/pages.h) whose address is
+ * a block's byte offset in the disk (blocks of VIRTIO_BLK_BLOCK = 4 KiB,
+ * below the size; the part of a last short block past the end is zero and
+ * ignored).
+ */
+struct vmrec_disk_enc {
+	uint64_t size;			/* the disk's, in bytes */
+	bool compress;
+	struct buf *payload;		/* the batch being filled (the size first) */
+	uint64_t in_batch, blocks;	/* entries in the batch, handed over */
+	int (*batch)(void *ctx, const uint8_t *p, uint32_t len);	/* puts a full payload */
+	void *ctx;
+};
+int vmrec_disk_enc_init(struct vmrec_disk_enc *e, uint64_t size, bool compress,
+			int (*batch)(void *ctx, const uint8_t *p, uint32_t len), void *ctx);
+void vmrec_disk_enc_free(struct vmrec_disk_enc *e);	/* NULL-safe on a zeroed struct */
+/* Adds block n (4096 bytes at data); hands the batch over when it is full. */
+int vmrec_disk_enc_block(struct vmrec_disk_enc *e, uint64_t n, const uint8_t *data);
+/* Hands over what the batch holds, if anything. */
+int vmrec_disk_enc_flush(struct vmrec_disk_enc *e);
+
+/*
+ * Where a block read from a payload goes: byte offset off, 4096 bytes at
+ * data, or NULL for a block of zeros. A non-zero return stops the walk.
+ */
+typedef int (*vmrec_disk_put_fn)(void *ctx, uint64_t off, const uint8_t *data);
+/*
+ * Walks a REC_DISK_BLOCKS payload: every entry checked (kind, LZ4 only if
+ * lz4_ok, decompressing to 4096 bytes exactly, offset aligned and below
+ * the size) before it goes to put (if not NULL). size: the disk the
+ * payload must be for, or 0 for any (then *size_out says which, if not
+ * NULL). *blocks (if not NULL): entries walked. KM_ERR_CORRUPT or
+ * KM_ERR_TRUNCATED for a bad payload, KM_ERR_INVALID for another disk's
+ * size, or put's error; the reason in why.
+ */
+int vmrec_disk_walk(const uint8_t *p, uint32_t len, uint64_t size, bool lz4_ok,
+		    vmrec_disk_put_fn put, void *ctx, uint64_t *size_out, uint64_t *blocks,
+		    char *why, size_t whylen);
 
 /* ---- Apply: a VM from records ------------------------------------------ */
 

@@ -44,6 +44,7 @@ enum rec_type {
 	REC_PAGE_INDEX = 18,	/* where a checkpoint file's page entries are (docs/format.md s.9.1) */
 	REC_DTRACE_INFO = 19,	/* a dirty trace's geometry (lib/dtrace.h, docs/format.md s.10) */
 	REC_DTRACE_INTERVAL = 20,	/* the pages one interval of a dirty trace dirtied */
+	REC_DISK_BLOCKS = 21,	/* blocks of a checkpointed disk (docs/format.md s.9.1) */
 	REC_TYPE_MAX
 };
 

@@ -17,6 +17,7 @@
 #include "kvm/kvm.h"
 #include "kvm/state.h"
 #include "kvm/throttle.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/vmrec.h"
 #include "snapshot/checkpoint.h"
 #include "snapshot/ckptfile.h"
@@ -36,6 +37,9 @@ struct ckpt_line {
 	unsigned int chain_max, keep;
 	struct bitmap owed;		/* read from the tracker, not yet in a committed checkpoint */
 	struct bitmap todo, got;	/* scratch */
+	/* A writable disk's blocks, as the pages above (kvm/virtio-blk.h trackers). */
+	int dsub;			/* its dirty-block tracker, -1 if no writable disk */
+	struct bitmap downed, dtodo, dgot;
 	uint64_t parent;		/* the last committed checkpoint: 0 until one is */
 	unsigned int chain;		/* increments since the base */
 };
@@ -69,7 +73,7 @@ static pthread_mutex_t ckpt__capture_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ckpt ckpt__g = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER,
-	.line = { .sub = -1 },
+	.line = { .sub = -1, .dsub = -1 },
 };
 
 /* What one attempt needs besides the thread's state. */
@@ -81,6 +85,9 @@ struct attempt {
 	struct vmrec_enc enc;
 	struct ckptfile_index index;	/* of its pages: for a lazy restore */
 	uint8_t *copies;		/* pages copied at the capture */
+	struct vmrec_disk_enc denc;	/* the disk's blocks, if c->dsub >= 0 */
+	uint8_t *dcopies;		/* blocks copied at the capture */
+	uint64_t pause_blocks;		/* copied in the pause */
 	struct buf *state;
 	uint64_t id, pages, pause_ns, time_ns, hash;
 	uint64_t pause_pages;		/* copied in the pause */
@@ -95,6 +102,85 @@ static int ckpt__batch(void *ctx, struct buf **payload, const struct pages_stats
 
 	a->pages += st->pages;
 	return ckptfile_put_pages(a->s, &a->index, payload);
+}
+
+static int ckpt__disk_batch(void *ctx, const uint8_t *p, uint32_t len)
+{
+	struct attempt *a = ctx;
+
+	return stream_put(a->s, REC_DISK_BLOCKS, p, len);
+}
+
+/* Reads the disk's tracker into c->dgot (cleared first), owed until a commit. */
+static void ckpt__disk_read(struct ckpt_line *c)
+{
+	bitmap_clear_all(&c->dgot);
+	virtio_blk__dirty_read(c->kvm->blk, c->dsub, &c->dgot);
+	bitmap_or_at(&c->downed, 0, c->dgot.words, c->dgot.nbits);
+}
+
+/*
+ * Calls fn for each run of at most CKPT_DISK_RUN blocks of set, read
+ * from the image into buf (CKPT_DISK_RUN blocks) or, with dst, into dst
+ * (a block per set bit, in order) and then handed to the encoder.
+ */
+#define CKPT_DISK_RUN	256
+static int ckpt__disk_copy(struct attempt *a, const struct bitmap *set, uint8_t *dst)
+{
+	struct virtio_blk *blk = a->c->kvm->blk;
+	uint8_t *buf = dst, *own = NULL;
+	uint64_t n, k, i;
+	int r = 0;
+
+	if (!dst && !(buf = own = malloc((size_t)CKPT_DISK_RUN * VIRTIO_BLK_BLOCK)))
+		return -ENOMEM;
+	for (n = bitmap_next_set(set, 0); n < set->nbits; n = bitmap_next_set(set, n + k)) {
+		for (k = 1; k < CKPT_DISK_RUN && n + k < set->nbits && bitmap_test(set, n + k); k++)
+			;
+		if ((r = virtio_blk__read_blocks(blk, n, k, buf)) != 0)
+			break;
+		if (dst) {
+			buf += k * VIRTIO_BLK_BLOCK;
+			continue;
+		}
+		for (i = 0; i < k; i++)
+			if ((r = vmrec_disk_enc_block(&a->denc, n + i, buf + i * VIRTIO_BLK_BLOCK)) != 0)
+				goto out;
+	}
+out:
+	free(own);
+	return r;
+}
+
+/*
+ * The disk's pre-copy, before the pages': a base copies every block of
+ * the image while the guest runs, an increment the blocks owed; then the
+ * blocks written meanwhile, round after round until at most
+ * CKPT_PAUSE_BLOCKS are left for the pause (CKPT_MAX_ROUNDS at most: a
+ * guest that writes its disk faster than it is copied is slowed by the
+ * pages' throttle only, so its pause copies what is left).
+ */
+static int ckpt__disk_precopy(struct attempt *a)
+{
+	struct ckpt_line *c = a->c;
+	unsigned int round;
+	int r;
+
+	if (c->dsub < 0)
+		return 0;
+	ckpt__disk_read(c);
+	if (a->full)
+		bitmap_fill(&c->dtodo);
+	else
+		memcpy(c->dtodo.words, c->downed.words, BITMAP_WORDS(c->downed.nbits) * 8);
+	for (round = 0; round < CKPT_MAX_ROUNDS && bitmap_count(&c->dtodo) > CKPT_PAUSE_BLOCKS;
+	     round++) {
+		if ((r = ckpt__disk_copy(a, &c->dtodo, NULL)) != 0)
+			return r;
+		ckpt__disk_read(c);
+		memcpy(c->dtodo.words, c->dgot.words, BITMAP_WORDS(c->dgot.nbits) * 8);
+	}
+	return 0;
 }
 
 /* Reads the tracker into a->c->got, and owes those pages until a commit. */
@@ -174,7 +260,7 @@ static int ckpt__precopy(struct attempt *a)
 	unsigned int round, pct;
 	int r;
 
-	if ((r = ckpt__read(c)) != 0)
+	if ((r = ckpt__disk_precopy(a)) != 0 || (r = ckpt__read(c)) != 0)
 		return r;
 	if (a->full) {
 		if ((r = ckpt__touched(c)) != 0)
@@ -246,6 +332,18 @@ static int ckpt__capture(struct attempt *a)
 	     n = bitmap_next_set(&c->todo, n + 1))
 		memcpy(a->copies + (i++) * KM_PAGE_SIZE, memory__page_hva(&kvm->mem, n),
 		       KM_PAGE_SIZE);
+	/* The disk of the same instant: no request is in flight while the VM is held. */
+	if (c->dsub >= 0) {
+		ckpt__disk_read(c);
+		bitmap_or_at(&c->dtodo, 0, c->dgot.words, c->dgot.nbits);
+		a->pause_blocks = count = bitmap_count(&c->dtodo);
+		if (count && !(a->dcopies = malloc(count * VIRTIO_BLK_BLOCK))) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if ((r = ckpt__disk_copy(a, &c->dtodo, a->dcopies)) != 0)
+			goto out;
+	}
 	if ((r = state__save_all(kvm, a->state)) != 0)
 		goto out;
 	a->time_ns = kvm__wall_ns();
@@ -273,6 +371,18 @@ static int ckpt__finish_file(struct attempt *a)
 	     n = bitmap_next_set(&c->todo, n + 1))
 		if ((r = vmrec_enc_page(&a->enc, n, a->copies + (i++) * KM_PAGE_SIZE)) != 0)
 			return r;
+	if (c->dsub >= 0) {
+		i = 0;
+		for (n = bitmap_next_set(&c->dtodo, 0); n < c->dtodo.nbits;
+		     n = bitmap_next_set(&c->dtodo, n + 1))
+			if ((r = vmrec_disk_enc_block(&a->denc, n,
+						      a->dcopies + (i++) * VIRTIO_BLK_BLOCK)) != 0)
+				return r;
+		if ((r = vmrec_disk_enc_flush(&a->denc)) != 0)
+			return r;
+		end.has_disk = true;
+		end.disk_blocks = a->denc.blocks;
+	}
 	if ((r = vmrec_enc_flush(&a->enc)) != 0 || (r = ckptfile_put_index(a->s, &a->index)) != 0 ||
 	    (r = stream_put_framed(a->s, buf_ptr(a->state), buf_len(a->state))) != 0)
 		return r;
@@ -331,9 +441,11 @@ static void ckpt__attempt_free(struct attempt *a)
 	stream_free(a->s);
 	chan_close(a->chan);
 	vmrec_enc_free(&a->enc);
+	vmrec_disk_enc_free(&a->denc);
 	ckptfile_index_free(&a->index);
 	buf_free(a->state);
 	free(a->copies);
+	free(a->dcopies);
 }
 
 /* Whether the next checkpoint of c is a base, short of asking the store (ckpt__listed). */
@@ -362,7 +474,9 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 	a.id = a.pend.id;
 	if (!(a.state = buf_new(REC_MAX_PAYLOAD)) ||
 	    (r = ckptfile_index_init(&a.index)) != 0 ||
-	    (r = vmrec_enc_init(&a.enc, c->kvm, c->compress, ckpt__batch, &a)) != 0) {
+	    (r = vmrec_enc_init(&a.enc, c->kvm, c->compress, ckpt__batch, &a)) != 0 ||
+	    (c->dsub >= 0 && (r = vmrec_disk_enc_init(&a.denc, virtio_blk__size(c->kvm->blk),
+						       c->compress, ckpt__disk_batch, &a)) != 0)) {
 		r = r ? r : -ENOMEM;
 		goto out;
 	}
@@ -382,18 +496,24 @@ static int ckpt__take(struct ckpt_line *c, bool full, bool hash,
 	e.pause_ns = a.pause_ns;
 	if ((r = store__commit(c->st, &a.pend, &e, err, errlen)) != 0)
 		goto out_noerr;
-	/* Every page owed is in a committed checkpoint now. */
+	/* Every page and block owed is in a committed checkpoint now. */
 	bitmap_clear_all(&c->owed);
+	if (c->dsub >= 0)
+		bitmap_clear_all(&c->downed);
 	c->parent = a.id;
 	c->chain = a.full ? 0 : c->chain + 1;
 	*res = (struct checkpoint_result){ .id = a.id, .parent = e.parent, .pause_ns = a.pause_ns,
 					   .pages = a.pages, .bytes = e.bytes, .mem_hash = a.hash,
 					   .full = a.full, .has_hash = a.want_hash,
 					   .ns = kvm__now_ns() - t0, .pause_pages = a.pause_pages,
-					   .rounds = a.rounds, .throttle_pct = a.throttle_pct };
-	log_debug("checkpoint %llu of %s: %s, %llu pages, %llu bytes, pause %.3f ms",
-		  (unsigned long long)a.id, c->kvm->name, a.full ? "base" : "increment",
-		  (unsigned long long)a.pages, (unsigned long long)e.bytes, a.pause_ns / 1e6);
+					   .rounds = a.rounds, .throttle_pct = a.throttle_pct,
+					   .disk_blocks = a.denc.blocks,
+					   .pause_blocks = a.pause_blocks };
+	log_debug("checkpoint %llu of %s: %s, %llu pages, %llu disk blocks (%llu in the pause), "
+		  "%llu bytes, pause %.3f ms", (unsigned long long)a.id, c->kvm->name,
+		  a.full ? "base" : "increment", (unsigned long long)a.pages,
+		  (unsigned long long)a.denc.blocks, (unsigned long long)a.pause_blocks,
+		  (unsigned long long)e.bytes, a.pause_ns / 1e6);
 	ckpt__attempt_free(&a);
 	ckpt__retain(c);
 	return 0;
@@ -444,6 +564,10 @@ static void ckpt__event(struct kvm *kvm, const char *dir, const char *trigger, i
 		if (owed >= 0)
 			json_object_set_new(d, "owed-pages", json_integer(owed));
 	}
+	if (d && !r && kvm->blk && !virtio_blk__ro(kvm->blk)) {
+		json_object_set_new(d, "disk-blocks", json_integer((json_int_t)res->disk_blocks));
+		json_object_set_new(d, "pause-blocks", json_integer((json_int_t)res->pause_blocks));
+	}
 	if (d && !r && res->has_hash) {
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res->mem_hash);
 		json_object_set_new(d, "memory-hash", json_string(hex));
@@ -480,11 +604,12 @@ static void ckpt__account(struct ckpt *c, int r, const struct checkpoint_result 
 static int ckpt__line_open(struct ckpt_line *l, struct kvm *kvm, const char *dir, char *err,
 			   size_t errlen)
 {
-	uint64_t pages = memory__nr_pages(&kvm->mem);
+	uint64_t pages = memory__nr_pages(&kvm->mem), blocks;
 	int r;
 
 	l->kvm = kvm;
 	l->sub = -1;
+	l->dsub = -1;
 	if ((r = store__open(dir, true, &l->st, err, errlen)) != 0)
 		return r;
 	if ((r = bitmap_init(&l->owed, pages)) != 0 || (r = bitmap_init(&l->todo, pages)) != 0 ||
@@ -498,6 +623,21 @@ static int ckpt__line_open(struct ckpt_line *l, struct kvm *kvm, const char *dir
 		snprintf(err, errlen, "dirty tracking: %s", km_strerror(r));
 		return r;
 	}
+	/* A writable disk goes into the checkpoints too; a read-only one cannot change. */
+	if (!kvm->blk || virtio_blk__ro(kvm->blk))
+		return 0;
+	blocks = virtio_blk__nr_blocks(kvm->blk);
+	if ((r = bitmap_init(&l->downed, blocks)) != 0 || (r = bitmap_init(&l->dtodo, blocks)) != 0 ||
+	    (r = bitmap_init(&l->dgot, blocks)) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	if ((l->dsub = virtio_blk__track(kvm->blk)) < 0) {
+		r = l->dsub;
+		snprintf(err, errlen, "disk %s: dirty-block tracking: %s",
+			 virtio_blk__path(kvm->blk), km_strerror(r));
+		return r;
+	}
 	return 0;
 }
 
@@ -506,6 +646,12 @@ static void ckpt__line_close(struct ckpt_line *l)
 	if (l->sub >= 0)
 		dirty__unsubscribe(&l->kvm->dirty, l->sub);
 	l->sub = -1;
+	if (l->dsub >= 0)
+		virtio_blk__untrack(l->kvm->blk, l->dsub);
+	l->dsub = -1;
+	bitmap_free(&l->downed);
+	bitmap_free(&l->dtodo);
+	bitmap_free(&l->dgot);
 	bitmap_free(&l->owed);
 	bitmap_free(&l->todo);
 	bitmap_free(&l->got);
@@ -592,10 +738,6 @@ int checkpoint__setup(struct kvm *kvm, const struct checkpoint_params *p, char *
 
 	if (c->kvm)
 		return KM_ERR_STATE;
-	if (vmrec_unsupported(kvm, true)) {
-		snprintf(err, errlen, "%s", vmrec_unsupported(kvm, true));
-		return KM_ERR_UNSUPPORTED;
-	}
 	c->kvm = kvm;
 	c->p = *p;
 	if (!c->p.chain_max)
@@ -623,7 +765,7 @@ fail:
 int checkpoint__save_to(struct kvm *kvm, const char *dir, bool compress,
 			struct checkpoint_result *res, char *err, size_t errlen)
 {
-	struct ckpt_line l = { .compress = compress, .chain_max = 1 };
+	struct ckpt_line l = { .compress = compress, .chain_max = 1, .dsub = -1 };
 	int r;
 
 	if ((r = ckpt__line_open(&l, kvm, dir, err, errlen)) == 0)

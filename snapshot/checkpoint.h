@@ -6,6 +6,12 @@
  * committed, plus the whole machine state; a new base after chain_max
  * increments or when asked.
  *
+ * A writable disk goes in too, in 4 KiB blocks (REC_DISK_BLOCKS): its
+ * device keeps a dirty-block tracker per line (virtio_blk__track); a base
+ * copies every block, an increment the blocks written since; the blocks
+ * are pre-copied first, before the pages, and the last ones (at most
+ * CKPT_PAUSE_BLOCKS) are copied in the same pause as the last pages.
+ *
  * Timeline of one checkpoint:
  *   begin     a temporary file in the store; header, identity, config
  *   pre-copy  while the guest runs: pages to save (a base: every page ever
@@ -48,6 +54,7 @@ struct control_cmd;
 #define CKPT_DEFAULT_CHAIN	32	/* increments before a new base */
 #define CKPT_PAUSE_PAGES	2048	/* pre-copy until at most this many are left */
 #define CKPT_MAX_ROUNDS		16	/* pre-copy rounds at most */
+#define CKPT_PAUSE_BLOCKS	256	/* the disk's pre-copy: until at most this many 4 KiB blocks are left */
 
 struct checkpoint_params {
 	char dir[4096];
@@ -82,6 +89,8 @@ struct checkpoint_result {
 	uint64_t ns;			/* from start to commit */
 	uint64_t mem_hash;		/* if has_hash */
 	uint64_t pause_pages;		/* pages copied in the pause */
+	uint64_t disk_blocks;		/* a writable disk's 4 KiB blocks in the file */
+	uint64_t pause_blocks;		/* of which copied in the pause */
 	unsigned int rounds;		/* pre-copy rounds */
 	unsigned int throttle_pct;	/* the most the guest was throttled (0: never) */
 	bool full, has_hash;

@@ -41,7 +41,8 @@ int ckptfile_put_end(struct stream *s, const struct ckptfile_end *e)
 	    (r = rec_put_field_u64(b, CKE_PAUSED, e->paused)) == 0 &&
 	    (r = rec_put_field_u64(b, CKE_PAUSE_NS, e->pause_ns)) == 0 &&
 	    (r = rec_put_field_u64(b, CKE_PAGES, e->pages)) == 0 &&
-	    (!e->has_hash || (r = rec_put_field_u64(b, CKE_MEM_HASH, e->hash)) == 0))
+	    (!e->has_hash || (r = rec_put_field_u64(b, CKE_MEM_HASH, e->hash)) == 0) &&
+	    (!e->has_disk || (r = rec_put_field_u64(b, CKE_DISK_BLOCKS, e->disk_blocks)) == 0))
 		r = stream_put(s, REC_END, buf_ptr(b), (uint32_t)buf_len(b));
 	buf_free(b);
 	return r;
@@ -71,6 +72,10 @@ int ckptfile_parse_end(const uint8_t *p, uint32_t len, struct ckptfile_end *e)
 	if (r != 0 && r != KM_ERR_END)
 		return r;
 	e->has_hash = r == 0;
+	r = rec_find_u64(p, len, CKE_DISK_BLOCKS, &e->disk_blocks);
+	if (r != 0 && r != KM_ERR_END)
+		return r;
+	e->has_disk = r == 0;
 	return 0;
 }
 
@@ -238,7 +243,7 @@ int ckptfile_put_pages(struct stream *s, struct ckptfile_index *ix, struct buf *
 static bool ckptfile__body_type(uint32_t type)
 {
 	return type == REC_VM_CONFIG || type == REC_PAGES || type == REC_VM_STATE ||
-	       type == REC_VCPU_STATE || type == REC_PAGE_INDEX;
+	       type == REC_VCPU_STATE || type == REC_PAGE_INDEX || type == REC_DISK_BLOCKS;
 }
 
 int ckptfile_next(struct ckptfile *f, uint32_t *type, const uint8_t **p, uint32_t *len,

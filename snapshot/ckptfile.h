@@ -5,6 +5,7 @@
  *   REC_HEADER       magic, version, caps (lz4), purpose 3
  *   REC_CHECKPOINT   its identity: CK_* fields
  *   REC_VM_CONFIG    the VM's configuration (state.h ST_CFG_*)
+ *   REC_DISK_BLOCKS ...  a writable disk's 4 KiB blocks (vmrec.h), pre-copy and pause
  *   REC_PAGES ...    pages; a page may come more than once: the last wins
  *   REC_VM_STATE, REC_VCPU_STATE ...   the machine state at the capture
  *   REC_END          CKE_* fields; a file without it is incomplete
@@ -37,6 +38,7 @@ enum ckpt_end_tag {
 	CKE_PAUSE_NS = 3,	/* u64: how long the guest was paused for it */
 	CKE_PAGES = 4,		/* u64: page entries in the file */
 	CKE_MEM_HASH = 5,	/* u64, optional: memory__hash() at the capture */
+	CKE_DISK_BLOCKS = 6,	/* u64, with a writable disk: REC_DISK_BLOCKS entries in the file */
 };
 
 /*
@@ -78,7 +80,8 @@ struct ckptfile_id {
 
 struct ckptfile_end {
 	uint64_t capture_ns, pause_ns, pages, hash;
-	bool paused, has_hash;
+	uint64_t disk_blocks;		/* if has_disk */
+	bool paused, has_hash, has_disk;
 };
 
 int ckptfile_put_identity(struct stream *s, uint64_t id, uint64_t parent, uint64_t kind,

@@ -13,6 +13,7 @@
 #include "record.h"
 #include "stream.h"
 #include "kvm/kvm.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/vmrec.h"
 #include "snapshot/ckptfile.h"
 #include "snapshot/compact.h"
@@ -24,6 +25,44 @@ struct compact {
 	struct ckptfile_index index;
 	uint64_t pages;
 };
+
+static int compact__disk_batch(void *ctx, const uint8_t *p, uint32_t len)
+{
+	struct compact *c = ctx;
+
+	return stream_put(c->s, REC_DISK_BLOCKS, p, len);
+}
+
+/* Every block of the chain's disk, as a base holds it (holes of the image go as zero blocks). */
+static int compact__disk(struct restore_image *img, bool compress, struct compact *c,
+			 uint64_t *blocks)
+{
+	struct vmrec_disk_enc enc = { 0 };
+	uint8_t block[VIRTIO_BLK_BLOCK];
+	uint64_t n, nr = (img->disk_size + VIRTIO_BLK_BLOCK - 1) / VIRTIO_BLK_BLOCK, len;
+	ssize_t k;
+	int r;
+
+	if ((r = vmrec_disk_enc_init(&enc, img->disk_size, compress, compact__disk_batch, c)) != 0)
+		goto out;
+	for (n = 0; n < nr; n++) {
+		len = img->disk_size - n * VIRTIO_BLK_BLOCK;
+		len = len < VIRTIO_BLK_BLOCK ? len : VIRTIO_BLK_BLOCK;
+		memset(block, 0, sizeof(block));
+		if ((k = pread(img->disk_fd, block, len, (off_t)(n * VIRTIO_BLK_BLOCK))) !=
+		    (ssize_t)len) {
+			r = k < 0 ? km_errno() : -EIO;
+			goto out;
+		}
+		if ((r = vmrec_disk_enc_block(&enc, n, block)) != 0)
+			goto out;
+	}
+	r = vmrec_disk_enc_flush(&enc);
+	*blocks = enc.blocks;
+out:
+	vmrec_disk_enc_free(&enc);
+	return r;
+}
 
 static int compact__batch(void *ctx, struct buf **payload, const struct pages_stats *st)
 {
@@ -70,6 +109,10 @@ static int compact__write(struct restore_image *img, struct store_pending *p, bo
 	    (r = vmrec_enc_init(&enc, img->kvm, compress, compact__batch, c)) != 0)
 		goto out;
 	bitmap_fill(&all);
+	/* The disk first, as a checkpoint writes its pre-copy. */
+	if (img->has_disk && (r = compact__disk(img, compress, c, &end.disk_blocks)) != 0)
+		goto out;
+	end.has_disk = img->has_disk;
 	/* Every page the chain wrote, from the image's data ranges; zero pages go as zero. */
 	if ((r = vmrec_enc_set(&enc, &all, true, NULL, NULL, NULL)) != 0 ||
 	    (r = vmrec_enc_flush(&enc)) != 0 || (r = ckptfile_put_index(c->s, &c->index)) != 0 ||

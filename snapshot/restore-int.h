@@ -25,6 +25,8 @@ struct restore {
 	struct vmrec_loader ld;
 	bool loader;
 	struct restore_info *info;
+	bool lz4_ok;			/* the file being applied may hold lz4 entries */
+	const char *disk_to;		/* --restore-disk: the disk goes there, not to its image */
 	char *err;
 	size_t errlen;
 };
@@ -50,6 +52,13 @@ int restore__open_spec(const char *spec, struct store **st, struct restore_chain
 			size_t errlen);
 /* A restore's end: the loader, the VM if it was not handed over (rs->kvm), the chain, the store. */
 void restore__done(struct restore *rs, struct restore_chain *ch, struct store *st);
+/*
+ * A file's end: a VM with a writable disk needs every file of its chain to
+ * hold the disk's blocks. 0, or KM_ERR_CORRUPT with the reason in rs->ld.why.
+ */
+int restore__file_end(struct restore *rs, const struct ckptfile_end *end);
+/* After the last file: the restored disk written through to its storage. */
+int restore__disk_done(struct restore *rs);
 /* The restored checkpoint's end record, into info. */
 void restore__info_end(struct restore_info *info, const struct ckptfile_end *end);
 

@@ -27,6 +27,7 @@
 #include "record.h"
 #include "kvm/kvm.h"
 #include "kvm/lazymem.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/vmrec.h"
 #include "snapshot/ckptfile.h"
 #include "snapshot/restore-int.h"
@@ -312,7 +313,7 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 
 	if ((r = ckptfile_open(f->path, &cf, rs->err, rs->errlen)) != 0)
 		return r;
-	f->lz4_ok = (cf.caps & STREAM_CAP_LZ4) != 0;
+	f->lz4_ok = rs->lz4_ok = (cf.caps & STREAM_CAP_LZ4) != 0;
 	if (cf.id.id != want_id) {
 		r = KM_ERR_CORRUPT;
 		snprintf(rs->err, rs->errlen, "%s holds checkpoint %llu, not %llu", f->path,
@@ -340,6 +341,8 @@ static int lazy_file(struct restore *rs, struct lazy_chain *lc, uint32_t fi, uin
 					 km_strerror(r));
 				goto fail;
 			}
+			if ((r = restore__file_end(rs, &cf.end)) != 0)
+				goto fail;
 			ended = true;
 		} else if (type == REC_PAGE_INDEX) {
 			uint32_t *nix_p = reallocarray(ix, nix + 1, sizeof(*ix));
@@ -406,12 +409,12 @@ out:
 	return r;
 }
 
-int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, char *name,
-		     size_t namelen, struct kvm **out, struct restore_info *info, char *err,
-		     size_t errlen)
+int restore__vm_lazy(const char *spec, const char *disk_to, bool prefetch,
+		     struct kvm_config *cfg, char *name, size_t namelen, struct kvm **out,
+		     struct restore_info *info, char *err, size_t errlen)
 {
 	struct restore rs = { .cfg = cfg, .name = name, .namelen = namelen, .info = info,
-			      .err = err, .errlen = errlen };
+			      .disk_to = disk_to, .err = err, .errlen = errlen };
 	struct lazy_source src = { .read = lazy_chain_read, .free = lazy_chain_free };
 	struct restore_chain ch = { 0 };
 	struct lazy_chain *lc = NULL;
@@ -438,6 +441,11 @@ int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, ch
 	for (i = 0; i < ch.len; i++)
 		if ((r = lazy_file(&rs, lc, (uint32_t)i, ch.ids[i], i == 0, i == ch.len - 1)) != 0)
 			goto out;
+	/* The disk is not lazy: its blocks were written during the walk; made durable now. */
+	if ((r = restore__disk_done(&rs)) != 0) {
+		snprintf(err, errlen, "disk %s: %s", virtio_blk__path(rs.kvm->blk), km_strerror(r));
+		goto out;
+	}
 	if (!lc->rec_of && (r = lazy_alloc(lc, rs.kvm)) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;

@@ -1,13 +1,20 @@
 /* Restoring a checkpoint: see restore.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "record.h"
 #include "kvm/kvm.h"
+#include "kvm/state.h"
+#include "kvm/virtio-blk.h"
 #include "kvm/vmrec.h"
 #include "snapshot/ckptfile.h"
 #include "snapshot/restore.h"
@@ -85,11 +92,75 @@ void restore__chain_free(struct restore_chain *ch)
 	ch->e = NULL;
 }
 
+/*
+ * --restore-disk: the file the disk goes to, made with the disk's size if
+ * it does not exist (an existing one must have that size: nothing is
+ * truncated), and the config (p, len) rewritten into out to name it.
+ */
+static int restore__retarget(const char *to, const uint8_t *p, uint32_t len, struct buf *out,
+			     char *why, size_t whylen)
+{
+	char abs[PATH_MAX];
+	const uint8_t *d;
+	uint64_t size = 0, ro = 0;
+	uint32_t tag, dlen;
+	struct buf *v = NULL;
+	struct stat sb;
+	int fd, r;
+
+	if (rec_find_field(p, len, ST_CFG_DISK, &d, &dlen) != 0 ||
+	    rec_find_u64(p, len, ST_CFG_DISK_SIZE, &size) != 0 || size == 0 ||
+	    size % VIRTIO_BLK_SECTOR) {
+		snprintf(why, whylen, "--restore-disk: the checkpoint names no disk (or not its size)");
+		return KM_ERR_INVALID;
+	}
+	if (rec_find_u64(p, len, ST_CFG_DISK_RO, &ro) == 0 && ro) {
+		snprintf(why, whylen, "--restore-disk: the checkpoint's disk is read-only: it holds "
+			 "none of its content");
+		return KM_ERR_INVALID;
+	}
+	if ((fd = open(to, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0) {
+		r = ftruncate(fd, (off_t)size) == 0 ? 0 : km_errno();
+		close(fd);
+		if (r) {
+			unlink(to);
+			snprintf(why, whylen, "--restore-disk %s: %s", to, km_strerror(r));
+			return r;
+		}
+	} else if (errno != EEXIST || stat(to, &sb) != 0) {
+		r = km_errno();
+		snprintf(why, whylen, "--restore-disk %s: %s", to, km_strerror(r));
+		return r;
+	} else if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != size) {
+		snprintf(why, whylen, "--restore-disk %s: exists, and is not a file of the disk's "
+			 "%llu bytes (remove it, or name another)", to, (unsigned long long)size);
+		return KM_ERR_INVALID;
+	}
+	if (!realpath(to, abs) || strlen(abs) >= 4096) {
+		r = km_errno();
+		snprintf(why, whylen, "--restore-disk %s: %s", to, km_strerror(r));
+		return r;
+	}
+	if (!(v = buf_view(p, len)))
+		return -ENOMEM;
+	while ((r = rec_get_field(v, &tag, &d, &dlen)) == 0)
+		if ((r = tag == ST_CFG_DISK ? rec_put_field(out, tag, abs, (uint32_t)strlen(abs)) :
+					      rec_put_field(out, tag, d, dlen)) != 0)
+			break;
+	buf_free(v);
+	if (r != KM_ERR_END) {
+		snprintf(why, whylen, "--restore-disk: the config: %s", km_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
 /* The first file's config makes the VM. */
 static int restore__create(struct restore *rs, const uint8_t *p, uint32_t len)
 {
 	uint64_t t0 = kvm__now_ns();
 	char why[sizeof(rs->ld.why)];
+	struct buf *cfg = NULL;
 	char cfgname[64];
 	int r;
 
@@ -111,8 +182,31 @@ static int restore__create(struct restore *rs, const uint8_t *p, uint32_t len)
 		snprintf(rs->name, rs->namelen, "%s", cfgname);
 		rs->cfg->name = rs->name;
 	}
+	if (rs->disk_to) {
+		if (!(cfg = buf_new(REC_MAX_PAYLOAD))) {
+			r = -ENOMEM;
+			snprintf(why, sizeof(why), "out of memory");
+			goto fail;
+		}
+		if ((r = restore__retarget(rs->disk_to, p, len, cfg, why, sizeof(why))) != 0)
+			goto fail;
+		p = buf_ptr(cfg);
+		len = (uint32_t)buf_len(cfg);
+	}
 	if ((r = vmrec_create(rs->cfg, p, len, &rs->kvm, why, sizeof(why))) != 0)
 		goto fail;
+	/*
+	 * The disk's lock before a block of it is written: a restore never
+	 * overwrites the disk of a VM that runs (kvm-run takes it again, a
+	 * no-op, before the VM starts).
+	 */
+	if (rs->kvm->blk && (r = virtio_blk__lock(rs->kvm->blk)) != 0) {
+		snprintf(why, sizeof(why), "disk %s: %s (a restore does not write the disk of a VM "
+			 "that runs: stop it first, or restore with --restore-disk FILE)",
+			 virtio_blk__path(rs->kvm->blk), r == -EBUSY ? "another VM uses it" :
+			 km_strerror(r));
+		goto fail;
+	}
 loader:
 	if ((r = vmrec_load_init(&rs->ld, rs->kvm, true)) != 0) {
 		snprintf(why, sizeof(why), "out of memory");
@@ -120,10 +214,90 @@ loader:
 	}
 	rs->loader = true;
 	rs->info->create_ns = kvm__now_ns() - t0;
+	buf_free(cfg);
 	return 0;
 fail:
+	buf_free(cfg);
 	snprintf(rs->ld.why, sizeof(rs->ld.why), "%s", why);
 	return r;
+}
+
+static int restore__disk_put(void *ctx, uint64_t off, const uint8_t *data)
+{
+	return virtio_blk__write_block(ctx, off, data);
+}
+
+/* Image mode: into a memfd of the disk's size (holes read as zero). */
+static int restore__image_put(void *ctx, uint64_t off, const uint8_t *data)
+{
+	static const uint8_t zero[VIRTIO_BLK_BLOCK];
+	struct restore_image *img = ctx;
+	uint64_t len = img->disk_size - off < VIRTIO_BLK_BLOCK ? img->disk_size - off :
+								   VIRTIO_BLK_BLOCK;
+
+	return pwrite(img->disk_fd, data ? data : zero, len, (off_t)off) == (ssize_t)len ? 0 :
+	       km_errno() ? km_errno() : -EIO;
+}
+
+/*
+ * A REC_DISK_BLOCKS payload: into the VM's disk (locked by restore__create),
+ * or the image's memfd, made at the first one.
+ */
+static int restore__disk(struct restore *rs, const uint8_t *p, uint32_t len)
+{
+	struct restore_image *img = rs->img;
+	struct virtio_blk *blk = rs->kvm->blk;
+	uint64_t size = 0;
+	int r;
+
+	if (!img) {
+		if (!blk || virtio_blk__ro(blk)) {
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "disk blocks for a VM without a "
+				 "writable disk");
+			return KM_ERR_CORRUPT;
+		}
+		return vmrec_disk_walk(p, len, virtio_blk__size(blk), rs->lz4_ok, restore__disk_put,
+				       blk, NULL, NULL, rs->ld.why, sizeof(rs->ld.why));
+	}
+	if (!img->has_disk) {
+		if ((r = vmrec_disk_walk(p, len, 0, rs->lz4_ok, NULL, NULL, &size, NULL, rs->ld.why,
+					 sizeof(rs->ld.why))) != 0)
+			return r;
+		if ((img->disk_fd = memfd_create("km-disk", MFD_CLOEXEC)) < 0 ||
+		    ftruncate(img->disk_fd, (off_t)size) != 0) {
+			r = km_errno();
+			snprintf(rs->ld.why, sizeof(rs->ld.why), "the disk's image of %llu bytes: %s",
+				 (unsigned long long)size, km_strerror(r));
+			if (img->disk_fd >= 0)
+				close(img->disk_fd);
+			return r;
+		}
+		img->disk_size = size;
+		img->has_disk = true;
+	}
+	return vmrec_disk_walk(p, len, img->disk_size, rs->lz4_ok, restore__image_put, img, NULL,
+			       NULL, rs->ld.why, sizeof(rs->ld.why));
+}
+
+int restore__file_end(struct restore *rs, const struct ckptfile_end *end)
+{
+	struct virtio_blk *blk = rs->kvm ? rs->kvm->blk : NULL;
+
+	if (!rs->img && blk && !virtio_blk__ro(blk) && !end->has_disk) {
+		snprintf(rs->ld.why, sizeof(rs->ld.why), "it holds no content of the VM's writable "
+			 "disk %s", virtio_blk__path(blk));
+		return KM_ERR_CORRUPT;
+	}
+	return 0;
+}
+
+int restore__disk_done(struct restore *rs)
+{
+	struct virtio_blk *blk = rs->kvm ? rs->kvm->blk : NULL;
+
+	if (rs->img || !blk || virtio_blk__ro(blk))
+		return 0;
+	return virtio_blk__sync(blk);
 }
 
 /* A state record of the checkpoint restored: into the VM, or kept (image mode). */
@@ -158,17 +332,21 @@ int restore__record(struct restore *rs, uint32_t type, const uint8_t *p, uint32_
 	/* The page index serves a lazy restore, which reads it apart. */
 	if (type == REC_PAGE_INDEX)
 		return 0;
-	if (type != REC_PAGES && type != REC_VM_STATE && type != REC_VCPU_STATE) {
+	if (type != REC_PAGES && type != REC_VM_STATE && type != REC_VCPU_STATE &&
+	    type != REC_DISK_BLOCKS) {
 		snprintf(rs->ld.why, sizeof(rs->ld.why), "unexpected record type %u", type);
 		return KM_ERR_CORRUPT;
 	}
 	if (!rs->kvm) {
 		snprintf(rs->ld.why, sizeof(rs->ld.why), "%s before the VM config",
-			 type == REC_PAGES ? "pages" : "state");
+			 type == REC_PAGES ? "pages" : type == REC_DISK_BLOCKS ? "disk blocks" :
+			 "state");
 		return KM_ERR_CORRUPT;
 	}
 	if (type == REC_PAGES)
 		return pages(rs, ctx, p, len);
+	if (type == REC_DISK_BLOCKS)
+		return restore__disk(rs, p, len);
 	return last ? restore__state(rs, type, p, len) : 0;
 }
 
@@ -198,12 +376,14 @@ static int restore__file(struct restore *rs, const char *path, uint64_t want_id,
 			 (unsigned long long)f.id.id, (unsigned long long)want_id);
 		goto out;
 	}
+	rs->lz4_ok = (f.caps & STREAM_CAP_LZ4) != 0;
 	while ((r = ckptfile_next(&f, &type, &p, &len, rs->err, rs->errlen)) == 0)
 		if ((r = restore__record(rs, type, p, len, first, last, restore__pages, &f)) != 0)
 			goto fail;
 	if (r != KM_ERR_END)
 		goto out;
-	r = 0;
+	if ((r = restore__file_end(rs, &f.end)) != 0)
+		goto fail;
 	rs->info->files++;
 	if (last && rs->img)
 		rs->img->end = f.end;
@@ -273,11 +453,12 @@ void restore__info_end(struct restore_info *info, const struct ckptfile_end *end
 	info->mem_hash = end->hash;
 }
 
-int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
-		struct kvm **out, struct restore_info *info, char *err, size_t errlen)
+int restore__vm(const char *spec, const char *disk_to, struct kvm_config *cfg, char *name,
+		size_t namelen, struct kvm **out, struct restore_info *info, char *err,
+		size_t errlen)
 {
 	struct restore rs = { .cfg = cfg, .name = name, .namelen = namelen, .info = info,
-			      .err = err, .errlen = errlen };
+			      .disk_to = disk_to, .err = err, .errlen = errlen };
 	struct restore_chain ch = { 0 };
 	struct store *st = NULL;
 	char dir[4096];
@@ -288,6 +469,10 @@ int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t nam
 		goto out;
 	if ((r = restore__apply(&rs, st, &ch)) != 0)
 		goto out;
+	if ((r = restore__disk_done(&rs)) != 0) {
+		snprintf(err, errlen, "disk %s: %s", virtio_blk__path(rs.kvm->blk), km_strerror(r));
+		goto out;
+	}
 	if ((r = vmrec_load_done(&rs.ld)) != 0) {
 		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)ch.id,
 			 rs.ld.why);
@@ -313,6 +498,7 @@ int restore__image(struct store *st, uint64_t id, struct restore_image *img, cha
 	int r;
 
 	memset(img, 0, sizeof(*img));
+	img->disk_fd = -1;
 	memset(&info, 0, sizeof(info));
 	if (!(img->state = buf_new(REC_MAX_PAYLOAD))) {
 		r = -ENOMEM;
@@ -350,6 +536,10 @@ void restore__image_free(struct restore_image *img)
 		free(img->kvm);
 	}
 	buf_free(img->state);
+	if (img->has_disk)
+		close(img->disk_fd);
+	img->has_disk = false;
+	img->disk_fd = -1;
 	img->kvm = NULL;
 	img->state = NULL;
 }

@@ -37,6 +37,15 @@ struct restore_info {
 };
 
 /*
+ * The disk (docs/kvm-snapshot.1 "Disks"): a writable disk's content is in
+ * the checkpoints, and a restore writes it back, base first, so that the
+ * disk is the one of the checkpoint's instant. Into the image named by
+ * the checkpoint, once its lock is taken (a running VM's disk is never
+ * written: -EBUSY before anything is), or, with disk_to, into that file:
+ * made with the disk's size if it does not exist, else it must have that
+ * size; the restored VM then uses it as its disk. A read-only disk is not
+ * in the checkpoints: it is opened where it is.
+ *
  * spec: DIR (the newest checkpoint: the latest capture time, then the
  * highest id) or DIR@ID. cfg supplies what is the host's to choose (name,
  * console, dirty tracking); memory size, vCPUs and irqchip come from the
@@ -44,8 +53,9 @@ struct restore_info {
  * it). The new VM in *out, not started. The reason in err, naming the
  * file and record of any damage.
  */
-int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t namelen,
-		struct kvm **out, struct restore_info *info, char *err, size_t errlen);
+int restore__vm(const char *spec, const char *disk_to, struct kvm_config *cfg, char *name,
+		size_t namelen, struct kvm **out, struct restore_info *info, char *err,
+		size_t errlen);
 
 /*
  * The same, lazily (kvm-run --restore DIR --lazy): the VM may start once
@@ -57,9 +67,9 @@ int restore__vm(const char *spec, struct kvm_config *cfg, char *name, size_t nam
  * verify first, or restore eagerly, to learn it up front). Needs
  * userfaultfd for kernel faults (root, or vm.unprivileged_userfaultfd=1).
  */
-int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, char *name,
-		     size_t namelen, struct kvm **out, struct restore_info *info, char *err,
-		     size_t errlen);
+int restore__vm_lazy(const char *spec, const char *disk_to, bool prefetch,
+		     struct kvm_config *cfg, char *name, size_t namelen, struct kvm **out,
+		     struct restore_info *info, char *err, size_t errlen);
 
 /*
  * A checkpoint applied to memory alone, without /dev/kvm: what its chain
@@ -70,6 +80,9 @@ int restore__vm_lazy(const char *spec, bool prefetch, struct kvm_config *cfg, ch
  */
 struct restore_image {
 	struct kvm *kvm;		/* memory only (memory__init_image) */
+	int disk_fd;			/* a writable disk's content (a memfd), if has_disk */
+	uint64_t disk_size;
+	bool has_disk;
 	struct buf *state;		/* the checkpoint's state records, framed */
 	uint64_t id, time_ns, pause_ns;
 	struct ckptfile_end end;

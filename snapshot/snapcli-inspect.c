@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "kvm/virtio-blk.h"
 #include "snapshot/snapcli.h"
 
 static const char *const kind_name[PAGE_KIND_MAX] = { "zero", "raw", "lz4" };
@@ -87,6 +88,11 @@ static json_t *inspect__json(struct inspect *in)
 		json_object_set_new(pages, key, json_integer((json_int_t)f->kind_bytes[k]));
 	}
 	json_object_set_new(doc, "pages", pages);
+	/* A writable disk's content (null: the VM has none, or a read-only one). */
+	json_object_set_new(doc, "disk", f->disk && !f->disk_ro ? json_pack(
+		"{s:I, s:I, s:I, s:I}", "size", (json_int_t)f->disk_size, "blocks",
+		(json_int_t)f->disk_blocks, "block-size", (json_int_t)VIRTIO_BLK_BLOCK, "records",
+		(json_int_t)f->disk_recs) : json_null());
 	vcpus = json_array();
 	for (k = 0; k < 64; k++)
 		if (f->vcpu_ids & (1ULL << k))
@@ -170,6 +176,12 @@ static void inspect__text(struct inspect *in)
 		       f->kind_pages[k], f->kind_bytes[k]);
 	printf("\n  page index %s", f->index_recs ? "yes (a lazy restore reads it)" :
 	       "none (a lazy restore walks the page entries)");
+	if (f->disk && !f->disk_ro)
+		printf("\n  disk       %" PRIu64 " blocks of %u bytes in %" PRIu64 " records, of a "
+		       "disk of %" PRIu64 " bytes", f->disk_blocks, VIRTIO_BLK_BLOCK, f->disk_recs,
+		       f->disk_size);
+	else if (f->disk)
+		printf("\n  disk       read-only: not in the checkpoint");
 	printf("\n  state      VM state %s, %u vCPU states", f->vm_states ? "present" : "absent",
 	       f->vcpu_states);
 	if (f->vcpu_states) {
@@ -187,6 +199,8 @@ static void inspect__text(struct inspect *in)
 		       f->end.pages);
 		if (f->end.has_hash)
 			printf(", memory hash %s", snapcli__hex(f->end.hash, h, sizeof(h)));
+		if (f->end.has_disk)
+			printf(", %" PRIu64 " disk blocks", f->end.disk_blocks);
 		printf("\n");
 	}
 	printf("  records    %" PRIu64 " read%s\n", f->records,

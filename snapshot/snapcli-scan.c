@@ -25,6 +25,7 @@
 #include "record.h"
 #include "stream.h"
 #include "kvm/state.h"
+#include "kvm/vmrec.h"
 #include "snapshot/ckptfile.h"
 #include "snapshot/snapcli.h"
 #include "snapshot/store.h"
@@ -140,10 +141,31 @@ static int scan__pages(struct snapcli_file *f, const char *path, uint64_t rec, c
 	return r;
 }
 
+/* The blocks of one REC_DISK_BLOCKS payload: bounded, lz4 ones expanded, of the config's disk. */
+static int scan__disk(struct snapcli_file *f, const char *path, uint64_t rec, const uint8_t *p,
+		      uint32_t len)
+{
+	char why[256];
+	uint64_t n = 0, size = 0;
+	int r;
+
+	if (!f->configs || !f->disk || f->disk_ro)
+		return scan__damage(f, path, rec, "disk blocks, but the VM config names no "
+				    "writable disk");
+	r = vmrec_disk_walk(p, len, f->disk_size, (f->caps & STREAM_CAP_LZ4) != 0, NULL, NULL,
+			    &size, &n, why, sizeof(why));
+	f->disk_blocks += n;
+	f->disk_recs++;
+	if (r != 0)
+		return scan__damage(f, path, rec, "%s", why);
+	f->disk_size = size;
+	return 0;
+}
+
 static int scan__config(struct snapcli_file *f, const char *path, uint64_t rec, const uint8_t *p,
 			uint32_t len)
 {
-	uint64_t mem, vcpus;
+	uint64_t mem, vcpus, ro;
 	const uint8_t *d;
 	uint32_t dlen;
 
@@ -162,6 +184,10 @@ static int scan__config(struct snapcli_file *f, const char *path, uint64_t rec, 
 	}
 	f->mem_size = mem;
 	f->nr_vcpus = vcpus;
+	f->disk = rec_find_field(p, len, ST_CFG_DISK, &d, &dlen) == 0;
+	f->disk_ro = rec_find_u64(p, len, ST_CFG_DISK_RO, &ro) == 0 && ro;
+	if (rec_find_u64(p, len, ST_CFG_DISK_SIZE, &f->disk_size) != 0)
+		f->disk_size = 0;
 	if (rec_find_field(p, len, ST_CFG_NAME, &d, &dlen) == 0 && dlen < sizeof(f->name))
 		memcpy(f->name, d, dlen);
 	return 0;
@@ -227,6 +253,13 @@ static int scan__after_end(struct snapcli_file *f, const char *path, struct ckpt
 	if (f->end.pages != f->pages)
 		return scan__damage(f, path, rec, "the end counts %" PRIu64 " page entries, the "
 				    "file has %" PRIu64, f->end.pages, f->pages);
+	if (f->disk && !f->disk_ro && !f->end.has_disk)
+		return scan__damage(f, path, rec, "the VM has a writable disk, and the file holds "
+				    "none of its content (a restore would pair its memory with "
+				    "another disk)");
+	if (f->end.has_disk && f->end.disk_blocks != f->disk_blocks)
+		return scan__damage(f, path, rec, "the end counts %" PRIu64 " disk blocks, the "
+				    "file has %" PRIu64, f->end.disk_blocks, f->disk_blocks);
 	r = stream_get(cf->s, REC_MAX_PAYLOAD, &type, &p, &len);
 	if (r == KM_ERR_END)
 		return 0;
@@ -346,6 +379,9 @@ int snapcli__scan_file(const char *path, struct snapcli_file *f)
 			break;
 		case REC_PAGE_INDEX:
 			f->index_recs++;
+			break;
+		case REC_DISK_BLOCKS:
+			r = scan__disk(f, path, cf.record, p, len);
 			break;
 		default:
 			/* Known types a checkpoint has no use for (a round's end): harmless. */

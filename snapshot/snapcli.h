@@ -45,6 +45,11 @@ struct snapcli_file {
 	uint64_t page_recs, pages, distinct;
 	uint64_t kind_pages[PAGE_KIND_MAX], kind_bytes[PAGE_KIND_MAX];
 	uint64_t index_recs;	/* REC_PAGE_INDEX records (0: a file without a page index) */
+	/* The config's disk (disk_size 0: none named, or an older config without its size) */
+	bool disk, disk_ro;
+	uint64_t disk_size;
+	/* REC_DISK_BLOCKS */
+	uint64_t disk_recs, disk_blocks;
 	/* REC_VM_STATE, REC_VCPU_STATE (vcpu_ids: bit i for vCPU id i < 64) */
 	unsigned int vm_states, vcpu_states;
 	uint64_t vcpu_ids;

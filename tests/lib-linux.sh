@@ -56,6 +56,7 @@ the_line() {
 type_in() { console_type "$run/$vm.console" "$1"; }
 gone() { ! kill -0 "$pid" 2>/dev/null; }
 
+marker_or_gone() { grep -q "^KVM-MIGRATE-INIT " "$con" || gone; }
 # boot_vm NAME DESC KVM-RUN-ARGS...: kvm-run --name NAME (in $run, console
 # to $tmp/NAME.console, output to $tmp/NAME.out) with the args; waits for
 # the init marker (KVM-MIGRATE-INIT). Sets vm, con, pid and ms (the wall
@@ -68,7 +69,8 @@ boot_vm() {
 	t0=$(date +%s%N)
 	"$KVM_RUN" --name "$1" --rundir "$run" --console "$con" "${@:3}" >"$tmp/$1.out" 2>&1 &
 	pid=$!
-	if wait_for "the init marker" 120 grep -q "^KVM-MIGRATE-INIT " "$con"; then
+	# A kvm-run that ended (refused its arguments) is not waited for.
+	if wait_for "the init marker" 120 marker_or_gone && grep -q "^KVM-MIGRATE-INIT " "$con"; then
 		ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 		echo "# boot to the init marker, $2: $ms ms wall ($KM_PACE_WHERE)," \
 			"$(grep -m1 '^KVM-MIGRATE-INIT' "$con" | tr -d '\r')"

@@ -9,7 +9,8 @@ KM_KVM_TESTS = $(KM_MIGRATE_TESTS) tests/kvm/test-dirty tests/kvm/test-verify \
 	tests/checkpoint.sh tests/checkpoint-faults.sh tests/checkpoint-migrate.sh \
 	tests/checkpoint-lazy.sh tests/checkpoint-bound.sh tests/dirty-rate.sh tests/dirty-trace.sh \
 	tests/dirty-limit.sh \
-	tests/linux-boot.sh tests/linux-migrate.sh tests/linux-disk.sh tests/guest-sdk.sh
+	tests/linux-boot.sh tests/linux-migrate.sh tests/linux-disk.sh tests/linux-checkpoint.sh \
+	tests/guest-sdk.sh
 
 include tests/unit/local.mk
 include tests/bench/local.mk
@@ -57,9 +58,9 @@ EXTRA_DIST += tests/README.md tests/lib.sh tests/lib-migrate.sh tests/lib-checkp
 	tests/cli.sh tests/kmwork.sh tests/kvm-run.sh tests/local-users.sh tests/checkpoint.sh \
 	tests/checkpoint-faults.sh tests/checkpoint-migrate.sh tests/checkpoint-lazy.sh \
 	tests/checkpoint-bound.sh tests/dirty-rate.sh tests/dirty-trace.sh tests/dirty-limit.sh \
-	tests/linux-boot.sh \
-	tests/linux-migrate.sh tests/linux-disk.sh tests/lib-linux.sh tests/lib/make-initramfs.sh \
-	tests/lib/extract-vmlinux.sh tests/guest-sdk.sh $(KM_MIGRATE_TESTS)
+	tests/linux-boot.sh tests/linux-migrate.sh tests/linux-disk.sh tests/linux-checkpoint.sh \
+	tests/lib-linux.sh tests/lib/make-initramfs.sh tests/lib/extract-vmlinux.sh tests/guest-sdk.sh \
+	$(KM_MIGRATE_TESTS)
 # linux-boot.sh's vmlinux, taken out of /boot's bzImage and kept between runs.
 CLEANFILES += tests/linux-boot.vmlinux
 

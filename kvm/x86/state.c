@@ -644,7 +644,8 @@ int state__save_config(struct kvm *kvm, struct buf *payload)
 		if (realpath(path, abs))
 			path = abs;
 		if ((r = rec_put_field(payload, ST_CFG_DISK, path, (uint32_t)strlen(path))) != 0 ||
-		    (r = rec_put_field_u64(payload, ST_CFG_DISK_RO, virtio_blk__ro(kvm->blk))) != 0)
+		    (r = rec_put_field_u64(payload, ST_CFG_DISK_RO, virtio_blk__ro(kvm->blk))) != 0 ||
+		    (r = rec_put_field_u64(payload, ST_CFG_DISK_SIZE, virtio_blk__size(kvm->blk))) != 0)
 			return r;
 	}
 	for (i = 0; i < kvm->mem.nr_slots; i++) {

@@ -6,7 +6,8 @@
  * Requests of every kind and their answers; broken rings (a descriptor
  * loop, a buffer outside RAM) stopping the queue; the image's lock; the
  * state blob's round trip, and its loader refusing what is wrong while
- * leaving the device as it was.
+ * leaving the device as it was; the dirty-block trackers of checkpoints
+ * and the block reads and writes of a restore.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -386,6 +387,89 @@ static void test_save_load(void **state)
 	rig_down(&r);
 }
 
+/* The blocks set in a tracker's read, as a string of their numbers: "0 1 ". */
+static const char *dirty_set(struct virtio_blk *b, int t)
+{
+	static char out[256];
+	struct bitmap got;
+	uint64_t n;
+	size_t k = 0;
+
+	assert_ok(bitmap_init(&got, virtio_blk__nr_blocks(b)));
+	virtio_blk__dirty_read(b, t, &got);
+	out[0] = 0;
+	for (n = bitmap_next_set(&got, 0); n < got.nbits && k < sizeof(out) - 24;
+	     n = bitmap_next_set(&got, n + 1))
+		k += (size_t)snprintf(out + k, sizeof(out) - k, "%llu ", (unsigned long long)n);
+	bitmap_free(&got);
+	return out;
+}
+
+static uint64_t dirty_count(struct virtio_blk *b, int t)
+{
+	struct bitmap got;
+	uint64_t n;
+
+	assert_ok(bitmap_init(&got, virtio_blk__nr_blocks(b)));
+	virtio_blk__dirty_read(b, t, &got);
+	n = bitmap_count(&got);
+	bitmap_free(&got);
+	return n;
+}
+
+static void test_dirty_blocks(void **state)
+{
+	uint8_t blk[VIRTIO_BLK_BLOCK], back[2 * VIRTIO_BLK_BLOCK];
+	int t[VIRTIO_BLK_TRACKERS], i;
+	struct rig r;
+	uint32_t ul;
+
+	rig_up(&r);
+	assert_int_equal(virtio_blk__nr_blocks(r.b), DISK / VIRTIO_BLK_BLOCK);
+	for (i = 0; i < VIRTIO_BLK_TRACKERS; i++)
+		assert_true((t[i] = virtio_blk__track(r.b)) >= 0);
+	assert_err(virtio_blk__track(r.b), -EBUSY);
+	/* A tracker starts with every block owed, and a read clears it. */
+	assert_int_equal(dirty_count(r.b, t[0]), DISK / VIRTIO_BLK_BLOCK);
+	assert_string_equal(dirty_set(r.b, t[0]), "");
+	virtio_blk__untrack(r.b, t[1]);
+	virtio_blk__untrack(r.b, t[2]);
+	virtio_blk__untrack(r.b, t[3]);
+
+	/* A write within block 1, one across blocks 2 and 3; a read marks nothing. */
+	assert_int_equal(request(&r, 1, 9, 1024, false, &ul), 0);
+	assert_int_equal(request(&r, 1, 23, 1024, false, &ul), 0);
+	assert_int_equal(request(&r, 0, 40, 4096, true, &ul), 0);
+	assert_string_equal(dirty_set(r.b, t[0]), "1 2 3 ");
+	assert_string_equal(dirty_set(r.b, t[0]), "");
+	/* A failed write (past the end) marks nothing; the last sector marks the last block. */
+	assert_int_equal(request(&r, 1, DISK / 512 - 1, 1024, false, &ul), 1);
+	assert_int_equal(request(&r, 1, DISK / 512 - 1, 512, false, &ul), 0);
+	assert_string_equal(dirty_set(r.b, t[0]), "255 ");
+	/* A tracker started now misses nothing before it either: it starts full. */
+	assert_true((t[1] = virtio_blk__track(r.b)) >= 0);
+	assert_int_equal(request(&r, 1, 0, 512, false, &ul), 0);
+	assert_string_equal(dirty_set(r.b, t[0]), "0 ");
+	assert_int_equal(dirty_count(r.b, t[1]), DISK / VIRTIO_BLK_BLOCK);
+
+	/* A restore's writes: a block of data, a block of zeros; reads back, marking nothing. */
+	memset(blk, 0x5a, sizeof(blk));
+	assert_ok(virtio_blk__write_block(r.b, 5 * VIRTIO_BLK_BLOCK, blk));
+	assert_ok(virtio_blk__write_block(r.b, 6 * VIRTIO_BLK_BLOCK, blk));
+	assert_ok(virtio_blk__write_block(r.b, 6 * VIRTIO_BLK_BLOCK, NULL));
+	assert_ok(virtio_blk__read_blocks(r.b, 5, 2, back));
+	assert_memory_equal(back, blk, VIRTIO_BLK_BLOCK);
+	for (i = 0; i < (int)VIRTIO_BLK_BLOCK; i++)
+		assert_int_equal(back[VIRTIO_BLK_BLOCK + i], 0);
+	assert_string_equal(dirty_set(r.b, t[0]), "");
+	assert_err(virtio_blk__write_block(r.b, 100, blk), KM_ERR_INVALID);
+	assert_err(virtio_blk__write_block(r.b, DISK, blk), KM_ERR_INVALID);
+	assert_err(virtio_blk__read_blocks(r.b, DISK / VIRTIO_BLK_BLOCK, 1, back), KM_ERR_INVALID);
+	virtio_blk__untrack(r.b, t[0]);
+	virtio_blk__untrack(r.b, t[1]);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_broken_rings),
 		cmocka_unit_test(test_lock),
 		cmocka_unit_test(test_save_load),
+		cmocka_unit_test(test_dirty_blocks),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

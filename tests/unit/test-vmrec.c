@@ -160,12 +160,134 @@ static void test_loader_refuses(void **state)
 	mem_vm_free(vm);
 }
 
+/* ---- REC_DISK_BLOCKS ---- */
+
+#define DSIZE	(3 * 4096 + 512)	/* a short last block */
+
+struct disk_img {
+	uint8_t d[4 * 4096];
+	uint64_t puts;
+};
+
+static int disk_put(void *ctx, uint64_t off, const uint8_t *data)
+{
+	struct disk_img *img = ctx;
+
+	if (data)
+		memcpy(img->d + off, data, off + 4096 > DSIZE ? DSIZE - off : 4096);
+	else
+		memset(img->d + off, 0, off + 4096 > DSIZE ? DSIZE - off : 4096);
+	img->puts++;
+	return 0;
+}
+
+static int disk_keep(void *ctx, const uint8_t *p, uint32_t len)
+{
+	return buf_put(ctx, p, len);
+}
+
+/* Four blocks (random, zero, compressible, short) of a disk of DSIZE, encoded into out. */
+static void disk_encode(struct buf *out, struct disk_img *src, bool lz4)
+{
+	struct vmrec_disk_enc e;
+	unsigned int i;
+
+	memset(src, 0, sizeof(*src));
+	for (i = 0; i < 4096; i++) {
+		src->d[i] = (uint8_t)random();
+		src->d[2 * 4096 + i] = (uint8_t)(i / 64);
+	}
+	memset(src->d + 3 * 4096, 0x77, 512);
+	assert_ok(vmrec_disk_enc_init(&e, DSIZE, lz4, disk_keep, out));
+	for (i = 0; i < 4; i++)
+		assert_ok(vmrec_disk_enc_block(&e, i, src->d + i * 4096));
+	assert_err(vmrec_disk_enc_block(&e, 4, src->d), KM_ERR_INVALID);
+	assert_ok(vmrec_disk_enc_flush(&e));
+	assert_int_equal(e.blocks, 4);
+	vmrec_disk_enc_free(&e);
+}
+
+static void test_disk_round_trip(void **state)
+{
+	struct buf *p = buf_new(1 << 20);
+	struct disk_img src, dst;
+	uint64_t size = 0, n = 0;
+	char why[200];
+
+	disk_encode(p, &src, true);
+	memset(&dst, 0xff, sizeof(dst));
+	dst.puts = 0;
+	assert_ok(vmrec_disk_walk(buf_ptr(p), (uint32_t)buf_len(p), 0, true, disk_put, &dst,
+				  &size, &n, why, sizeof(why)));
+	assert_int_equal(size, DSIZE);
+	assert_int_equal(n, 4);
+	assert_int_equal(dst.puts, 4);
+	assert_memory_equal(dst.d, src.d, DSIZE);
+	/* Smaller than raw: the zero block is 8 bytes, the pattern lz4. */
+	assert_true(buf_len(p) < 8 + 2 * (8 + 4096) + 8 + 3000);
+	buf_free(p);
+}
+
+static void test_disk_refuses(void **state)
+{
+	struct buf *p = buf_new(1 << 20);
+	struct disk_img src, dst;
+	uint8_t *copy;
+	uint64_t v, n;
+	uint32_t len, cut;
+	char why[200];
+	int r;
+
+	disk_encode(p, &src, true);
+	len = (uint32_t)buf_len(p);
+	copy = malloc(len);
+	assert_non_null(copy);
+	/* Another disk's blocks; lz4 where the file announced none. */
+	assert_err(vmrec_disk_walk(buf_ptr(p), len, DSIZE + 512, true, NULL, NULL, NULL, NULL, why,
+				   sizeof(why)), KM_ERR_INVALID);
+	assert_err(vmrec_disk_walk(buf_ptr(p), len, DSIZE, false, NULL, NULL, NULL, NULL, why,
+				   sizeof(why)), KM_ERR_CORRUPT);
+	assert_non_null(strstr(why, "lz4"));
+	/* Every cut: no size, or an entry torn, or (at an entry's end) fewer blocks. */
+	for (cut = 0; cut < len; cut++) {
+		dst.puts = 0;
+		n = 0;
+		r = vmrec_disk_walk(buf_ptr(p), cut, DSIZE, true, disk_put, &dst, NULL, &n, why,
+				    sizeof(why));
+		if (cut < 8)
+			assert_int_equal(r, KM_ERR_CORRUPT);
+		else
+			assert_true(r == KM_ERR_TRUNCATED || (r == 0 && n < 4));
+		assert_int_equal(dst.puts, n);
+	}
+	/* A size of 0 or not whole sectors; a block past the end; an unknown kind. */
+	for (v = 0; v < 4; v++) {
+		uint64_t bad[] = { 0, DSIZE + 1, DSIZE, DSIZE };
+
+		memcpy(copy, buf_ptr(p), len);
+		memcpy(copy, &bad[v], 8);
+		if (v == 2) {
+			uint64_t e = 4 * 4096;	/* block 4: at the disk's end, a zero entry */
+
+			memcpy(copy + 8, &e, 8);
+		} else if (v == 3) {
+			copy[8] = 7;		/* the first entry's kind */
+		}
+		assert_err(vmrec_disk_walk(copy, len, 0, true, NULL, NULL, NULL, NULL, why,
+					   sizeof(why)), KM_ERR_CORRUPT);
+	}
+	free(copy);
+	buf_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pages_round_trip),
 		cmocka_unit_test(test_page_numbering),
 		cmocka_unit_test(test_loader_refuses),
+		cmocka_unit_test(test_disk_round_trip),
+		cmocka_unit_test(test_disk_refuses),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
