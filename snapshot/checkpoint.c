@@ -68,6 +68,14 @@ struct ckpt {
  * One capture at a time: the VM's checkpoints and a live snapshot share
  * the one KVM_HOLD_CHECKPOINT, which the first to finish would lift.
  */
+void checkpoint__disk_json(struct kvm *kvm, json_t *o, const struct checkpoint_result *res)
+{
+	if (!o || !kvm->blk || virtio_blk__ro(kvm->blk))
+		return;
+	json_object_set_new(o, "disk-blocks", json_integer((json_int_t)res->disk_blocks));
+	json_object_set_new(o, "pause-blocks", json_integer((json_int_t)res->pause_blocks));
+}
+
 static pthread_mutex_t ckpt__capture_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct ckpt ckpt__g = {
@@ -564,10 +572,8 @@ static void ckpt__event(struct kvm *kvm, const char *dir, const char *trigger, i
 		if (owed >= 0)
 			json_object_set_new(d, "owed-pages", json_integer(owed));
 	}
-	if (d && !r && kvm->blk && !virtio_blk__ro(kvm->blk)) {
-		json_object_set_new(d, "disk-blocks", json_integer((json_int_t)res->disk_blocks));
-		json_object_set_new(d, "pause-blocks", json_integer((json_int_t)res->pause_blocks));
-	}
+	if (d && !r)
+		checkpoint__disk_json(kvm, d, res);
 	if (d && !r && res->has_hash) {
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res->mem_hash);
 		json_object_set_new(d, "memory-hash", json_string(hex));

@@ -113,6 +113,8 @@ int checkpoint__now(struct kvm *kvm, bool full, bool hash, struct checkpoint_res
  */
 int checkpoint__save_to(struct kvm *kvm, const char *dir, bool compress,
 			struct checkpoint_result *res, char *err, size_t errlen);
+/* A writable disk's blocks (disk-blocks, pause-blocks) into a reply or event o. */
+void checkpoint__disk_json(struct kvm *kvm, json_t *o, const struct checkpoint_result *res);
 /* Changes the period (0: stop periodic checkpoints) while the VM runs. */
 int checkpoint__set_period(struct kvm *kvm, uint64_t every_ms);
 int checkpoint__get_stats(struct kvm *kvm, struct checkpoint_stats *out);

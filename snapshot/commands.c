@@ -17,15 +17,6 @@
 #include "kvm/vmrec.h"
 #include "snapshot/checkpoint.h"
 
-/* A writable disk's blocks in a checkpoint's reply. */
-static void cmd__disk_fields(struct kvm *kvm, json_t *o, const struct checkpoint_result *res)
-{
-	if (!o || !kvm->blk || virtio_blk__ro(kvm->blk))
-		return;
-	json_object_set_new(o, "disk-blocks", json_integer((json_int_t)res->disk_blocks));
-	json_object_set_new(o, "pause-blocks", json_integer((json_int_t)res->pause_blocks));
-}
-
 static char *cmd_checkpoint(void *ctx, const struct qmp_request *req)
 {
 	struct checkpoint_result res;
@@ -45,7 +36,7 @@ static char *cmd_checkpoint(void *ctx, const struct qmp_request *req)
 		      "pages", (json_int_t)res.pages, "bytes", (json_int_t)res.bytes,
 		      "pause-pages", (json_int_t)res.pause_pages, "rounds", (int)res.rounds,
 		      "throttle-percentage", (int)res.throttle_pct);
-	cmd__disk_fields(ctx, o, &res);
+	checkpoint__disk_json(ctx, o, &res);
 	if (o && res.has_hash) {
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res.mem_hash);
 		json_object_set_new(o, "memory-hash", json_string(hex));
@@ -134,7 +125,7 @@ static char *cmd_checkpoint_save(void *ctx, const struct qmp_request *req)
 	o = json_pack("{s:s, s:I, s:f, s:I, s:I, s:f}", "dir", dir, "id", (json_int_t)res.id,
 		      "pause-ms", res.pause_ns / 1e6, "pages", (json_int_t)res.pages,
 		      "bytes", (json_int_t)res.bytes, "total-ms", res.ns / 1e6);
-	cmd__disk_fields(ctx, o, &res);
+	checkpoint__disk_json(ctx, o, &res);
 	return qmp_reply_return(o, req->id);
 }
 
