@@ -11,7 +11,7 @@
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 
-tap_plan 18
+tap_plan 19
 
 A=$tmp/a
 mkdir -m 700 "$A"
@@ -110,3 +110,13 @@ for wl in uniform hotcold; do
 			eb = (f[11] - f[10]) / f[10]; et = (f[9] - f[8]) / f[8]
 			exit !(eb <= 0.25 && eb >= -0.25 && et <= 0.60 && et >= -0.60)}'
 done
+# 19. scripts/plot draws the comparison, and the same runs as a sweep
+# (total time and downtime against the cap: research-figures' CSV).
+awk -F, 'NR == 1 {print "rate_pps,bandwidth,outcome,total_ms,downtime_ms,rounds,bytes"}
+	NR > 1 {print 150 "," $2 "," $4 "," $8 "," $12 "," $6 "," $10}' "$csv" >"$tmp/sweep.csv" 2>/dev/null
+if "$top_srcdir/scripts/plot" "$csv" -o "$tmp/sim.png" --size 900x300 >"$tmp/plot.out" 2>&1 &&
+   [ "$(png_size "$tmp/sim.png")" = 900x300 ] &&
+   "$top_srcdir/scripts/plot" "$tmp/sweep.csv" -o "$tmp/sweep.png" --size 600x300 >>"$tmp/plot.out" 2>&1 &&
+   [ "$(png_size "$tmp/sweep.png")" = 600x300 ]; then
+	tap_ok "scripts/plot draws simulated against real, and a sweep, as PNGs of the sizes asked ($(tr '\n' ' ' <"$tmp/plot.out"))"
+else tap_fail "scripts/plot draws simulated against real, and a sweep" "$(cat "$tmp/plot.out")"; fi
