@@ -370,7 +370,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	if ((o->lazy || o->restore_disk) && !o->restore) {
-		fprintf(stderr, "kvm-run: --lazy and --restore-disk need --restore\n");
+		/* Name the option given: the user may not know the other. */
+		fprintf(stderr, "kvm-run: %s needs --restore\n", o->lazy ? "--lazy" : "--restore-disk");
 		return -1;
 	}
 	if (o->restore && (o->mem_given || o->vcpus_given || o->guest_given || *o->guest_args)) {
