@@ -67,7 +67,7 @@ if example_built; then
 	tap_ok "the example guest builds outside the tree with pkg-config alone ($(stat -c %s "$SDK_WORK/example/stamper.bin") bytes)"
 else
 	tap_fail "the example guest builds outside the tree with pkg-config alone" \
-		"$(tail -15 "$SDK_WORK/install.log" "$SDK_WORK/example.log" 2>&1)"
+		"$(tail -n 15 "$SDK_WORK/install.log" "$SDK_WORK/example.log" 2>&1)"
 fi
 IMG=$SDK_WORK/example/stamper.bin
 [ -s "$IMG" ] || bail "no image to run"
