@@ -47,6 +47,13 @@ static inline uint64_t virtio_blk__features(const struct virtio_blk *b)
 
 /* Marks the blocks of bytes [pos, pos + len) written, for every tracker (after the write). */
 void virtio_blk__mark(struct virtio_blk *b, uint64_t pos, uint64_t len);
+/*
+ * All len bytes between buf and the image at pos (in: read into buf),
+ * across short transfers and EINTR: 0, or the error (-EIO at an end of
+ * file) with the offset it happened at in *at.
+ */
+int virtio_blk__io(struct virtio_blk *b, bool in, void *buf, uint64_t len, uint64_t pos,
+		   uint64_t *at);
 /* Frees the trackers (virtio_blk__destroy). */
 void virtio_blk__track_free(struct virtio_blk *b);
 

@@ -107,8 +107,7 @@ void virtio_blk__dirty_read(struct virtio_blk *b, int id, struct bitmap *out)
 
 int virtio_blk__read_blocks(struct virtio_blk *b, uint64_t first, uint64_t n, uint8_t *dst)
 {
-	uint64_t pos = first * VIRTIO_BLK_BLOCK, want = n * VIRTIO_BLK_BLOCK, done = 0;
-	ssize_t k;
+	uint64_t pos = first * VIRTIO_BLK_BLOCK, want = n * VIRTIO_BLK_BLOCK, at;
 	int r;
 
 	if (first > virtio_blk__nr_blocks(b) || n > virtio_blk__nr_blocks(b) - first)
@@ -116,26 +115,16 @@ int virtio_blk__read_blocks(struct virtio_blk *b, uint64_t first, uint64_t n, ui
 	memset(dst, 0, want);
 	if (want > b->size - pos)
 		want = b->size - pos;
-	while (done < want) {
-		k = pread(b->fd, dst + done, want - done, (off_t)(pos + done));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			r = k < 0 ? km_errno() : -EIO;
-			log_error("disk %s: read at %llu: %s", b->path,
-				  (unsigned long long)(pos + done), km_strerror(r));
-			return r;
-		}
-		done += (uint64_t)k;
-	}
-	return 0;
+	if ((r = virtio_blk__io(b, true, dst, want, pos, &at)) != 0)
+		log_error("disk %s: read at %llu: %s", b->path, (unsigned long long)at,
+			  km_strerror(r));
+	return r;
 }
 
 int virtio_blk__write_block(struct virtio_blk *b, uint64_t off, const uint8_t *data)
 {
 	static const uint8_t zero[VIRTIO_BLK_BLOCK];
-	uint64_t len, done = 0;
-	ssize_t k;
+	uint64_t len, at;
 	int r;
 
 	if (b->ro || off % VIRTIO_BLK_BLOCK || off >= b->size)
@@ -147,17 +136,8 @@ int virtio_blk__write_block(struct virtio_blk *b, uint64_t off, const uint8_t *d
 			return 0;
 		data = zero;	/* a file system without holes: write the zeros */
 	}
-	while (done < len) {
-		k = pwrite(b->fd, data + done, len - done, (off_t)(off + done));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			r = k < 0 ? km_errno() : -EIO;
-			log_error("disk %s: write at %llu: %s", b->path,
-				  (unsigned long long)(off + done), km_strerror(r));
-			return r;
-		}
-		done += (uint64_t)k;
-	}
-	return 0;
+	if ((r = virtio_blk__io(b, false, (void *)data, len, off, &at)) != 0)
+		log_error("disk %s: write at %llu: %s", b->path, (unsigned long long)at,
+			  km_strerror(r));
+	return r;
 }

@@ -43,6 +43,26 @@ static void blk__config_read(void *dev, uint32_t off, uint8_t *data, uint32_t le
 		memcpy(data, cfg + off, CFG_SIZE - off < len ? CFG_SIZE - off : len);
 }
 
+int virtio_blk__io(struct virtio_blk *b, bool in, void *buf, uint64_t len, uint64_t pos,
+		   uint64_t *at)
+{
+	uint64_t done = 0;
+	ssize_t k;
+
+	while (done < len) {
+		k = in ? pread(b->fd, (uint8_t *)buf + done, len - done, (off_t)(pos + done)) :
+			 pwrite(b->fd, (const uint8_t *)buf + done, len - done, (off_t)(pos + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			*at = pos + done;
+			return k < 0 ? km_errno() : -EIO;
+		}
+		done += (uint64_t)k;
+	}
+	return 0;
+}
+
 /*
  * Reads (in: into the chain's writable buffers) or writes (out: from its
  * readable buffers after the header) len bytes of the image at pos, one
@@ -51,10 +71,10 @@ static void blk__config_read(void *dev, uint32_t off, uint8_t *data, uint32_t le
 static int blk__rw(struct virtio_blk *b, const struct virtq_chain *c, bool in, uint64_t pos,
 		   uint64_t len)
 {
-	uint64_t skip = in ? 0 : BLK_HDR_SIZE, n, done;
+	uint64_t skip = in ? 0 : BLK_HDR_SIZE, n, at;
 	struct kvm_memory *mem = &b->kvm->mem;
 	unsigned int i;
-	ssize_t k;
+	int r;
 
 	for (i = 0; i < c->n && len > 0; i++) {
 		const struct virtq_seg *s = &c->seg[i];
@@ -66,20 +86,10 @@ static int blk__rw(struct virtio_blk *b, const struct virtq_chain *c, bool in, u
 			continue;
 		}
 		n = s->len - skip < len ? s->len - skip : len;
-		for (done = 0; done < n; done += (uint64_t)k) {
-			k = in ? pread(b->fd, s->hva + skip + done, n - done, (off_t)(pos + done)) :
-				 pwrite(b->fd, s->hva + skip + done, n - done, (off_t)(pos + done));
-			if (k < 0 && errno == EINTR) {
-				k = 0;
-				continue;
-			}
-			if (k <= 0) {
-				int r = k < 0 ? km_errno() : -EIO;
-
-				log_warn("disk %s: %s at %llu: %s", b->path, in ? "read" : "write",
-					 (unsigned long long)(pos + done), km_strerror(r));
-				return r;
-			}
+		if ((r = virtio_blk__io(b, in, s->hva + skip, n, pos, &at)) != 0) {
+			log_warn("disk %s: %s at %llu: %s", b->path, in ? "read" : "write",
+				 (unsigned long long)at, km_strerror(r));
+			return r;
 		}
 		if (in && mem->dirty)
 			dirty__mark(mem->dirty, s->gpa + skip, n);
