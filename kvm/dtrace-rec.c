@@ -204,7 +204,7 @@ int dtrace_rec__stop(struct dtrace_recorder *rec)
 				  km_strerror(r));
 		else
 			log_info("dirty trace %s: %llu intervals, %llu pages, %llu bytes; cost "
-				 "%.1f ms CPU (%.1f ms reading dirty pages, %.1f ms writing)",
+				 "%.1f ms CPU; wall time %.1f ms reading dirty pages, %.1f ms writing",
 				 rec->path, (unsigned long long)rec->intervals,
 				 (unsigned long long)rec->pages, (unsigned long long)cost.bytes,
 				 cost.cpu_ns / 1e6, cost.harvest_ns / 1e6, cost.write_ns / 1e6);

@@ -178,8 +178,8 @@ int trace_cli(int argc, char **argv)
 		       secs > 0 ? (double)t->total_pages / secs : 0.0,
 		       secs > 0 ? (double)t->total_pages * (double)t->info.page_size / secs / 1e6 :
 				  0.0, (unsigned long long)distinct);
-		printf("recording cost: %.1f ms CPU (%.2f %% of the run), %.1f ms reading dirty "
-		       "pages, %.1f ms writing, %llu bytes\n", t->cost.cpu_ns / 1e6,
+		printf("recording cost: %.1f ms CPU (%.2f %% of the run); wall time %.1f ms reading "
+		       "dirty pages, %.1f ms writing; %llu bytes\n", t->cost.cpu_ns / 1e6,
 		       dur_ns ? 100.0 * (double)t->cost.cpu_ns / (double)dur_ns : 0.0,
 		       t->cost.harvest_ns / 1e6, t->cost.write_ns / 1e6,
 		       (unsigned long long)t->cost.bytes);

@@ -44,9 +44,13 @@ ok_if "kvm-migrate trace --json reads it: $n intervals; pages, page size, interv
 med=$(field "$out" '[.intervals[1:-1][] | ."dirty-pages" / (.ms / 1000)] | sort | .[length / 2 | floor] | floor' 2>/dev/null)
 ok_if "dirty pages per interval: median ${med:-?} pages/s, the guest's $RATE (within 20 %)" \
 	awk -v m="${med:-0}" -v r="$RATE" 'BEGIN {exit !(m >= 0.8 * r && m <= 1.2 * r)}'
-# (Bar a few: the guest's own stack and counters are written every interval.)
-ok_if "a sequential writer's pages are new in every steady interval (new >= 90 % of dirty)" \
-	eval 'printf "%s" "$out" | jq -e "[.intervals[1:-1][] | select(.\"new-pages\" < 0.9 * .\"dirty-pages\")] | length == 0" >/dev/null'
+# Bar a few: the guest's own stack and counters are written every interval.
+# A count, not a share: an interval the loaded sandbox stalled the guest in
+# dirties few pages, and those few are still the same few of its own.
+notnew=$(field "$out" '[.intervals[1:-1][] | ."dirty-pages" - ."new-pages"] | max' 2>/dev/null)
+steady=$(field "$out" '[.intervals[1:-1][] | "\(."new-pages")/\(."dirty-pages")"] | join(" ")' 2>/dev/null)
+ok_if "a sequential writer's pages are new in every steady interval: at most ${notnew:-?} per interval are not, the guest's own (<= 16; new/dirty: $steady)" \
+	eval '[ -n "$notnew" ] && [ "$notnew" -ge 0 ] && [ "$notnew" -le 16 ]'
 # (Null until the guest's first report.)
 ok_if "the guest's progress counter is there and never goes back" \
 	eval 'printf "%s" "$out" | jq -e "(.intervals[-1].progress != null) and ([.intervals[].progress | select(. != null)] | . == sort)" >/dev/null'
