@@ -103,6 +103,127 @@ static double sim__window(const struct sim *s, double tau, double dt, struct bit
 	return sim__segment(s, tau, s->len, bm) + sim__segment(s, 0, tau + dt - s->len, bm);
 }
 
+/* A page first written during the bulk round: when, in guest time from its start. */
+struct sim_first {
+	uint64_t page;
+	double t;
+};
+
+struct sim_firsts {
+	struct sim_first *v;
+	size_t n, cap;
+};
+
+static int sim__first_cmp(const void *a, const void *b)
+{
+	const struct sim_first *x = a, *y = b;
+
+	if (x->page != y->page)
+		return x->page < y->page ? -1 : 1;
+	return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/*
+ * The pages not in cur written in trace time [a, b), each at its phase of
+ * its interval (as sim__add_part takes it), with that time less a plus
+ * off: appended to f.
+ */
+static int sim__firsts_in(const struct sim *s, double a, double b, double off,
+			  const struct bitmap *cur, struct sim_firsts *f)
+{
+	const struct dtrace_interval *iv;
+	const struct dtrace_run *r;
+	struct sim_first *n;
+	double st, en, t;
+	uint64_t i, k, p;
+
+	for (i = 0; i < s->t->nr_iv; i++) {
+		st = s->start[i];
+		en = s->start[i + 1];
+		if (en < a || st >= b)
+			continue;
+		iv = &s->t->iv[i];
+		for (k = 0; k < iv->nr_runs; k++) {
+			r = &s->t->runs[iv->first_run + k];
+			for (p = r->start; p < r->start + r->len; p++) {
+				t = st + sim__phase(p) * (en - st);
+				if (t < a || t >= b || bitmap_test(cur, p))
+					continue;
+				if (f->n == f->cap) {
+					f->cap = f->cap ? 2 * f->cap : 1024;
+					if (!(n = realloc(f->v, f->cap * sizeof(*n))))
+						return -ENOMEM;
+					f->v = n;
+				}
+				f->v[f->n++] = (struct sim_first){ .page = p, .t = t - a + off };
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * The pages not in cur first written in guest time [0, dt) from trace
+ * time tau, sorted by page, each once with its first time. Past the
+ * trace's end it starts over; a page's first write is in its first pass.
+ */
+static int sim__firsts(const struct sim *s, double tau, double dt, const struct bitmap *cur,
+		       struct sim_firsts *f)
+{
+	size_t i, j;
+	int r;
+
+	f->n = 0;
+	if ((r = sim__firsts_in(s, tau, fmin(s->len, tau + dt), 0, cur, f)) != 0)
+		return r;
+	if (tau + dt > s->len &&
+	    (r = sim__firsts_in(s, 0, fmin(tau, tau + dt - s->len), s->len - tau, cur, f)) != 0)
+		return r;
+	if (!f->n)
+		return 0;
+	qsort(f->v, f->n, sizeof(*f->v), sim__first_cmp);
+	for (i = 1, j = 0; i < f->n; i++)
+		if (f->v[i].page != f->v[j].page)
+			f->v[++j] = f->v[i];
+	f->n = j + 1;
+	return 0;
+}
+
+/*
+ * The bulk round as the engine runs it: its fixed cost, then a scan of
+ * memory in page order that sends the pages of cur and every page first
+ * written before the scan gets to it (a hole until then: skipped at no
+ * cost). Each page sent costs ns_per_page of the link. The scan reads a
+ * batch of per_batch pages at once, when the batch before it leaves (the
+ * pacer lets a batch go when it is due and the encoder fills the next
+ * meanwhile): batch k is read k batches' time into the round. The guest
+ * runs share of the time. The pages sent in *n; the round's length
+ * returned.
+ */
+static double sim__bulk_scan(const struct bitmap *cur, const struct sim_firsts *f,
+			     double fixed_ns, double ns_per_page, uint64_t per_batch, double share,
+			     uint64_t *n)
+{
+	uint64_t p = bitmap_next_set(cur, 0), sent = 0;
+	size_t j = 0;
+	double read;
+
+	while (p < cur->nbits || j < f->n) {
+		if (j < f->n && (p >= cur->nbits || f->v[j].page < p)) {
+			/* Written by the time the scan reads it (guest time to wall time)? */
+			read = fixed_ns + (double)(sent / per_batch * per_batch) * ns_per_page;
+			if (share > 0 && f->v[j].t / share <= read)
+				sent++;
+			j++;
+			continue;
+		}
+		sent++;
+		p = bitmap_next_set(cur, p + 1);
+	}
+	*n = sent;
+	return fixed_ns + (double)sent * ns_per_page;
+}
+
 static int sim__init(struct sim *s, const struct dtrace *t)
 {
 	uint64_t i;
@@ -123,10 +244,11 @@ static int sim__init(struct sim *s, const struct dtrace *t)
 	return s->len > 0 ? 0 : KM_ERR_INVALID;
 }
 
-/* A pre-copy round of n pages: at the bandwidth, plus its fixed cost. */
-static uint64_t sim__round_ns(const struct sim_params *p, double bpp, uint64_t n)
+/* Pre-copy round k of n pages: at the bandwidth, plus its fixed cost. */
+static uint64_t sim__round_ns(const struct sim_params *p, double bpp, unsigned int k, uint64_t n)
 {
-	return (uint64_t)llround((double)n * bpp * 1e9 / (double)p->bandwidth) + p->round_ns;
+	return (uint64_t)llround((double)n * bpp * 1e9 / (double)p->bandwidth) +
+	       (k == 0 ? p->bulk_ns : p->round_ns);
 }
 
 static int sim__add_round(struct sim_result *r, const struct sim_round *row)
@@ -145,12 +267,12 @@ static int sim__add_round(struct sim_result *r, const struct sim_round *row)
 int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_result *out)
 {
 	struct bitmap cur = { 0 }, next = { 0 }, tmp;
+	struct sim_firsts firsts = { 0 };
 	struct policy_decision d;
 	struct policy_state ps = { 0 };
 	struct sim_round row;
-	double bpp, tau = 0, guest, progress;
-	uint64_t n, dur, i, extra = 0;
-	unsigned int k;
+	double bpp, tau = 0, guest, progress, share, win;
+	uint64_t n, dur, i, per_batch;
 	struct sim s;
 	int r;
 
@@ -162,6 +284,7 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 	    (r = bitmap_init(&next, t->info.guest_pages)) != 0)
 		goto out;
 	bpp = (double)t->info.page_size / p->compress + (double)p->page_overhead;
+	per_batch = p->batch_bytes > bpp ? (uint64_t)((double)p->batch_bytes / bpp) : 1;
 	for (i = 0; i < t->nr_iv; i++)
 		out->has_progress |= t->iv[i].has_progress;
 	if ((double)p->start_ns >= s.len) {
@@ -199,28 +322,30 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 			out->gave_up = d.verdict == POLICY_LIMIT && !d.copy_anyway;
 			break;
 		}
-		dur = sim__round_ns(p, bpp, n);
 		/* The guest runs (100 - throttle) % of the round. */
-		guest = (double)dur * (double)(100 - ps.throttle_pct) / 100.0;
-		bitmap_clear_all(&next);
-		progress = sim__window(&s, tau, guest, &next);
+		share = (double)(100 - ps.throttle_pct) / 100.0;
+		dur = sim__round_ns(p, bpp, ps.rounds, n);
 		if (ps.rounds == 0 && !p->bulk_all) {
 			/*
-			 * The bulk round sends what is written when its scan
-			 * of memory gets there: pages first written while it
-			 * runs go with it if the scan has not passed them, on
-			 * average half of them. They are dirty for round 1
-			 * either way. Twice: the round grows with them.
+			 * The bulk round also sends the pages first written
+			 * before its scan gets to them (they are dirty for
+			 * round 1 either way). Their times are needed over
+			 * the whole round: a window of twice the guess, longer
+			 * while the round outgrows it.
 			 */
-			for (k = 0; k < 2; k++) {
-				extra = bitmap_count_andnot(&next, &cur) / 2;
-				dur = sim__round_ns(p, bpp, n + extra);
-				guest = (double)dur * (double)(100 - ps.throttle_pct) / 100.0;
-				bitmap_clear_all(&next);
-				progress = sim__window(&s, tau, guest, &next);
+			for (win = 2.0 * (double)dur * share;; win *= 2.0) {
+				if ((r = sim__firsts(&s, tau, win, &cur, &firsts)) != 0)
+					goto out;
+				dur = (uint64_t)llround(sim__bulk_scan(&cur, &firsts,
+					(double)p->bulk_ns, bpp * 1e9 / (double)p->bandwidth,
+					per_batch, share, &n));
+				if ((double)dur * share <= win || share <= 0)
+					break;
 			}
-			n += extra;
 		}
+		guest = (double)dur * share;
+		bitmap_clear_all(&next);
+		progress = sim__window(&s, tau, guest, &next);
 		out->progress += (uint64_t)llround(progress);
 		tau = fmod(tau + guest, s.len);
 		row = (struct sim_round){
@@ -262,6 +387,7 @@ out:
 		sim__free(out);
 	bitmap_free(&cur);
 	bitmap_free(&next);
+	free(firsts.v);
 	free(s.start);
 	free(s.delta);
 	return r;

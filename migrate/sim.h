@@ -11,12 +11,19 @@
  *     start_ns 0 every page it ever dirtied (the engine's bulk round sends
  *     the pages ever written and skips the rest; a trace only knows the
  *     pages written while it was recorded), or every guest page with
- *     bulk_all; and half of the pages first written while it runs (the
- *     engine's scan of memory sends a page written before it gets there:
- *     on average it has passed half of them);
+ *     bulk_all; and the pages first written while it runs that its scan
+ *     of memory, in page order after the bulk round's fixed cost, reads
+ *     after they were written (the engine skips a page never written as a
+ *     hole; once written it is data and goes): a sequential writer ahead
+ *     of the scan gives its new pages, a writer behind it none. The scan
+ *     reads a batch (batch_bytes) at once, when the one before it leaves
+ *     at bandwidth: a round of one batch is read at its start;
  *   - a round of n pages takes n * (page_size / compress + page_overhead)
  *     bytes at bandwidth, plus round_ns: reading the dirty log and the
  *     destination's acknowledgement of the round (send.c waits for it);
+ *     the bulk round plus bulk_ns instead (it also switches dirty logging
+ *     on over all memory and finds the written part of it: costs of the
+ *     guest's size, not of the pages sent);
  *   - meanwhile the guest runs through the trace: by the round's length,
  *     slowed by the throttle (at p % it gets (100 - p) % of the time), and
  *     the next round sends the union of the pages its intervals dirtied in
@@ -29,10 +36,10 @@
  *     and copy (downtime = the rest at bandwidth plus switchover_ns: the
  *     state, the destination loading it, the go/running handshake) or a
  *     limit (given up, or stop and copy when forced).
- * The three fixed costs are the machine's and the link's, not the
- * workload's: measure them once (docs/research.md s.5, scripts/bench-sim
- * takes them from an idle guest's migration) and give them to every
- * simulation; 0 (the default) leaves them out.
+ * The four fixed costs are the machine's and the link's, not the
+ * workload's: measure them once (docs/research.md s.5: scripts/bench-sim
+ * fits them to migrations of calibration guests of the trace's memory
+ * size) and give them to every simulation; 0 (the default) leaves them out.
  */
 #ifndef KM_SIM_H
 #define KM_SIM_H
@@ -50,10 +57,12 @@ struct sim_params {
 	uint64_t bandwidth;		/* bytes/s, > 0 */
 	double compress;		/* >= 1: a page's bytes are divided by it */
 	uint64_t page_overhead;		/* wire bytes per page besides its contents */
+	uint64_t batch_bytes;		/* the scan reads this much at once (0: a page) */
 	bool bulk_all;			/* round 0 sends all guest pages, not the touched ones */
 	uint64_t start_ns;		/* the migration begins this far into the trace */
 	uint64_t setup_ns;		/* from its start to the bulk round */
-	uint64_t round_ns;		/* fixed cost of each pre-copy round */
+	uint64_t bulk_ns;		/* fixed cost of the bulk round (round 0) */
+	uint64_t round_ns;		/* fixed cost of each later pre-copy round */
 	uint64_t switchover_ns;		/* fixed part of the downtime */
 	struct policy_params policy;
 };

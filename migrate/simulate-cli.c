@@ -16,6 +16,7 @@
 #include "dtrace.h"
 #include "err.h"
 #include "parse.h"
+#include "kvm/vmrec.h"
 #include "migrate/cli.h"
 #include "migrate/migrate.h"
 #include "migrate/sim.h"
@@ -40,8 +41,11 @@ static void sim_usage(FILE *f)
 "      --start-ms N       the migration begins N ms into the trace (default 0)\n"
 "      --setup-ms MS      from its start to the bulk round (connecting, the\n"
 "                         config, the destination's acceptance; default 0)\n"
-"      --round-ms MS      fixed cost of each round (reading the dirty log, the\n"
-"                         destination's acknowledgement; default 0)\n"
+"      --bulk-ms MS       fixed cost of the bulk round (switching dirty logging\n"
+"                         on, finding the written memory: the guest's size;\n"
+"                         default: as --round-ms)\n"
+"      --round-ms MS      fixed cost of each later round (reading the dirty\n"
+"                         log, the destination's acknowledgement; default 0)\n"
 "      --switchover-ms MS fixed part of the downtime (the state, loading it,\n"
 "                         the go/running handshake; default 0)\n"
 "      --bulk touched|all the first round sends the pages the trace dirtied\n"
@@ -52,9 +56,10 @@ static void sim_usage(FILE *f)
 "  -h, --help             this help\n"
 "\n"
 "The trace repeats if the migration outlasts it. A page costs page-size / RATIO\n"
-"+ %d bytes on the wire. The three fixed costs (MS may have decimals) are the\n"
-"machine's and the link's: measure them once with an idle guest's migration\n"
-"(docs/research.md); without them, round trips and the switchover are free.\n"
+"+ %d bytes on the wire. The four fixed costs (MS may have decimals) are the\n"
+"machine's and the link's: measure them once from real migrations of a guest\n"
+"of the trace's size (scripts/bench-sim does, docs/research.md); without them\n"
+"they are free.\n"
 "Exit status: 0 simulated (whether or not it converges: see the outcome);\n"
 "1 the trace is damaged, cut short or of a later version; 2 usage;\n"
 "3 FILE cannot be opened.\n",
@@ -89,7 +94,7 @@ static int sim_print_json(const char *file, const struct sim_params *p,
 				"trace-ms", w->trace_ns / 1e6)) != 0)
 			goto out;
 	}
-	o = json_pack("{ss sI sI sb sf sI sI sb ss sf sf sf sf ss si sf sf sf sI sI sI si so so sO}",
+	o = json_pack("{ss sI sI sb sf sI sI sb ss sf sf sf sf sf ss si sf sf sf sI sI sI si so so sO}",
 		      "trace", file, "bandwidth", (json_int_t)p->bandwidth,
 		      "downtime-limit", (json_int_t)(p->policy.downtime_ns / 1000000),
 		      "auto-converge", p->policy.auto_converge, "compression-ratio", p->compress,
@@ -97,7 +102,7 @@ static int sim_print_json(const char *file, const struct sim_params *p,
 		      "timeout", (json_int_t)(p->policy.timeout_ns / 1000000),
 		      "force", p->policy.force, "bulk", p->bulk_all ? "all" : "touched",
 		      "start-ms", p->start_ns / 1e6, "setup-ms", p->setup_ns / 1e6,
-		      "round-ms", p->round_ns / 1e6, "switchover-ms", p->switchover_ns / 1e6,
+		      "bulk-ms", p->bulk_ns / 1e6, "round-ms", p->round_ns / 1e6, "switchover-ms", p->switchover_ns / 1e6,
 		      "outcome", sim_outcome(r), "rounds", (int)r->rounds,
 		      "total-time", r->total_ns / 1e6, "precopy-time", r->precopy_ns / 1e6,
 		      "downtime", r->downtime_ns / 1e6, "pages", (json_int_t)r->pages,
@@ -176,7 +181,7 @@ static int sim_cost_ms(const char *name, const char *arg, uint64_t *ns)
 int simulate_cli(int argc, char **argv)
 {
 	enum { OPT_AUTO = 256, OPT_COMPRESS, OPT_ROUNDS, OPT_TIMEOUT, OPT_FORCE, OPT_BULK,
-	       OPT_JSON, OPT_START, OPT_SETUP, OPT_ROUND, OPT_SWITCH };
+	       OPT_JSON, OPT_START, OPT_SETUP, OPT_BULK_MS, OPT_ROUND, OPT_SWITCH };
 	static const struct option longopts[] = {
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "downtime-ms", required_argument, NULL, 'd' },
@@ -188,6 +193,7 @@ int simulate_cli(int argc, char **argv)
 		{ "bulk", required_argument, NULL, OPT_BULK },
 		{ "start-ms", required_argument, NULL, OPT_START },
 		{ "setup-ms", required_argument, NULL, OPT_SETUP },
+		{ "bulk-ms", required_argument, NULL, OPT_BULK_MS },
 		{ "round-ms", required_argument, NULL, OPT_ROUND },
 		{ "switchover-ms", required_argument, NULL, OPT_SWITCH },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -195,14 +201,14 @@ int simulate_cli(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim_params p = {
-		.compress = 1.0, .page_overhead = SIM_PAGE_OVERHEAD,
+		.compress = 1.0, .page_overhead = SIM_PAGE_OVERHEAD, .batch_bytes = VMREC_BATCH,
 		.policy = { .downtime_ns = MIGRATE_DEFAULT_DOWNTIME_MS * 1000000ULL,
 			    .max_rounds = MIGRATE_DEFAULT_MAX_ROUNDS,
 			    .timeout_ns = MIGRATE_DEFAULT_TIMEOUT_MS * 1000000ULL },
 	};
 	struct sim_result res;
 	struct dtrace *t = NULL;
-	int c, json = 0, status, r;
+	int c, json = 0, bulk_ms = 0, status, r;
 	uint64_t v;
 	char *end;
 
@@ -274,6 +280,11 @@ int simulate_cli(int argc, char **argv)
 			if (sim_cost_ms("setup-ms", optarg, &p.setup_ns) != 0)
 				return 2;
 			break;
+		case OPT_BULK_MS:
+			if (sim_cost_ms("bulk-ms", optarg, &p.bulk_ns) != 0)
+				return 2;
+			bulk_ms = 1;
+			break;
 		case OPT_ROUND:
 			if (sim_cost_ms("round-ms", optarg, &p.round_ns) != 0)
 				return 2;
@@ -301,6 +312,9 @@ int simulate_cli(int argc, char **argv)
 		fprintf(stderr, PROG ": --bandwidth is required (the link's bytes/s)\n");
 		return 2;
 	}
+	/* Without its own figure the bulk round costs what any round does. */
+	if (!bulk_ms)
+		p.bulk_ns = p.round_ns;
 	if ((status = trace_open_cli(PROG, argv[optind], &t)) != 0)
 		return status;
 	if ((r = sim__run(t, &p, &res)) != 0) {

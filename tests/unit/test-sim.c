@@ -119,9 +119,10 @@ static void test_converges(void **state)
  * guest meanwhile runs 150 .. 251.25 ms: the other half of interval 1
  * (phases [0.5, 1)) and the first 51.25 % of interval 2 (phases [0,
  * 0.5125)) of the same 100 pages: all 100, 2.5 ms, fits at once. Of
- * those, the 50 first written in that time (the other half) are new: half
- * of them, 25, go with the bulk round (the scan had not passed them):
- * about 4075 pages.
+ * those, the 50 first written in that time (the other half) are new, at
+ * pages 5000.. past the burst's: the scan of memory gets there after the
+ * burst's 4000 pages (100 ms), when all 50 have been written (the first
+ * 50 ms): they go with the bulk round, 4100 pages in 102.5 ms.
  */
 static void test_start_later(void **state)
 {
@@ -134,12 +135,72 @@ static void test_start_later(void **state)
 	assert_ok(sim__run(t, &p, &r));
 	assert_true(r.converged);
 	assert_int_equal(r.rounds, 1);
-	assert_in_range(r.round[0].pages, 4073, 4077);
+	assert_int_equal(r.round[0].pages, 4100);
+	assert_int_equal(r.round[0].duration_ns, 102500000);
 	assert_int_equal(r.final_pages, 100);
 	sim__free(&r);
 	/* At or past the trace's end (1 s) there is nothing to replay from. */
 	p.start_ns = 1000 * MS;
 	assert_err(sim__run(t, &p, &r), KM_ERR_INVALID);
+	dtrace__free(t);
+}
+
+/* The burst at pages 5000.., then 100 pages an interval below it. */
+static void quiet_below_burst(unsigned int i, struct bitmap *b)
+{
+	bitmap_set_range(b, i == 0 ? 5000 : 0, i == 0 ? 4000 : 100);
+}
+
+/*
+ * As test_start_later, but the 50 pages first written during the bulk
+ * round lie below the burst: the scan is past each of them (at most 50
+ * pages, 1.25 ms in) before the guest writes it (page p at its phase's
+ * time, (phase - 0.5) x 100 ms): at most the one or two written in the
+ * first 1.25 ms go with it. About 4050 pages.
+ */
+static void test_bulk_scan_order(void **state)
+{
+	struct dtrace *t = trace_of(10, quiet_below_burst);
+	struct sim_params p = params(40000);
+	struct sim_result r;
+
+	(void)state;
+	p.start_ns = 150 * MS;
+	assert_ok(sim__run(t, &p, &r));
+	assert_int_equal(r.rounds, 1);
+	assert_in_range(r.round[0].pages, 4048, 4053);
+	assert_int_equal(r.round[0].duration_ns, r.round[0].pages * 25000);
+	/* They are dirty for the stop-and-copy all the same. */
+	assert_int_equal(r.final_pages, 100);
+	sim__free(&r);
+	dtrace__free(t);
+}
+
+/*
+ * test_start_later's round 0 read in batches, as the engine's encoder
+ * does: with all of it one batch (the cap lets the next batch go only
+ * when it is due, the encoder reads a whole batch at once), the scan has
+ * read the pages at 5000.. before the guest writes the 50 new ones: about
+ * 4050 pages. With batches of 1000 pages, the batch holding them is read
+ * 4000 pages (100 ms) in: all 50 written by then: 4100.
+ */
+static void test_bulk_batches(void **state)
+{
+	struct dtrace *t = trace_of(10, burst_then_quiet);
+	struct sim_params p = params(40000);
+	struct sim_result r;
+
+	(void)state;
+	p.start_ns = 150 * MS;
+	p.batch_bytes = 4096 * 8000;
+	assert_ok(sim__run(t, &p, &r));
+	assert_in_range(r.round[0].pages, 4048, 4052);
+	assert_int_equal(r.round[0].duration_ns, r.round[0].pages * 25000);
+	sim__free(&r);
+	p.batch_bytes = 4096 * 1000;
+	assert_ok(sim__run(t, &p, &r));
+	assert_int_equal(r.round[0].pages, 4100);
+	sim__free(&r);
 	dtrace__free(t);
 }
 
@@ -265,10 +326,10 @@ static void test_compress_and_params(void **state)
 /*
  * The fixed costs: the migration begins 100 ms into the trace and its
  * setup takes 50 ms, so the bulk round begins at 150 ms and sends what
- * test_start_later's did (about 4075 pages, 25 us each at 40000 pages/s)
- * plus 20 ms for the round's acknowledgement; the guest runs 150 ..
- * 271 ms meanwhile: interval 1's second half and most of interval 2: all
- * 100 quiet pages, 2.5 ms, fits. The downtime is those 2.5 ms plus the
+ * test_start_later's did (4100 pages, 25 us each at 40000 pages/s) after
+ * its 20 ms of fixed cost; the guest runs 150 .. 272.5 ms meanwhile:
+ * interval 1's second half and most of interval 2: all 100 quiet pages,
+ * 2.5 ms, fits. The downtime is those 2.5 ms plus the
  * 7 ms switchover; the total adds the setup.
  */
 static void test_fixed_costs(void **state)
@@ -280,21 +341,37 @@ static void test_fixed_costs(void **state)
 	(void)state;
 	p.start_ns = 100 * MS;
 	p.setup_ns = 50 * MS;
-	p.round_ns = 20 * MS;
+	p.bulk_ns = 20 * MS;
+	p.round_ns = 3 * MS;
 	p.switchover_ns = 7 * MS;
 	assert_ok(sim__run(t, &p, &r));
 	assert_true(r.converged);
 	assert_int_equal(r.rounds, 1);
-	assert_in_range(r.round[0].pages, 4073, 4077);
+	assert_int_equal(r.round[0].pages, 4100);
 	assert_int_equal(r.round[0].start_ns, 50 * MS);
+	/* The bulk round's own fixed cost, not a later round's. */
 	assert_int_equal(r.round[0].duration_ns, r.round[0].pages * 25000 + 20 * MS);
 	assert_int_equal(r.final_pages, 100);
 	assert_int_equal(r.downtime_ns, 2500 * 1000 + 7 * MS);
 	assert_int_equal(r.setup_ns, 50 * MS);
 	assert_int_equal(r.total_ns, 50 * MS + r.round[0].duration_ns + r.downtime_ns);
 	sim__free(&r);
+	/*
+	 * From the trace's start (test_converges' two rounds): the bulk round
+	 * pays its 20 ms, round 1 (interval 0's 4000 pages and what the
+	 * first 122.5 ms of interval 1 add) the later rounds' 3 ms.
+	 */
+	p.start_ns = 0;
+	p.setup_ns = 0;
+	assert_ok(sim__run(t, &p, &r));
+	assert_int_equal(r.rounds, 2);
+	assert_int_equal(r.round[0].duration_ns, 4100 * 25000 + 20 * MS);
+	assert_in_range(r.round[1].pages, 4001, 4030);
+	assert_int_equal(r.round[1].duration_ns, r.round[1].pages * 25000 + 3 * MS);
+	sim__free(&r);
 	/* The bulk round would begin past the trace's end (1 s): nothing to replay. */
 	p.start_ns = 960 * MS;
+	p.setup_ns = 50 * MS;
 	assert_err(sim__run(t, &p, &r), KM_ERR_INVALID);
 	dtrace__free(t);
 }
@@ -304,6 +381,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converges),
 		cmocka_unit_test(test_start_later),
+		cmocka_unit_test(test_bulk_scan_order),
+		cmocka_unit_test(test_bulk_batches),
 		cmocka_unit_test(test_cannot_converge),
 		cmocka_unit_test(test_auto_converge),
 		cmocka_unit_test(test_compress_and_params),
