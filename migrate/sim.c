@@ -197,12 +197,10 @@ static int sim__firsts(const struct sim *s, double tau, double dt, const struct 
  * batch of per_batch pages at once, when the batch before it leaves (the
  * pacer lets a batch go when it is due and the encoder fills the next
  * meanwhile): batch k is read k batches' time into the round. The guest
- * runs share of the time. The pages sent in *n; the round's length
- * returned.
+ * runs share of the time. Returns the pages sent.
  */
-static double sim__bulk_scan(const struct bitmap *cur, const struct sim_firsts *f,
-			     double fixed_ns, double ns_per_page, uint64_t per_batch, double share,
-			     uint64_t *n)
+static uint64_t sim__bulk_scan(const struct bitmap *cur, const struct sim_firsts *f,
+			       double fixed_ns, double ns_per_page, uint64_t per_batch, double share)
 {
 	uint64_t p = bitmap_next_set(cur, 0), sent = 0;
 	size_t j = 0;
@@ -220,8 +218,7 @@ static double sim__bulk_scan(const struct bitmap *cur, const struct sim_firsts *
 		sent++;
 		p = bitmap_next_set(cur, p + 1);
 	}
-	*n = sent;
-	return fixed_ns + (double)sent * ns_per_page;
+	return sent;
 }
 
 static int sim__init(struct sim *s, const struct dtrace *t)
@@ -336,9 +333,9 @@ int sim__run(const struct dtrace *t, const struct sim_params *p, struct sim_resu
 			for (win = 2.0 * (double)dur * share;; win *= 2.0) {
 				if ((r = sim__firsts(&s, tau, win, &cur, &firsts)) != 0)
 					goto out;
-				dur = (uint64_t)llround(sim__bulk_scan(&cur, &firsts,
-					(double)p->bulk_ns, bpp * 1e9 / (double)p->bandwidth,
-					per_batch, share, &n));
+				n = sim__bulk_scan(&cur, &firsts, (double)p->bulk_ns,
+						   bpp * 1e9 / (double)p->bandwidth, per_batch, share);
+				dur = sim__round_ns(p, bpp, 0, n);
 				if ((double)dur * share <= win || share <= 0)
 					break;
 			}
