@@ -17,7 +17,8 @@ bench_build() {
 }
 # bench_where PROG ARGS...: where /dev/kvm does not open, runs PROG ARGS in
 # the QEMU sandbox instead (and does not return); sets WHERE (native or
-# sandbox) otherwise. Set SANDBOX_RW to a directory the run writes to.
+# sandbox) otherwise. Set SANDBOX_RW to the directories the run writes to
+# (an array; a plain variable is one).
 bench_where() {
 	local prog=$1
 	shift
@@ -28,8 +29,10 @@ bench_where() {
 			exit 3
 		fi
 		echo "# no /dev/kvm here: running in the QEMU sandbox (figures emulated)" >&2
+		local rw=() d
+		for d in ${SANDBOX_RW[@]+"${SANDBOX_RW[@]}"}; do rw+=(--rw "$d"); done
 		KVM_MIGRATE_IN_SANDBOX=1 exec "$TOP/scripts/sandbox/kvm-sandbox" --timeout 3600 \
-			${SANDBOX_RW:+--rw "$SANDBOX_RW"} -- bash "$prog" "$@"
+			${rw[@]+"${rw[@]}"} -- bash "$prog" "$@"
 	fi
 	[ -n "${KVM_MIGRATE_IN_SANDBOX:-}" ] && WHERE=sandbox
 	return 0
