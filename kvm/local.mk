@@ -7,7 +7,7 @@ kvm_libkmvm_a_SOURCES = \
 	kvm/ioport.c kvm/ioport.h kvm/uart.c kvm/uart.h \
 	kvm/virtqueue.c kvm/virtqueue.h kvm/virtio-mmio.c kvm/virtio-mmio.h \
 	kvm/virtio-blk.c kvm/virtio-blk.h kvm/virtio-blk-int.h kvm/virtio-blk-state.c \
-	kvm/virtio-blk-track.c kvm/vmrec-disk.c \
+	kvm/virtio-blk-track.c kvm/virtio-blk-stage.c kvm/vmrec-disk.c \
 	kvm/progress.c kvm/progress.h \
 	kvm/loader.c kvm/loader.h \
 	kvm/control.c kvm/control.h \

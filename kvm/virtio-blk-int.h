@@ -20,7 +20,9 @@
 struct virtio_blk {
 	struct kvm *kvm;
 	char *path;
-	int fd;
+	int fd;				/* the image, or while a restore stages, the staged file */
+	int image_fd;			/* while a restore stages: the image (and its lock) */
+	char *stage_path, *stage_target;	/* the staged file; the image's real path */
 	bool ro;
 	bool locked;
 	uint64_t size;			/* bytes, a multiple of 512 */

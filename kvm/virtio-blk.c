@@ -214,6 +214,7 @@ int virtio_blk__open(const char *path, unsigned int flags, struct virtio_blk **o
 		return -ENOMEM;
 	}
 	b->ro = flags & VIRTIO_BLK_RO;
+	b->image_fd = -1;
 	pthread_mutex_init(&b->track_lock, NULL);
 	b->fd = open(path, (b->ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
@@ -270,6 +271,7 @@ void virtio_blk__destroy(struct virtio_blk *b)
 	if (b->kvm && b->kvm->blk == b)
 		b->kvm->blk = NULL;
 	virtio_mmio__destroy(&b->mmio);
+	virtio_blk__stage_abort(b);	/* a restore that did not finish: the image as it was */
 	close(b->fd);		/* the OFD lock goes with the last descriptor of the open file */
 	virtio_blk__track_free(b);
 	free(b->path);

@@ -145,6 +145,27 @@ int virtio_blk__read_blocks(struct virtio_blk *b, uint64_t first, uint64_t n, ui
  * KM_ERR_INVALID for an offset out of range or a read-only disk.
  */
 int virtio_blk__write_block(struct virtio_blk *b, uint64_t off, const uint8_t *data);
+/*
+ * A restore that fails leaves the image as it was. virtio_blk__stage (the
+ * image locked, before the restore's first write) makes a new file beside
+ * the image ("DIR/.NAME.restore-XXXXXX", the image's size, mode and, where
+ * we may, owner; locked), and from then on every read and write of b is of
+ * that file; virtio_blk__stage_commit, once the whole restore has
+ * succeeded, writes it through to its storage and renames it over the
+ * image (through a symlink, over the file it names), then syncs the
+ * directory; b goes on with it, locked, under the image's path. A staged
+ * file never committed is removed by virtio_blk__stage_abort (also by
+ * virtio_blk__destroy), and b is back on the image, untouched. The price:
+ * room for a second copy of the disk's written blocks while the restore
+ * runs, and the image is a new file (other hard links to it keep the old
+ * content). A disk that is not a regular file (a block device) is not
+ * staged: 0, and a restore writes it in place. Each 0 or -errno (logged);
+ * virtio_blk__stage KM_ERR_STATE for a read-only or unlocked disk, or one
+ * staged already; virtio_blk__stage_commit without a stage only syncs.
+ */
+int virtio_blk__stage(struct virtio_blk *b);
+int virtio_blk__stage_commit(struct virtio_blk *b);
+void virtio_blk__stage_abort(struct virtio_blk *b);
 
 /*
  * Appends to out a versioned, self-describing blob of all the disk's

@@ -27,6 +27,7 @@ struct restore {
 	struct restore_info *info;
 	bool lz4_ok;			/* the file being applied may hold lz4 entries */
 	const char *disk_to;		/* --restore-disk: the disk goes there, not to its image */
+	bool disk_made;			/* ... a file this restore made (removed if it fails) */
 	char *err;
 	size_t errlen;
 };
@@ -57,7 +58,11 @@ void restore__done(struct restore *rs, struct restore_chain *ch, struct store *s
  * hold the disk's blocks. 0, or KM_ERR_CORRUPT with the reason in rs->ld.why.
  */
 int restore__file_end(struct restore *rs, const struct ckptfile_end *end);
-/* After the last file: the restored disk written through to its storage. */
+/*
+ * After the last file and all else that can fail: the restored disk
+ * written through to its storage and put in the image's place (it was
+ * staged beside it, virtio_blk__stage). 0 or -errno.
+ */
 int restore__disk_done(struct restore *rs);
 /* The restored checkpoint's end record, into info. */
 void restore__info_end(struct restore_info *info, const struct ckptfile_end *end);

@@ -441,11 +441,6 @@ int restore__vm_lazy(const char *spec, const char *disk_to, bool prefetch,
 	for (i = 0; i < ch.len; i++)
 		if ((r = lazy_file(&rs, lc, (uint32_t)i, ch.ids[i], i == 0, i == ch.len - 1)) != 0)
 			goto out;
-	/* The disk is not lazy: its blocks were written during the walk; made durable now. */
-	if ((r = restore__disk_done(&rs)) != 0) {
-		snprintf(err, errlen, "disk %s: %s", virtio_blk__path(rs.kvm->blk), km_strerror(r));
-		goto out;
-	}
 	if (!lc->rec_of && (r = lazy_alloc(lc, rs.kvm)) != 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -466,6 +461,14 @@ int restore__vm_lazy(const char *spec, const char *disk_to, bool prefetch,
 			bitmap_set(&absent, n);
 	info->absent = bitmap_count(&absent);
 	info->index_ns = kvm__now_ns() - t0;
+	/*
+	 * The disk is not lazy: its blocks were written during the walk, into
+	 * a file beside the image that takes its place now.
+	 */
+	if ((r = restore__disk_done(&rs)) != 0) {
+		snprintf(err, errlen, "disk %s: %s", virtio_blk__path(rs.kvm->blk), km_strerror(r));
+		goto out;
+	}
 	src.ctx = lc;
 	r = lazymem__start(rs.kvm, &absent, &src, prefetch, err, errlen);
 	lc = NULL;	/* lazymem owns it now, and freed it if it failed */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 #include "record.h"
 #include "kvm/kvm.h"
 #include "kvm/state.h"
@@ -94,11 +95,12 @@ void restore__chain_free(struct restore_chain *ch)
 
 /*
  * --restore-disk: the file the disk goes to, made with the disk's size if
- * it does not exist (an existing one must have that size: nothing is
- * truncated), and the config (p, len) rewritten into out to name it.
+ * it does not exist (*made; a failed restore removes it again; an existing
+ * one must have that size: nothing is truncated), and the config (p, len)
+ * rewritten into out to name it.
  */
 static int restore__retarget(const char *to, const uint8_t *p, uint32_t len, struct buf *out,
-			     char *why, size_t whylen)
+			     bool *made, char *why, size_t whylen)
 {
 	char abs[PATH_MAX];
 	const uint8_t *d;
@@ -127,6 +129,7 @@ static int restore__retarget(const char *to, const uint8_t *p, uint32_t len, str
 			snprintf(why, whylen, "--restore-disk %s: %s", to, km_strerror(r));
 			return r;
 		}
+		*made = true;
 	} else if (errno != EEXIST || stat(to, &sb) != 0) {
 		r = km_errno();
 		snprintf(why, whylen, "--restore-disk %s: %s", to, km_strerror(r));
@@ -188,7 +191,8 @@ static int restore__create(struct restore *rs, const uint8_t *p, uint32_t len)
 			snprintf(why, sizeof(why), "out of memory");
 			goto fail;
 		}
-		if ((r = restore__retarget(rs->disk_to, p, len, cfg, why, sizeof(why))) != 0)
+		if ((r = restore__retarget(rs->disk_to, p, len, cfg, &rs->disk_made, why,
+					   sizeof(why))) != 0)
 			goto fail;
 		p = buf_ptr(cfg);
 		len = (uint32_t)buf_len(cfg);
@@ -205,6 +209,13 @@ static int restore__create(struct restore *rs, const uint8_t *p, uint32_t len)
 			 "that runs: stop it first, or restore with --restore-disk FILE)",
 			 virtio_blk__path(rs->kvm->blk), r == -EBUSY ? "another VM uses it" :
 			 km_strerror(r));
+		goto fail;
+	}
+	/* Its blocks go to a file beside it, which replaces it only if all goes well. */
+	if (rs->kvm->blk && !virtio_blk__ro(rs->kvm->blk) &&
+	    (r = virtio_blk__stage(rs->kvm->blk)) != 0) {
+		snprintf(why, sizeof(why), "disk %s: cannot make the file the restore writes "
+			 "beside it: %s", virtio_blk__path(rs->kvm->blk), km_strerror(r));
 		goto fail;
 	}
 loader:
@@ -294,10 +305,13 @@ int restore__file_end(struct restore *rs, const struct ckptfile_end *end)
 int restore__disk_done(struct restore *rs)
 {
 	struct virtio_blk *blk = rs->kvm ? rs->kvm->blk : NULL;
+	int r;
 
 	if (rs->img || !blk || virtio_blk__ro(blk))
 		return 0;
-	return virtio_blk__sync(blk);
+	if ((r = virtio_blk__stage_commit(blk)) == 0)
+		rs->disk_made = false;	/* the restore's now, to keep */
+	return r;
 }
 
 /* A state record of the checkpoint restored: into the VM, or kept (image mode). */
@@ -439,8 +453,12 @@ void restore__done(struct restore *rs, struct restore_chain *ch, struct store *s
 	if (rs->loader)
 		vmrec_load_free(&rs->ld);
 	rs->loader = false;
-	kvm__destroy(rs->kvm);
+	kvm__destroy(rs->kvm);		/* a staged disk not committed goes with it */
 	rs->kvm = NULL;
+	if (rs->disk_made && unlink(rs->disk_to) != 0)
+		log_warn("--restore-disk %s: cannot remove it: %s", rs->disk_to,
+			 km_strerror(km_errno()));
+	rs->disk_made = false;
 	restore__chain_free(ch);
 	store__close(st);
 }
@@ -469,13 +487,14 @@ int restore__vm(const char *spec, const char *disk_to, struct kvm_config *cfg, c
 		goto out;
 	if ((r = restore__apply(&rs, st, &ch)) != 0)
 		goto out;
-	if ((r = restore__disk_done(&rs)) != 0) {
-		snprintf(err, errlen, "disk %s: %s", virtio_blk__path(rs.kvm->blk), km_strerror(r));
-		goto out;
-	}
 	if ((r = vmrec_load_done(&rs.ld)) != 0) {
 		snprintf(err, errlen, "%s: checkpoint %llu: %s", dir, (unsigned long long)ch.id,
 			 rs.ld.why);
+		goto out;
+	}
+	/* Last: until here a failure leaves the disk's image as it was. */
+	if ((r = restore__disk_done(&rs)) != 0) {
+		snprintf(err, errlen, "disk %s: %s", virtio_blk__path(rs.kvm->blk), km_strerror(r));
 		goto out;
 	}
 	info->pages = rs.ld.pages;

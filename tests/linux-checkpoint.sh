@@ -21,7 +21,10 @@
 # - kvm-snapshot verify passes, inspect shows the disk blocks; compaction
 #   makes a base of every block that restores the same disk; a
 #   disk-block record with a flipped byte is refused by verify and by a
-#   restore, naming the record; a file torn inside one, by verify.
+#   restore, naming the record, which leaves no trace: neither the FILE
+#   of --restore-disk it made nor a partly restored image (the blocks go
+#   to a file beside it, renamed over it only at the end); a file torn
+#   inside one, by verify.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-linux.sh"
 KMWORK="$top_builddir/guest-linux/kmwork"
@@ -39,7 +42,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-tap_plan 22
+tap_plan 25
 echo "# kernel $linux_kernel"
 bash "$top_srcdir/tests/lib/make-initramfs.sh" --modules "$linux_kver=virtio_mmio,virtio_blk" \
 	--kmwork "$KMWORK" "$tmp/initrd.cpio.gz" KVM-MIGRATE-INIT || bail "cannot make the initramfs"
@@ -260,6 +263,15 @@ check "verify: the flipped byte in disk-block record $rec of checkpoint $idB is 
 check "a restore from it is refused, naming the file and record, exit 3" 3 \
 	"ckpt-0*$idB.kmc.*record $rec" timeout 120 "$KVM_RUN" --name lxd --rundir "$run" \
 	--restore "$tmp/bad@$idB" --restore-disk "$tmp/scratch.img"
+ok_if "and FILE, which it had made, is gone again" [ ! -e "$tmp/scratch.img" ]
+# Into the image the checkpoint names: the base's blocks are written before
+# the damage is met, into a file beside the image that is dropped.
+cp "$img" "$tmp/before.img"
+check "a restore from it into the image is refused too, exit 3" 3 \
+	"ckpt-0*$idB.kmc.*record $rec" timeout 120 "$KVM_RUN" --name lxd --rundir "$run" \
+	--restore "$tmp/bad@$idB"
+ok_if "and the image is as it was, byte for byte, nothing left beside it" \
+	eval 'cmp -s "$img" "$tmp/before.img" && ! ls -A "$tmp" | grep -q "^\.disk\.img\.restore-"'
 cp "$(printf '%s/ckpt-%08d.kmc' "$ck" "$idB")" "$f"
 truncate -s $((off + 16 + 1000)) "$f"
 check "verify: a file torn inside its disk-block record is damage" 1 "ckpt-0*$idB.kmc" \

@@ -7,7 +7,8 @@
  * loop, a buffer outside RAM) stopping the queue; the image's lock; the
  * state blob's round trip, and its loader refusing what is wrong while
  * leaving the device as it was; the dirty-block trackers of checkpoints
- * and the block reads and writes of a restore.
+ * and the block reads and writes of a restore, staged beside the image
+ * (also on a file system that fills up).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -17,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -470,6 +474,147 @@ static void test_dirty_blocks(void **state)
 	rig_down(&r);
 }
 
+/* Block n of the image file at path, read apart from the disk. */
+static uint8_t file_byte(const char *path, uint64_t n)
+{
+	uint8_t c = 0xee;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, (off_t)(n * VIRTIO_BLK_BLOCK)), 1);
+	close(fd);
+	return c;
+}
+
+/* Entries of dir whose names begin with prefix. */
+static int entries(const char *dir, const char *prefix)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/*
+ * A restore's staged writes: beside the image until the commit, read back
+ * through the disk; an abort leaves the image and its lock as they were;
+ * a commit through a symlink replaces the file it names, mode and lock
+ * kept, the link a link.
+ */
+static void test_stage(void **state)
+{
+	uint8_t blk[VIRTIO_BLK_BLOCK], back[VIRTIO_BLK_BLOCK];
+	struct virtio_blk *b2 = NULL;
+	char link[128];
+	struct stat st;
+	struct rig r;
+
+	rig_up(&r);
+	memset(blk, 0x11, sizeof(blk));
+	assert_ok(virtio_blk__write_block(r.b, 3 * VIRTIO_BLK_BLOCK, blk));
+	assert_int_equal(chmod(r.path, 0640), 0);
+	assert_ok(virtio_blk__stage(r.b));
+	assert_err(virtio_blk__stage(r.b), KM_ERR_STATE);
+	assert_int_equal(entries(r.dir, ".disk.img.restore-"), 1);
+	memset(blk, 0x22, sizeof(blk));
+	assert_ok(virtio_blk__write_block(r.b, 4 * VIRTIO_BLK_BLOCK, blk));
+	assert_ok(virtio_blk__read_blocks(r.b, 4, 1, back));
+	assert_memory_equal(back, blk, VIRTIO_BLK_BLOCK);
+	/* The staged file starts empty: the restore writes every block it holds. */
+	assert_ok(virtio_blk__read_blocks(r.b, 3, 1, back));
+	assert_int_equal(back[0], 0);
+	assert_int_equal(file_byte(r.path, 3), 0x11);
+	assert_int_equal(file_byte(r.path, 4), 0);
+	virtio_blk__stage_abort(r.b);
+	assert_int_equal(entries(r.dir, ".disk.img.restore-"), 0);
+	assert_int_equal(file_byte(r.path, 3), 0x11);
+	assert_int_equal(file_byte(r.path, 4), 0);
+	assert_ok(virtio_blk__read_blocks(r.b, 3, 1, back));
+	assert_int_equal(back[0], 0x11);
+	assert_err(virtio_blk__open(r.path, 0, &b2), -EBUSY);
+	virtio_blk__destroy(r.b);
+
+	/* Through a symlink, as a config may name the image. */
+	snprintf(link, sizeof(link), "%s/link.img", r.dir);
+	assert_int_equal(symlink(r.path, link), 0);
+	assert_ok(virtio_blk__open(link, 0, &r.b));
+	assert_ok(virtio_blk__attach(r.b, r.vm));
+	assert_ok(virtio_blk__stage(r.b));
+	assert_int_equal(entries(r.dir, ".disk.img.restore-"), 1);
+	memset(blk, 0x33, sizeof(blk));
+	assert_ok(virtio_blk__write_block(r.b, 5 * VIRTIO_BLK_BLOCK, blk));
+	assert_ok(virtio_blk__stage_commit(r.b));
+	assert_int_equal(entries(r.dir, ".disk.img.restore-"), 0);
+	assert_int_equal(file_byte(r.path, 5), 0x33);
+	assert_int_equal(file_byte(r.path, 3), 0);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(stat(r.path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal((uint64_t)st.st_size, DISK);
+	assert_err(virtio_blk__open(r.path, 0, &b2), -EBUSY);
+	assert_ok(virtio_blk__read_blocks(r.b, 5, 1, back));
+	assert_memory_equal(back, blk, VIRTIO_BLK_BLOCK);
+	/* Committed: nothing to take back. */
+	virtio_blk__stage_abort(r.b);
+	assert_int_equal(file_byte(r.path, 5), 0x33);
+	/* A read-only disk, or one not locked, is not staged. */
+	virtio_blk__unlock(r.b);
+	assert_err(virtio_blk__stage(r.b), KM_ERR_STATE);
+	assert_ok(virtio_blk__open(r.path, VIRTIO_BLK_RO | VIRTIO_BLK_NOLOCK, &b2));
+	assert_err(virtio_blk__stage(b2), KM_ERR_STATE);
+	virtio_blk__destroy(b2);
+	unlink(link);
+	rig_down(&r);
+}
+
+/*
+ * The file system fills up while a restore writes: the write fails with
+ * ENOSPC, and the abort leaves the image as it was, nothing beside it.
+ * On a tmpfs of 64 KiB (root only: skipped elsewhere).
+ */
+static void test_stage_full(void **state)
+{
+	char dir[64], path[96];
+	uint8_t blk[VIRTIO_BLK_BLOCK];
+	struct virtio_blk *b = NULL;
+	uint64_t i;
+	int fd, r = 0;
+
+	snprintf(dir, sizeof(dir), "/tmp/test-virtio-blk.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=64k") != 0) {
+		print_message("# cannot mount a tmpfs here: %s\n", strerror(errno));
+		rmdir(dir);
+		skip();
+	}
+	snprintf(path, sizeof(path), "%s/disk.img", dir);
+	memset(blk, 0x44, sizeof(blk));
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DISK), 0);
+	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
+	close(fd);
+	assert_ok(virtio_blk__open(path, 0, &b));
+	assert_ok(virtio_blk__stage(b));
+	memset(blk, 0x55, sizeof(blk));
+	for (i = 0; i < DISK / VIRTIO_BLK_BLOCK && !r; i++)
+		r = virtio_blk__write_block(b, i * VIRTIO_BLK_BLOCK, blk);
+	assert_int_equal(r, -ENOSPC);
+	assert_true(i > 1 && i < DISK / VIRTIO_BLK_BLOCK);
+	virtio_blk__stage_abort(b);
+	assert_int_equal(entries(dir, ".disk.img.restore-"), 0);
+	assert_int_equal(file_byte(path, 0), 0x44);
+	virtio_blk__destroy(b);
+	assert_int_equal(umount(dir), 0);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +623,8 @@ int main(void)
 		cmocka_unit_test(test_lock),
 		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_dirty_blocks),
+		cmocka_unit_test(test_stage),
+		cmocka_unit_test(test_stage_full),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
