@@ -18,14 +18,6 @@
 #define LZ4_MISS_LIMIT	64
 #define LZ4_PROBE_EVERY	32
 
-const char *vmrec_unsupported(const struct kvm *kvm, bool checkpoint)
-{
-	/* Nothing today: a writable disk travels by its lock (migration) or in blocks (checkpoints). */
-	(void)kvm;
-	(void)checkpoint;
-	return NULL;
-}
-
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
 		   void *ctx)
 {

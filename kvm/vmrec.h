@@ -47,14 +47,6 @@ struct vmrec_enc {
 	void *ctx;
 };
 
-/*
- * Why kvm cannot be migrated (checkpoint false) or checkpointed (true)
- * yet, or NULL if it can. The commands ask this first, to refuse up front
- * with it. NULL for every VM today: a writable disk travels with a
- * migration (shared storage, its lock handed over) and in a checkpoint's
- * REC_DISK_BLOCKS.
- */
-const char *vmrec_unsupported(const struct kvm *kvm, bool checkpoint);
 int vmrec_enc_init(struct vmrec_enc *e, struct kvm *kvm, bool compress, vmrec_batch_fn batch,
 		   void *ctx);
 void vmrec_enc_free(struct vmrec_enc *e);	/* NULL-safe on a zeroed struct */

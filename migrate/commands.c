@@ -13,7 +13,6 @@
 #include "kvm/control.h"
 #include "kvm/dirtylimit.h"
 #include "kvm/kvm.h"
-#include "kvm/vmrec.h"
 #include "migrate/migrate.h"
 #include "migrate/policy.h"
 
@@ -65,8 +64,6 @@ static char *cmd_migrate(void *ctx, const struct qmp_request *req)
 	json_error_t jerr;
 	int r;
 
-	if (vmrec_unsupported(kvm, false))
-		return qmp_reply_error("GenericError", vmrec_unsupported(kvm, false), req->id);
 	migrate__default_params(&p);
 	if (json_unpack_ex(req->arguments, &jerr, JSON_STRICT,
 			   "{s:s, s?s, s?b, s?b, s?I, s?I, s?b, s?I, s?F, s?I, s?I, s?s, s?I, s?I}",

@@ -14,7 +14,6 @@
 #include "kvm/control.h"
 #include "kvm/kvm.h"
 #include "kvm/virtio-blk.h"
-#include "kvm/vmrec.h"
 #include "snapshot/checkpoint.h"
 
 static char *cmd_checkpoint(void *ctx, const struct qmp_request *req)
@@ -24,8 +23,6 @@ static char *cmd_checkpoint(void *ctx, const struct qmp_request *req)
 	char err[256] = "", hex[32];
 	json_t *o;
 
-	if (vmrec_unsupported(ctx, true))
-		return qmp_reply_error("GenericError", vmrec_unsupported(ctx, true), req->id);
 	if (json_unpack(req->arguments, "{s?b, s?b !}", "full", &full, "hash", &hash) != 0)
 		return qmp_reply_error("GenericError", "arguments: {\"full\": bool, \"hash\": bool} "
 				       "(both optional)", req->id);
@@ -114,8 +111,6 @@ static char *cmd_checkpoint_save(void *ctx, const struct qmp_request *req)
 	char err[512] = "";
 	json_t *o;
 
-	if (vmrec_unsupported(ctx, true))
-		return qmp_reply_error("GenericError", vmrec_unsupported(ctx, true), req->id);
 	if (json_unpack(req->arguments, "{s:s, s?b !}", "dir", &dir, "compress", &compress) != 0 ||
 	    !*dir || strlen(dir) >= 4096)
 		return qmp_reply_error("GenericError", "arguments: {\"dir\": where to save, "
