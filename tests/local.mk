@@ -42,7 +42,7 @@ tests_kvm_test_vm_LDFLAGS = $(KVMTEST_LINK)
 tests_kvm_test_vm_LDADD = $(KVM_TEST_LIBS)
 
 check_PROGRAMS += tests/lib/qmp-send tests/lib/flip-proxy tests/lib/switch-proxy tests/lib/flood \
-	tests/lib/memgrep tests/lib/ckpt-strip
+	tests/lib/memgrep tests/lib/ckpt-strip tests/lib/ckpt-poke
 tests_lib_qmp_send_SOURCES = tests/lib/qmp-send.c
 tests_lib_qmp_send_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_lib_qmp_send_LDADD = $(JANSSON_LIBS)
@@ -51,6 +51,8 @@ tests_lib_switch_proxy_SOURCES = tests/lib/switch-proxy.c tests/lib/sockutil.h
 tests_lib_flood_SOURCES = tests/lib/flood.c
 tests_lib_memgrep_SOURCES = tests/lib/memgrep.c
 tests_lib_ckpt_strip_SOURCES = tests/lib/ckpt-strip.c
+tests_lib_ckpt_poke_SOURCES = tests/lib/ckpt-poke.c
+tests_lib_ckpt_poke_LDADD = $(KVM_LIBS)
 
 # Shell tests (TAP through tests/lib.sh).
 TESTS += tests/cli.sh tests/kmwork.sh

@@ -6,6 +6,7 @@
 
 KVM_SNAPSHOT="$top_builddir/snapshot/kvm-snapshot"
 MKCKPT="$top_builddir/tests/lib/mkckpt"
+CKPT_POKE="$top_builddir/tests/lib/ckpt-poke"
 export TZ=UTC	# list and inspect print local times
 umask 077	# the store refuses files others may write
 
@@ -63,7 +64,7 @@ size() { stat -c %s "$1"; }
 copy() { cp -a "$t/good" "$t/$1"; }
 ck() { printf '%s/ckpt-%08d.kmc' "$t/$1" "$2"; }
 
-tap_plan 62
+tap_plan 63
 
 # Two chains: 1 <- 2 <- 3 and 4 <- 5.
 "$MKCKPT" "$t/good" --chain full,incr,incr,full,incr >/dev/null || bail "mkckpt failed"
@@ -193,6 +194,13 @@ copy tail
 printf 'more bytes' >>"$(ck tail 5)"
 check "data after the end record: exit 1" 1 \
 	"ckpt-00000005\.kmc: record [0-9]+: damaged \(data after the end record\)" ks verify "$t/tail"
+# A page index that names a page record one byte off, its checksum right:
+# only the comparison with the page records finds it.
+copy index
+"$CKPT_POKE" "$(ck index 2)" 18 0 >/dev/null || bail "ckpt-poke failed"
+check "a page index one byte off, well checksummed: exit 1, the index named" 1 \
+	"ckpt-00000002\.kmc: record [0-9]+: damaged \(its page index does not match its page records" \
+	ks verify "$t/index"
 
 # ---- verify: leftovers are notes; gc removes them ---------------------------
 copy left

@@ -9,7 +9,8 @@
  *       checkpoint before it (the first one of SPEC on the newest listed).
  *       Each file is laid out as the VM's checkpoint writer lays it out:
  *       header, identity, config, pages (a base N of them, an increment
- *       N/4: zero, random = raw, text = lz4, 8 to a record), config again
+ *       N/4: zero, random = raw, text = lz4, 8 to a record), their page
+ *       index (ckptfile.h, as the writer makes it), config again
  *       with the VM state and one state per vCPU, end (with a memory hash
  *       for bases). The content depends only on the ids and the options:
  *       the same command gives the same files.
@@ -113,24 +114,31 @@ static int mk_pages(struct mk *m, struct stream *s, uint64_t id, unsigned int k,
 		    uint64_t *count)
 {
 	struct buf *b = buf_new(MK_BATCH * PAGES_ENTRY_MAX);
+	struct ckptfile_index ix = { 0 };
 	struct pages_stats ps = { 0 };
 	uint8_t page[PAGE_SIZE_4K];
 	unsigned int j, want = full ? m->pages : (m->pages + 3) / 4;
 	uint64_t n;
 	int r = 0;
 
-	if (!b)
+	if (!b || (r = ckptfile_index_init(&ix)) != 0) {
+		buf_free(b);
 		return -ENOMEM;
+	}
 	for (j = 0; j < want && r == 0; j++) {
 		n = full ? j % MK_PAGES : (k * 37ULL + j * 11ULL) % MK_PAGES;
 		mk_page(page, id, n, (unsigned int)((n + (full ? 0 : k)) % 3));
 		if ((r = pages_put(b, n * PAGE_SIZE_4K, page, true, &ps)) != 0)
 			break;
+		/* As the checkpoint writer does: each page record indexed (a lazy restore's). */
 		if ((j + 1) % MK_BATCH == 0 || j + 1 == want) {
-			r = stream_put(s, REC_PAGES, buf_ptr(b), (uint32_t)buf_len(b));
+			r = ckptfile_put_pages(s, &ix, &b);
 			buf_discard(b);
 		}
 	}
+	if (r == 0)
+		r = ckptfile_put_index(s, &ix);
+	ckptfile_index_free(&ix);
 	buf_free(b);
 	*count = ps.pages;
 	return r;
