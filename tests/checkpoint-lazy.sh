@@ -6,13 +6,14 @@
 # migration hold every page (the restore of that checkpoint and the
 # migrated VM have the memory hash of the original checkpoint, and the
 # verify guest checks every page). A damaged page record is found when it
-# is first read: the VM ends with an error naming the file and record.
+# is first read: the VM ends with an error naming the file and record; a
+# page index that names the wrong record, before the VM runs.
 . "$(dirname "$0")/lib.sh"
 require_kvm
 . "$(dirname "$0")/lib-migrate.sh"
 . "$(dirname "$0")/lib-checkpoint.sh"
 
-tap_plan 24
+tap_plan 25
 
 A=$tmp/a B=$tmp/b
 start_daemon b "$B" || echo "# daemon b did not start: $(cat "$tmp/daemon-b.log")"
@@ -135,6 +136,14 @@ ok_if "a damaged page record ends the VM with an error (status $st)" [ "$st" -gt
 ok_if "naming the file and the record ($(grep -o "$fb: record [0-9]*: [a-z ]*" "$tmp/vm-bad.log" | head -1))" \
 	grep -Eq "$fb: record [0-9]+: " "$tmp/vm-bad.log"
 
-# 23. --lazy without --restore.
+# 23. A page index one byte off, its checksum right (tests/lib/ckpt-poke):
+# refused before the VM is made, naming the file.
+cp -a "$ck" "$tmp/badix"
+"$top_builddir/tests/lib/ckpt-poke" "$tmp/badix/$fb" 18 0 >/dev/null || bail "ckpt-poke failed"
+check "a page index naming a record one byte off is refused up front, the file named, exit 3" 3 \
+	"$fb: record [0-9]+: the page index does not match the file's page records" \
+	timeout 60 "$KVM_RUN" --name badix --rundir "$A" --restore "$tmp/badix" --lazy=touch --paused
+
+# 24. --lazy without --restore.
 check "--lazy without --restore is a usage error" 2 "needs --restore" \
 	"$KVM_RUN" --lazy --seconds 1
