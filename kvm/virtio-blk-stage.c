@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,38 @@ void virtio_blk__stage_abort(struct virtio_blk *b)
 	b->stage_path = b->stage_target = NULL;
 }
 
+/*
+ * Staged files of restores that were killed (.NAME.restore-XXXXXX in dir):
+ * removed, unless locked (a restore under way, which cannot be: we hold
+ * the image's lock; checked all the same).
+ */
+static void stage__sweep(struct virtio_blk *b, const char *dir, const char *name)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	char prefix[NAME_MAX + 2];
+	struct dirent *de;
+	DIR *d;
+	int dfd, fd;
+
+	snprintf(prefix, sizeof(prefix), ".%s.restore-", name);
+	if (!(d = opendir(dir)))
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+		    strlen(de->d_name) != strlen(prefix) + 6)
+			continue;
+		fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0 && unlinkat(dfd, de->d_name, 0) == 0)
+			log_info("disk %s: removed %s/%s, left by a restore that did not finish",
+				 b->path, dir, de->d_name);
+		close(fd);
+	}
+	closedir(d);
+}
+
 int virtio_blk__stage(struct virtio_blk *b)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
@@ -55,6 +88,9 @@ int virtio_blk__stage(struct virtio_blk *b)
 		goto fail;
 	}
 	name = strrchr(real, '/');
+	*name = '\0';
+	stage__sweep(b, name == real ? "/" : real, name + 1);
+	*name = '/';
 	if (asprintf(&path, "%.*s/.%s.restore-XXXXXX", (int)(name - real), real, name + 1) < 0 ||
 	    !(target = strdup(real))) {
 		path = NULL;

@@ -155,7 +155,9 @@ int virtio_blk__write_block(struct virtio_blk *b, uint64_t off, const uint8_t *d
  * image (through a symlink, over the file it names), then syncs the
  * directory; b goes on with it, locked, under the image's path. A staged
  * file never committed is removed by virtio_blk__stage_abort (also by
- * virtio_blk__destroy), and b is back on the image, untouched. The price:
+ * virtio_blk__destroy), and b is back on the image, untouched; one left by
+ * a restore that was killed is removed by the next virtio_blk__stage of
+ * that image (not locked by anyone: its restore is gone). The price:
  * room for a second copy of the disk's written blocks while the restore
  * runs, and the image is a new file (other hard links to it keep the old
  * content). A disk that is not a regular file (a block device) is not

@@ -8,7 +8,7 @@
  * state blob's round trip, and its loader refusing what is wrong while
  * leaving the device as it was; the dirty-block trackers of checkpoints
  * and the block reads and writes of a restore, staged beside the image
- * (also on a file system that fills up).
+ * (also on a file system that fills up, and by a restore killed midway).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -21,7 +21,9 @@
 #include <dirent.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -615,6 +617,51 @@ static void test_stage_full(void **state)
 	rmdir(dir);
 }
 
+/*
+ * A restore killed (SIGKILL) while it writes: the image is as it was, the
+ * staged file it left is not locked, and the next restore's stage removes
+ * it.
+ */
+static void test_stage_killed(void **state)
+{
+	char dir[64], path[96];
+	uint8_t blk[VIRTIO_BLK_BLOCK];
+	struct virtio_blk *b = NULL;
+	int fd, st;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "/tmp/test-virtio-blk.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/disk.img", dir);
+	memset(blk, 0x66, sizeof(blk));
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DISK), 0);
+	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
+	close(fd);
+	if ((pid = fork()) == 0) {
+		memset(blk, 0x77, sizeof(blk));
+		if (virtio_blk__open(path, 0, &b) != 0 || virtio_blk__stage(b) != 0 ||
+		    virtio_blk__write_block(b, 0, blk) != 0)
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	assert_int_equal(file_byte(path, 0), 0x66);
+	assert_int_equal(entries(dir, ".disk.img.restore-"), 1);
+	assert_ok(virtio_blk__open(path, 0, &b));
+	assert_ok(virtio_blk__stage(b));
+	assert_int_equal(entries(dir, ".disk.img.restore-"), 1);	/* ours alone */
+	virtio_blk__destroy(b);
+	assert_int_equal(entries(dir, ".disk.img.restore-"), 0);
+	assert_int_equal(file_byte(path, 0), 0x66);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -625,6 +672,7 @@ int main(void)
 		cmocka_unit_test(test_dirty_blocks),
 		cmocka_unit_test(test_stage),
 		cmocka_unit_test(test_stage_full),
+		cmocka_unit_test(test_stage_killed),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
