@@ -1,6 +1,7 @@
 # Checkpoints (DESIGN.md s.9): the crash-safe store of a VM's checkpoint files.
 noinst_LIBRARIES += snapshot/libsnapshot.a
-snapshot_libsnapshot_a_SOURCES = snapshot/store.c snapshot/store.h \
+snapshot_libsnapshot_a_SOURCES = snapshot/store.c snapshot/store.h snapshot/store-int.h \
+	snapshot/store-manifest.c snapshot/store-gc.c snapshot/store-chain.c \
 	snapshot/ckptfile.c snapshot/ckptfile.h \
 	snapshot/checkpoint.c snapshot/checkpoint.h snapshot/commands.c \
 	snapshot/restore.c snapshot/restore.h snapshot/restore-int.h \

@@ -1,6 +1,9 @@
 /*
  * The crash-safe checkpoint store. See store.h for the layout and the
- * contract; the timelines below say why each step is where it is.
+ * contract; the timelines below say why each step is where it is. This
+ * file: names, DIR/lock, open, begin, commit; the manifest is
+ * store-manifest.c's, removal and gc store-gc.c's, chains and retention
+ * store-chain.c's (store-int.h between them).
  *
  * Commit (store__commit_replacing):
  *   writer writes .ckpt-N.P.tmp (locked)   crash: an abandoned temp, gc's
@@ -36,35 +39,7 @@
 #include "err.h"
 #include "record.h"
 #include "snapshot/store.h"
-
-#define STORE_MANIFEST		"manifest"
-#define STORE_MANIFEST_TMP	"manifest.tmp"
-#define STORE_LOCK		"lock"
-#define STORE_REC_MAX		4096		/* one manifest record's payload, bounded */
-#define STORE_HDR_BYTES		(REC_HDR_SIZE + 8 + 3 * 16)
-#define STORE_ENTRY_BYTES	(REC_HDR_SIZE + 9 * 16)
-#define STORE_HASH_CHUNK	(1U << 20)
-
-struct store {
-	int dfd;		/* DIR, O_DIRECTORY: every name is resolved from it */
-	char dir[4096];		/* as given, for messages and store__path() */
-};
-
-/* The manifest as a transaction or a reader holds it. */
-struct store_manifest {
-	struct store_entry *e;	/* ascending ids */
-	size_t n, cap;
-	uint64_t next_id;	/* above every id ever given out */
-};
-
-enum store_name {
-	STORE_NAME_OTHER,
-	STORE_NAME_CKPT,	/* ckpt-NNNNNNNN.kmc */
-	STORE_NAME_TMP,		/* .ckpt-NNNNNNNN.PID.tmp */
-	STORE_NAME_MANIFEST,
-	STORE_NAME_MANIFEST_TMP,
-	STORE_NAME_LOCK,
-};
+#include "snapshot/store-int.h"
 
 #ifdef KM_FAULT_INJECTION
 const char *const store__crash_points[] = {
@@ -74,7 +49,7 @@ const char *const store__crash_points[] = {
 };
 
 /* Dies as a power cut or the OOM killer would: no cleanup, no unlock but the kernel's. */
-static void store__crash_point(const char *name)
+void store__crash_point(const char *name)
 {
 	const char *want = getenv("KVM_MIGRATE_STORE_CRASH");
 
@@ -83,22 +58,16 @@ static void store__crash_point(const char *name)
 }
 
 /* The project's fault variable (docs/protocol.md s.5): "store-fsync-enospc". */
-static bool store__fault(const char *name)
+bool store__fault(const char *name)
 {
 	const char *fault = getenv("KVM_MIGRATE_FAULT");
 
 	return fault && !strcmp(fault, name);
 }
-#else
-#define store__crash_point(name) do { } while (0)
-#define store__fault(name) false
 #endif
 
-static int store__fail(char *err, size_t errlen, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
 /* Writes the sentence into err (if any) and returns r, for `return store__fail(...)`. */
-static int store__fail(char *err, size_t errlen, int r, const char *fmt, ...)
+int store__fail(char *err, size_t errlen, int r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -164,8 +133,8 @@ static void store__ckpt_name(char out[32], uint64_t id)
  * by us (KM_ERR_AUTH), not writable by group or others (KM_ERR_STATE):
  * whoever can write there decides what a restore puts into the guest.
  */
-static int store__check_stat(const struct store *st, const char *name, const struct stat *sb,
-			     char *err, size_t errlen)
+int store__check_stat(const struct store *st, const char *name, const struct stat *sb,
+		      char *err, size_t errlen)
 {
 	const char *sep = name ? "/" : "", *nm = name ? name : "";
 	bool dir = name == NULL;
@@ -186,8 +155,8 @@ static int store__check_stat(const struct store *st, const char *name, const str
 	return 0;
 }
 
-static int store__check_fd(const struct store *st, const char *name, int fd, char *err,
-			   size_t errlen)
+int store__check_fd(const struct store *st, const char *name, int fd, char *err,
+		    size_t errlen)
 {
 	struct stat sb;
 
@@ -198,14 +167,14 @@ static int store__check_fd(const struct store *st, const char *name, int fd, cha
 }
 
 /* fsync of DIR. EINVAL: a file system that cannot sync directories; nothing more to do. */
-static int store__sync_dir(const struct store *st)
+int store__sync_dir(const struct store *st)
 {
 	if (fsync(st->dfd) < 0 && errno != EINVAL)
 		return km_errno();
 	return 0;
 }
 
-static int store__write_all(int fd, const uint8_t *p, size_t len)
+int store__write_all(int fd, const uint8_t *p, size_t len)
 {
 	ssize_t w;
 
@@ -223,16 +192,13 @@ static int store__write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-typedef int store_scan_fn(const struct store *st, const char *name, enum store_name kind,
-			  uint64_t id, void *ctx, char *err, size_t errlen);
-
 /*
  * Calls fn for every name of DIR that is the store's (not "." or foreign
  * files); stops at its first error. A fresh open of "." gives readdir an
  * offset of its own, whatever else uses dfd.
  */
-static int store__scan(const struct store *st, store_scan_fn *fn, void *ctx, char *err,
-		       size_t errlen)
+int store__scan(const struct store *st, store_scan_fn *fn, void *ctx, char *err,
+		size_t errlen)
 {
 	struct dirent *de;
 	enum store_name kind;
@@ -285,7 +251,7 @@ static uint64_t store__now_ms(void)
  * without a signal, so it is polled, from 0.1 ms up to 10 ms apart (a
  * transaction lasts two fsyncs), until STORE_LOCK_WAIT_MS.
  */
-static int store__lock(const struct store *st, int *lockfd, char *err, size_t errlen)
+int store__lock(const struct store *st, int *lockfd, char *err, size_t errlen)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct timespec nap = { 0, 100000 };
@@ -323,457 +289,10 @@ out_close:
 	return r;
 }
 
-static void store__unlock(int lockfd)
+void store__unlock(int lockfd)
 {
 	if (lockfd >= 0)
 		close(lockfd);
-}
-
-/* ---- the manifest --------------------------------------------------------- */
-
-static int store__cmp_entry(const void *key, const void *elem)
-{
-	uint64_t id = *(const uint64_t *)key, eid = ((const struct store_entry *)elem)->id;
-
-	return id < eid ? -1 : id > eid;
-}
-
-/* The entry of id in e[] (ascending ids), or NULL. */
-static struct store_entry *store__find(const struct store_entry *e, size_t n, uint64_t id)
-{
-	if (n == 0)
-		return NULL;
-	return bsearch(&id, e, n, sizeof(*e), store__cmp_entry);
-}
-
-static bool store__sorted(const struct store_entry *e, size_t n)
-{
-	size_t i;
-
-	for (i = 1; i < n; i++)
-		if (e[i - 1].id >= e[i].id)
-			return false;
-	return true;
-}
-
-static int store__m_reserve(struct store_manifest *m, size_t want)
-{
-	struct store_entry *ne;
-	size_t cap;
-
-	if (want <= m->cap)
-		return 0;
-	cap = m->cap ? m->cap : 16;
-	while (cap < want)
-		cap *= 2;
-	if ((ne = realloc(m->e, cap * sizeof(*ne))) == NULL)
-		return -ENOMEM;
-	m->e = ne;
-	m->cap = cap;
-	return 0;
-}
-
-/* Inserts e at its place by id (the end, but for commits that overtook each other). */
-static int store__m_insert(struct store_manifest *m, const struct store_entry *e)
-{
-	size_t i;
-	int r;
-
-	if ((r = store__m_reserve(m, m->n + 1)) != 0)
-		return r;
-	for (i = m->n; i > 0 && m->e[i - 1].id > e->id; i--)
-		m->e[i] = m->e[i - 1];
-	m->e[i] = *e;
-	m->n++;
-	if (m->next_id <= e->id)
-		m->next_id = e->id + 1;
-	return 0;
-}
-
-/* One STORE_REC_ENTRY's fields into *e: 0, or a static reason it is damaged. */
-static const char *store__parse_entry(const uint8_t *p, uint32_t len, struct store_entry *e)
-{
-	static const char *const missing[] = {
-		NULL, "no id", "no parent", "no kind", "no time", "no page count", "no size",
-		"no pause time", "no hash", "no chain position",
-	};
-	uint64_t v[10] = { 0 };
-	const uint8_t *d;
-	uint32_t tag, dlen, seen = 0, t;
-	struct buf *f;
-	int r;
-
-	if (len == 0)
-		return missing[STORE_E_ID];
-	if ((f = buf_view(p, len)) == NULL)
-		return "out of memory";
-	while ((r = rec_get_field(f, &tag, &d, &dlen)) == 0) {
-		/* Unknown tags are a newer minor version's: skipped (docs/format.md s.3). */
-		if (tag < STORE_E_ID || tag > STORE_E_CHAIN_POS)
-			continue;
-		if (rec_field_u64(d, dlen, &v[tag]) != 0) {
-			buf_free(f);
-			return "a field is not a u64";
-		}
-		seen |= 1u << tag;
-	}
-	buf_free(f);
-	if (r != KM_ERR_END)
-		return "a field runs past the record";
-	for (t = STORE_E_ID; t <= STORE_E_CHAIN_POS; t++)
-		if (!(seen & (1u << t)))
-			return missing[t];
-	e->id = v[STORE_E_ID];
-	e->parent = v[STORE_E_PARENT];
-	e->kind = v[STORE_E_KIND];
-	e->time_ns = v[STORE_E_TIME_NS];
-	e->pages = v[STORE_E_PAGES];
-	e->bytes = v[STORE_E_BYTES];
-	e->pause_ns = v[STORE_E_PAUSE_NS];
-	e->hash = v[STORE_E_HASH];
-	e->chain_pos = v[STORE_E_CHAIN_POS];
-	return NULL;
-}
-
-/* What is wrong with e after prev (the entry before it, or NULL): NULL if nothing. */
-static const char *store__entry_insane(const struct store_entry *e, const struct store_entry *prev)
-{
-	if (e->id == 0 || e->id > STORE_ID_MAX)
-		return "an id out of range";
-	if (prev && e->id <= prev->id)
-		return "ids out of order";
-	if (e->kind == STORE_FULL && (e->parent != 0 || e->chain_pos != 0))
-		return "a base with a parent";
-	if (e->kind == STORE_INCR &&
-	    (e->parent == 0 || e->parent > STORE_ID_MAX || e->parent == e->id || e->chain_pos == 0))
-		return "an increment without a parent";
-	if (e->kind != STORE_FULL && e->kind != STORE_INCR)
-		return "an unknown kind";
-	return NULL;
-}
-
-/* The REC_HEADER of the manifest: 0, or KM_ERR_BAD_MAGIC / KM_ERR_VERSION / KM_ERR_CORRUPT. */
-static int store__parse_header(const struct store *st, uint32_t type, const uint8_t *p,
-			       uint32_t len, uint64_t *next_id, char *err, size_t errlen)
-{
-	uint64_t major;
-	int r;
-
-	if (type != REC_HEADER || len < 8 || memcmp(p, STORE_MAGIC, 8) != 0)
-		return store__fail(err, errlen, KM_ERR_BAD_MAGIC,
-				   "%s/%s: not a checkpoint manifest (bad magic)", st->dir,
-				   STORE_MANIFEST);
-	r = rec_find_u64(p + 8, len - 8, STORE_HDR_MAJOR, &major);
-	if (r == 0 && major > STORE_VERSION_MAJOR)
-		return store__fail(err, errlen, KM_ERR_VERSION,
-				   "%s/%s: written by a newer kvm-migrate (format %" PRIu64 ")",
-				   st->dir, STORE_MANIFEST, major);
-	if (r != 0 || major == 0)
-		return store__fail(err, errlen, KM_ERR_CORRUPT,
-				   "%s/%s: damaged at record 0 (the header): no valid version",
-				   st->dir, STORE_MANIFEST);
-	r = rec_find_u64(p + 8, len - 8, STORE_HDR_NEXT_ID, next_id);
-	if (r == KM_ERR_END)
-		*next_id = 1;
-	else if (r != 0)
-		return store__fail(err, errlen, KM_ERR_CORRUPT,
-				   "%s/%s: damaged at record 0 (the header): a malformed field",
-				   st->dir, STORE_MANIFEST);
-	return 0;
-}
-
-/* Reads the whole manifest (at most STORE_MANIFEST_MAX bytes) into a new buffer. */
-static int store__slurp(const struct store *st, struct buf **out, char *err, size_t errlen)
-{
-	struct buf *b = NULL;
-	struct stat sb;
-	uint8_t *dst;
-	size_t got = 0, size;
-	ssize_t n;
-	int fd, r;
-
-	*out = NULL;
-	/* O_NONBLOCK: a FIFO planted under the name must not hang us (it is refused below). */
-	fd = openat(st->dfd, STORE_MANIFEST, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		r = km_errno();
-		return store__fail(err, errlen, r == -ELOOP ? -ELOOP : r, "%s/%s: %s", st->dir,
-				   STORE_MANIFEST, r == -ELOOP ? "a symlink: refused" :
-				   km_strerror(r));
-	}
-	if (fstat(fd, &sb) < 0) {
-		r = store__fail(err, errlen, km_errno(), "%s/%s: %s", st->dir, STORE_MANIFEST,
-				km_strerror(km_errno()));
-		goto out;
-	}
-	if ((r = store__check_stat(st, STORE_MANIFEST, &sb, err, errlen)) != 0)
-		goto out;
-	if ((uint64_t)sb.st_size > STORE_MANIFEST_MAX) {
-		r = store__fail(err, errlen, KM_ERR_TOO_LARGE,
-				"%s/%s: %jd bytes, more than the %u MiB a manifest may have",
-				st->dir, STORE_MANIFEST, (intmax_t)sb.st_size,
-				STORE_MANIFEST_MAX >> 20);
-		goto out;
-	}
-	size = (size_t)sb.st_size;
-	if ((b = buf_new(size > 0 ? size : 1)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	buf_set_bulk(b);	/* checkpoint metadata, nothing secret: no scrubbing */
-	if (size > 0 && (r = buf_reserve(b, size, &dst)) != 0)
-		goto out;
-	while (got < size) {
-		n = read(fd, dst + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = store__fail(err, errlen, km_errno(), "%s/%s: %s", st->dir,
-					STORE_MANIFEST, km_strerror(km_errno()));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	/* A file cut while we read it (by whom?) parses as truncated: damage, said as such. */
-	if (got < size && (r = buf_unreserve(b, size - got)) != 0)
-		goto out;
-	*out = b;
-	b = NULL;
-	r = 0;
-out:
-	buf_free(b);
-	close(fd);
-	return r;
-}
-
-/* A failed rec_get() at record idx, as a sentence. */
-static int store__damaged(const struct store *st, int r, size_t idx, char *err, size_t errlen)
-{
-	const char *why;
-
-	switch (r) {
-	case KM_ERR_TRUNCATED:
-		why = "truncated";
-		break;
-	case KM_ERR_TOO_LARGE:
-		why = "a length past its bound";
-		break;
-	case KM_ERR_CORRUPT:
-		why = "checksum mismatch";
-		break;
-	default:
-		return store__fail(err, errlen, r, "%s/%s: %s", st->dir, STORE_MANIFEST,
-				   km_strerror(r));
-	}
-	return store__fail(err, errlen, KM_ERR_CORRUPT, "%s/%s: damaged at record %zu: %s",
-			   st->dir, STORE_MANIFEST, idx, why);
-}
-
-/*
- * Reads and checks the manifest into *m (zeroed by the caller; m->e is
- * the caller's to free, even on error). Every record is bounded by
- * STORE_REC_MAX, every entry checked before it is kept.
- */
-static int store__read_manifest(const struct store *st, struct store_manifest *m, char *err,
-				size_t errlen)
-{
-	const struct store_entry *prev = NULL;
-	struct store_entry e;
-	const uint8_t *p;
-	const char *why;
-	struct buf *b;
-	uint32_t type, len;
-	size_t idx = 0;
-	int r;
-
-	if ((r = store__slurp(st, &b, err, errlen)) != 0)
-		return r;
-	if ((r = rec_get(b, STORE_REC_MAX, &type, &p, &len)) != 0) {
-		r = store__damaged(st, r, idx, err, errlen);
-		goto out;
-	}
-	if ((r = store__parse_header(st, type, p, len, &m->next_id, err, errlen)) != 0)
-		goto out;
-	for (idx = 1;; idx++) {
-		if ((r = rec_get(b, STORE_REC_MAX, &type, &p, &len)) != 0) {
-			r = store__damaged(st, r, idx, err, errlen);
-			goto out;
-		}
-		if (type == REC_END)
-			break;
-		if (type != STORE_REC_ENTRY) {
-			r = store__fail(err, errlen, KM_ERR_CORRUPT,
-					"%s/%s: damaged at record %zu: unknown record type %u",
-					st->dir, STORE_MANIFEST, idx, type);
-			goto out;
-		}
-		if ((why = store__parse_entry(p, len, &e)) != NULL ||
-		    (why = store__entry_insane(&e, prev)) != NULL) {
-			r = store__fail(err, errlen, KM_ERR_CORRUPT,
-					"%s/%s: damaged at record %zu: %s", st->dir,
-					STORE_MANIFEST, idx, why);
-			goto out;
-		}
-		if ((r = store__m_insert(m, &e)) != 0)
-			goto out;
-		prev = &m->e[m->n - 1];
-	}
-	if (buf_len(b) != 0) {
-		r = store__fail(err, errlen, KM_ERR_CORRUPT,
-				"%s/%s: damaged after record %zu: data after the end record",
-				st->dir, STORE_MANIFEST, idx);
-		goto out;
-	}
-	if (m->next_id == 0)
-		m->next_id = 1;
-	r = 0;
-out:
-	buf_free(b);
-	return r;
-}
-
-static int store__encode(const struct store_manifest *m, struct buf **out)
-{
-	struct buf *b = NULL, *pl = NULL;
-	const struct store_entry *e;
-	size_t i, size;
-	int r = -ENOMEM;
-
-	*out = NULL;
-	if (m->n > (STORE_MANIFEST_MAX - STORE_HDR_BYTES - REC_HDR_SIZE) / STORE_ENTRY_BYTES)
-		return KM_ERR_TOO_LARGE;
-	size = STORE_HDR_BYTES + REC_HDR_SIZE + m->n * STORE_ENTRY_BYTES;
-	if ((b = buf_new(size)) == NULL || (pl = buf_new(STORE_REC_MAX)) == NULL)
-		goto out;
-	buf_set_bulk(b);
-	buf_set_bulk(pl);
-	if ((r = buf_put(pl, STORE_MAGIC, 8)) != 0 ||
-	    (r = rec_put_field_u64(pl, STORE_HDR_MAJOR, STORE_VERSION_MAJOR)) != 0 ||
-	    (r = rec_put_field_u64(pl, STORE_HDR_MINOR, STORE_VERSION_MINOR)) != 0 ||
-	    (r = rec_put_field_u64(pl, STORE_HDR_NEXT_ID, m->next_id)) != 0 ||
-	    (r = rec_put(b, REC_HEADER, buf_ptr(pl), (uint32_t)buf_len(pl))) != 0)
-		goto out;
-	for (i = 0; i < m->n; i++) {
-		e = &m->e[i];
-		buf_discard(pl);
-		if ((r = rec_put_field_u64(pl, STORE_E_ID, e->id)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_PARENT, e->parent)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_KIND, e->kind)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_TIME_NS, e->time_ns)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_PAGES, e->pages)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_BYTES, e->bytes)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_PAUSE_NS, e->pause_ns)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_HASH, e->hash)) != 0 ||
-		    (r = rec_put_field_u64(pl, STORE_E_CHAIN_POS, e->chain_pos)) != 0 ||
-		    (r = rec_put(b, STORE_REC_ENTRY, buf_ptr(pl), (uint32_t)buf_len(pl))) != 0)
-			goto out;
-	}
-	if ((r = rec_put(b, REC_END, NULL, 0)) != 0)
-		goto out;
-	*out = b;
-	b = NULL;
-out:
-	buf_free(pl);
-	buf_free(b);
-	return r;
-}
-
-/*
- * Replaces the manifest by m, under DIR/lock: manifest.tmp written and
- * fsync'd, renamed over manifest, DIR fsync'd. *renamed says whether the
- * rename happened: past it, readers see the new manifest even if this
- * returns an error (a failed fsync of DIR).
- */
-static int store__write_manifest(const struct store *st, const struct store_manifest *m,
-				 bool *renamed, char *err, size_t errlen)
-{
-	const char *step = "writing";
-	struct buf *b = NULL;
-	size_t len, half;
-	int fd = -1, r;
-
-	*renamed = false;
-	if ((r = store__encode(m, &b)) != 0)
-		return store__fail(err, errlen, r, "%s/%s: cannot hold %zu checkpoints: %s%s",
-				   st->dir, STORE_MANIFEST, m->n, km_strerror(r),
-				   r == KM_ERR_TOO_LARGE ? " (remove some)" : "");
-	/*
-	 * A new file each time, not O_TRUNC of a stale one: a leftover never
-	 * lends the manifest its owner or mode. Under DIR/lock any
-	 * manifest.tmp is a dead transaction's.
-	 */
-	if (unlinkat(st->dfd, STORE_MANIFEST_TMP, 0) < 0 && errno != ENOENT) {
-		r = km_errno();
-		goto out;
-	}
-	fd = openat(st->dfd, STORE_MANIFEST_TMP,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = km_errno();
-		goto out;
-	}
-	len = buf_len(b);
-	half = len / 2;
-	if ((r = store__write_all(fd, buf_ptr(b), half)) != 0)
-		goto out_unlink;
-	store__crash_point("mid-manifest-write");
-	if ((r = store__write_all(fd, buf_ptr(b) + half, len - half)) != 0)
-		goto out_unlink;
-	step = "syncing";
-	if (fsync(fd) < 0) {
-		r = km_errno();
-		goto out_unlink;
-	}
-	r = close(fd) < 0 ? km_errno() : 0;
-	fd = -1;
-	if (r != 0)
-		goto out_unlink;
-	store__crash_point("after-manifest-write");
-	step = "renaming";
-	if (renameat(st->dfd, STORE_MANIFEST_TMP, st->dfd, STORE_MANIFEST) < 0) {
-		r = km_errno();
-		goto out_unlink;
-	}
-	*renamed = true;
-	store__crash_point("after-manifest-rename");
-	step = "syncing the directory after renaming";
-	r = store__sync_dir(st);
-	store__crash_point("after-manifest-fsync");
-	goto out;
-out_unlink:
-	unlinkat(st->dfd, STORE_MANIFEST_TMP, 0);
-out:
-	if (fd >= 0)
-		close(fd);
-	buf_free(b);
-	if (r != 0)
-		store__fail(err, errlen, r, "%s/%s: %s %s failed: %s", st->dir,
-			    *renamed ? STORE_MANIFEST : STORE_MANIFEST_TMP, step,
-			    *renamed ? "it" : "the new manifest", km_strerror(r));
-	return r;
-}
-
-typedef int store_change_fn(const struct store *st, struct store_manifest *m, void *ctx,
-			    char *err, size_t errlen);
-
-/* One read-modify-write of the manifest under DIR/lock; *renamed as store__write_manifest(). */
-static int store__transact(const struct store *st, store_change_fn *change, void *ctx,
-			   bool *renamed, char *err, size_t errlen)
-{
-	struct store_manifest m = { 0 };
-	int lockfd, r;
-
-	*renamed = false;
-	if ((r = store__lock(st, &lockfd, err, errlen)) != 0)
-		return r;
-	if ((r = store__read_manifest(st, &m, err, errlen)) == 0 &&
-	    (r = change(st, &m, ctx, err, errlen)) == 0)
-		r = store__write_manifest(st, &m, renamed, err, errlen);
-	free(m.e);
-	store__unlock(lockfd);
-	return r;
 }
 
 /* ---- open and close ------------------------------------------------------- */
@@ -1065,13 +584,13 @@ static int store__cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool store__in(const uint64_t *sorted, size_t n, uint64_t id)
+bool store__in(const uint64_t *sorted, size_t n, uint64_t id)
 {
 	return n > 0 && bsearch(&id, sorted, n, sizeof(*sorted), store__cmp_u64) != NULL;
 }
 
 /* A sorted copy of ids without repeats, in *out (malloc'd), *nout of them. */
-static int store__sorted_ids(const uint64_t *ids, size_t n, uint64_t **out, size_t *nout)
+int store__sorted_ids(const uint64_t *ids, size_t n, uint64_t **out, size_t *nout)
 {
 	size_t i, k = 0;
 	uint64_t *s;
@@ -1093,7 +612,7 @@ static int store__sorted_ids(const uint64_t *ids, size_t n, uint64_t **out, size
 }
 
 /* Drops the entries whose ids are in sorted[] from m. */
-static void store__m_drop(struct store_manifest *m, const uint64_t *sorted, size_t n)
+void store__m_drop(struct store_manifest *m, const uint64_t *sorted, size_t n)
 {
 	size_t i, k = 0;
 
@@ -1191,8 +710,8 @@ static int store__apply_commit(const struct store *st, struct store_manifest *m,
 }
 
 /* Unlinks the files of ids (delisted); how many went. The first failure is in *r. */
-static unsigned int store__unlink_ids(const struct store *st, const uint64_t *ids, size_t n,
-				      int *r, char *err, size_t errlen)
+unsigned int store__unlink_ids(const struct store *st, const uint64_t *ids, size_t n,
+			       int *r, char *err, size_t errlen)
 {
 	unsigned int gone = 0;
 	char name[32];
@@ -1305,296 +824,4 @@ int store__commit(struct store *st, struct store_pending *p, struct store_entry 
 		  char *err, size_t errlen)
 {
 	return store__commit_replacing(st, p, e, NULL, 0, err, errlen);
-}
-
-/* ---- remove, gc ----------------------------------------------------------- */
-
-struct store_remove_ctx {
-	const uint64_t *ids;	/* sorted, no repeats */
-	size_t n;
-};
-
-static int store__apply_remove(const struct store *st, struct store_manifest *m, void *arg,
-			       char *err, size_t errlen)
-{
-	struct store_remove_ctx *c = arg;
-	const struct store_entry *x;
-	size_t i;
-
-	for (i = 0; i < c->n; i++)
-		if (store__find(m->e, m->n, c->ids[i]) == NULL)
-			return store__fail(err, errlen, -ENOENT,
-					   "%s: checkpoint %" PRIu64 " is not listed", st->dir,
-					   c->ids[i]);
-	for (i = 0; i < m->n; i++) {
-		x = &m->e[i];
-		if (x->kind == STORE_INCR && !store__in(c->ids, c->n, x->id) &&
-		    store__in(c->ids, c->n, x->parent))
-			return store__fail(err, errlen, KM_ERR_STATE,
-					   "%s: checkpoint %" PRIu64 " depends on %" PRIu64
-					   ": remove it too, or compact its chain first", st->dir,
-					   x->id, x->parent);
-	}
-	store__m_drop(m, c->ids, c->n);
-	return 0;
-}
-
-int store__remove(struct store *st, const uint64_t *ids, size_t n, char *err, size_t errlen)
-{
-	struct store_remove_ctx c;
-	uint64_t *sorted;
-	bool renamed;
-	int r, r2;
-
-	if (n == 0)
-		return 0;
-	if ((r = store__sorted_ids(ids, n, &sorted, &c.n)) != 0)
-		return r;
-	c.ids = sorted;
-	/*
-	 * If the manifest was renamed but DIR not synced, the files stay: after
-	 * a power loss the old manifest, listing them, may be what remains.
-	 * store__gc() removes them once the new one is known to hold.
-	 */
-	if ((r = store__transact(st, store__apply_remove, &c, &renamed, err, errlen)) != 0)
-		goto out;
-	if (store__unlink_ids(st, c.ids, c.n, &r, err, errlen) > 0 &&
-	    (r2 = store__sync_dir(st)) != 0 && r == 0)
-		r = store__fail(err, errlen, r2, "%s: syncing it after removing checkpoints "
-				"failed: %s", st->dir, km_strerror(r2));
-out:
-	free(sorted);
-	return r;
-}
-
-struct store_gc_ctx {
-	const struct store_manifest *m;
-	char (*names)[32];	/* what to remove */
-	size_t n, cap;
-	uint64_t max_id;
-	bool stale_tmp;		/* a manifest.tmp is there */
-};
-
-/*
- * Whether a ckpt or temp file has a live writer: its lock is held. Taking
- * a read lock on a fresh open answers it; the writer's F_WRLCK refuses it.
- * Anything that is not a regular file of ours is left alone.
- */
-static bool store__abandoned(const struct store *st, const char *name)
-{
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-	bool free_ = false;
-	int fd;
-
-	fd = openat(st->dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (store__check_fd(st, name, fd, NULL, 0) == 0)
-		free_ = fcntl(fd, F_OFD_SETLK, &fl) == 0;
-	close(fd);
-	return free_;
-}
-
-static int store__gc_one(const struct store *st, const char *name, enum store_name kind,
-			 uint64_t id, void *arg, char *err, size_t errlen)
-{
-	struct store_gc_ctx *c = arg;
-	char (*nn)[32];
-	size_t cap;
-
-	switch (kind) {
-	case STORE_NAME_MANIFEST_TMP:
-		c->stale_tmp = true;
-		return 0;
-	case STORE_NAME_CKPT:
-		if (store__find(c->m->e, c->m->n, id) != NULL)
-			return 0;
-		/* fallthrough */
-	case STORE_NAME_TMP:
-		if (strlen(name) >= sizeof(*c->names) || !store__abandoned(st, name))
-			return 0;
-		break;
-	default:
-		return 0;
-	}
-	if (c->n == c->cap) {
-		cap = c->cap ? c->cap * 2 : 16;
-		if ((nn = realloc(c->names, cap * sizeof(*nn))) == NULL)
-			return -ENOMEM;
-		c->names = nn;
-		c->cap = cap;
-	}
-	snprintf(c->names[c->n++], sizeof(*c->names), "%s", name);
-	if (id > c->max_id)
-		c->max_id = id;
-	return 0;
-}
-
-int store__gc(struct store *st, unsigned int *removed, char *err, size_t errlen)
-{
-	struct store_manifest m = { 0 };
-	struct store_gc_ctx c = { .m = &m };
-	unsigned int gone = 0;
-	bool renamed;
-	size_t i;
-	int lockfd, r;
-
-	if (removed)
-		*removed = 0;
-	/*
-	 * All under DIR/lock: no transaction is half-way (so manifest.tmp is
-	 * dead), and no begin is between creating a temp file and locking it.
-	 * A damaged manifest stops gc: it cannot tell what is listed.
-	 */
-	if ((r = store__lock(st, &lockfd, err, errlen)) != 0)
-		return r;
-	if ((r = store__read_manifest(st, &m, err, errlen)) != 0 ||
-	    (r = store__scan(st, store__gc_one, &c, err, errlen)) != 0)
-		goto out;
-	if (c.stale_tmp) {
-		if (unlinkat(st->dfd, STORE_MANIFEST_TMP, 0) == 0)
-			gone++;
-		else if (errno != ENOENT) {
-			r = store__fail(err, errlen, km_errno(), "%s/%s: cannot remove it: %s",
-					st->dir, STORE_MANIFEST_TMP, km_strerror(km_errno()));
-			goto out;
-		}
-	}
-	/* The ids of the files about to go stay used: the manifest says so first. */
-	if (c.max_id >= m.next_id) {
-		m.next_id = c.max_id + 1;
-		if ((r = store__write_manifest(st, &m, &renamed, err, errlen)) != 0)
-			goto out;
-	}
-	for (i = 0; i < c.n; i++) {
-		if (unlinkat(st->dfd, c.names[i], 0) == 0)
-			gone++;
-		else if (errno != ENOENT && r == 0)
-			r = store__fail(err, errlen, km_errno(), "%s/%s: cannot remove it: %s",
-					st->dir, c.names[i], km_strerror(km_errno()));
-	}
-	if (gone > 0 && store__sync_dir(st) != 0 && r == 0)
-		r = store__fail(err, errlen, km_errno(), "%s: cannot sync it: %s", st->dir,
-				km_strerror(km_errno()));
-out:
-	free(c.names);
-	free(m.e);
-	store__unlock(lockfd);
-	if (removed)
-		*removed = gone;
-	return r;
-}
-
-/* ---- chains and retention (pure) ------------------------------------------ */
-
-int store__chain(const struct store_entry *e, size_t n, uint64_t id, uint64_t *ids, size_t *len,
-		 char *err, size_t errlen)
-{
-	const struct store_entry *cur, *par;
-	size_t cap = *len, k = 0, i;
-	uint64_t t;
-
-	*len = 0;
-	if (!store__sorted(e, n))
-		return store__fail(err, errlen, KM_ERR_INVALID,
-				   "checkpoint list not in ascending id order");
-	if ((cur = store__find(e, n, id)) == NULL)
-		return store__fail(err, errlen, -ENOENT, "checkpoint %" PRIu64 " is not listed",
-				   id);
-	for (;;) {
-		/* Positions fall by one per step, so a consistent chain cannot loop; n bounds it anyway. */
-		if (k == n)
-			return store__fail(err, errlen, KM_ERR_CORRUPT,
-					   "checkpoint %" PRIu64 ": its chain loops", id);
-		if (k == cap)
-			return store__fail(err, errlen, KM_ERR_TOO_LARGE,
-					   "checkpoint %" PRIu64 ": its chain is longer than %zu",
-					   id, cap);
-		ids[k++] = cur->id;
-		if (cur->kind == STORE_FULL) {
-			if (cur->chain_pos != 0 || cur->parent != 0)
-				return store__fail(err, errlen, KM_ERR_CORRUPT,
-						   "checkpoint %" PRIu64 ": a base with a parent "
-						   "or a chain position", cur->id);
-			break;
-		}
-		if (cur->kind != STORE_INCR)
-			return store__fail(err, errlen, KM_ERR_CORRUPT,
-					   "checkpoint %" PRIu64 ": unknown kind %" PRIu64,
-					   cur->id, cur->kind);
-		if ((par = store__find(e, n, cur->parent)) == NULL)
-			return store__fail(err, errlen, KM_ERR_CORRUPT,
-					   "checkpoint %" PRIu64 ": its parent %" PRIu64
-					   " is missing", cur->id, cur->parent);
-		if (cur->chain_pos != par->chain_pos + 1)
-			return store__fail(err, errlen, KM_ERR_CORRUPT,
-					   "checkpoint %" PRIu64 ": chain position %" PRIu64
-					   ", its parent %" PRIu64 "'s is %" PRIu64, cur->id,
-					   cur->chain_pos, par->id, par->chain_pos);
-		cur = par;
-	}
-	for (i = 0; i < k / 2; i++) {
-		t = ids[i];
-		ids[i] = ids[k - 1 - i];
-		ids[k - 1 - i] = t;
-	}
-	*len = k;
-	return 0;
-}
-
-struct store_age {
-	uint64_t time_ns, id;
-	size_t idx;
-};
-
-/* Newest first: by time, then by id. */
-static int store__cmp_age(const void *a, const void *b)
-{
-	const struct store_age *x = a, *y = b;
-
-	if (x->time_ns != y->time_ns)
-		return x->time_ns > y->time_ns ? -1 : 1;
-	return x->id > y->id ? -1 : x->id < y->id;
-}
-
-int store__prune_plan(const struct store_entry *e, size_t n, unsigned int keep, uint64_t *del,
-		      size_t *ndel)
-{
-	struct store_age *age = NULL;
-	const struct store_entry *par;
-	bool *kept = NULL;
-	size_t i, idx;
-	int r = -ENOMEM;
-
-	*ndel = 0;
-	if (!store__sorted(e, n))
-		return KM_ERR_INVALID;
-	if (n == 0)
-		return 0;
-	if ((age = malloc(n * sizeof(*age))) == NULL || (kept = calloc(n, sizeof(*kept))) == NULL)
-		goto out;
-	for (i = 0; i < n; i++)
-		age[i] = (struct store_age){ e[i].time_ns, e[i].id, i };
-	qsort(age, n, sizeof(*age), store__cmp_age);
-	for (i = 0; i < n && i < keep; i++) {
-		/*
-		 * Up the chain until a base or an entry kept already (whose
-		 * ancestors are then kept too). Any parent is followed, whatever
-		 * the kind says: keeping too much is the safe mistake.
-		 */
-		for (idx = age[i].idx; !kept[idx];) {
-			kept[idx] = true;
-			if (e[idx].parent == 0 || (par = store__find(e, n, e[idx].parent)) == NULL)
-				break;
-			idx = (size_t)(par - e);
-		}
-	}
-	for (i = 0; i < n; i++)
-		if (!kept[i])
-			del[(*ndel)++] = e[i].id;
-	r = 0;
-out:
-	free(kept);
-	free(age);
-	return r;
 }

@@ -46,7 +46,7 @@ tests_unit_test_cpuid_SOURCES = tests/unit/test-cpuid.c kvm/x86/cpuid.c
 tests_unit_test_cpuid_CFLAGS = $(KM_UNIT_CFLAGS)
 tests_unit_test_cpuid_LDADD = $(KM_UNIT_LDADD)
 
-# The checkpoint store: snapshot/store.c, crash points and all (a build
+# The checkpoint store: snapshot/store*.c, crash points and all (a build
 # without fault injection skips those).
 check_PROGRAMS += tests/unit/test-store
 TESTS += tests/unit/test-store

@@ -1,5 +1,5 @@
 /*
- * Unit tests for snapshot/store.c: commits, listing and chains, ids,
+ * Unit tests for snapshot/store*.c: commits, listing and chains, ids,
  * damaged manifests, permissions, retention plans, compaction, and a
  * SIGKILL at every crash point of a commit and of a removal (builds with
  * --enable-fault-injection; others skip those).
