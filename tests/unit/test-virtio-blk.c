@@ -575,6 +575,21 @@ static void test_stage(void **state)
 	rig_down(&r);
 }
 
+/* DIR/disk.img (its path into path), DISK bytes, its first block all c. */
+static void make_image(char *path, size_t len, const char *dir, uint8_t c)
+{
+	uint8_t blk[VIRTIO_BLK_BLOCK];
+	int fd;
+
+	snprintf(path, len, "%s/disk.img", dir);
+	memset(blk, c, sizeof(blk));
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DISK), 0);
+	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
+	close(fd);
+}
+
 /*
  * The file system fills up while a restore writes: the write fails with
  * ENOSPC, and the abort leaves the image as it was, nothing beside it.
@@ -586,7 +601,7 @@ static void test_stage_full(void **state)
 	uint8_t blk[VIRTIO_BLK_BLOCK];
 	struct virtio_blk *b = NULL;
 	uint64_t i;
-	int fd, r = 0;
+	int r = 0;
 
 	snprintf(dir, sizeof(dir), "/tmp/test-virtio-blk.XXXXXX");
 	assert_non_null(mkdtemp(dir));
@@ -595,13 +610,7 @@ static void test_stage_full(void **state)
 		rmdir(dir);
 		skip();
 	}
-	snprintf(path, sizeof(path), "%s/disk.img", dir);
-	memset(blk, 0x44, sizeof(blk));
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, DISK), 0);
-	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
-	close(fd);
+	make_image(path, sizeof(path), dir, 0x44);
 	assert_ok(virtio_blk__open(path, 0, &b));
 	assert_ok(virtio_blk__stage(b));
 	memset(blk, 0x55, sizeof(blk));
@@ -627,18 +636,12 @@ static void test_stage_killed(void **state)
 	char dir[64], path[96];
 	uint8_t blk[VIRTIO_BLK_BLOCK];
 	struct virtio_blk *b = NULL;
-	int fd, st;
+	int st;
 	pid_t pid;
 
 	snprintf(dir, sizeof(dir), "/tmp/test-virtio-blk.XXXXXX");
 	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/disk.img", dir);
-	memset(blk, 0x66, sizeof(blk));
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, DISK), 0);
-	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
-	close(fd);
+	make_image(path, sizeof(path), dir, 0x66);
 	if ((pid = fork()) == 0) {
 		memset(blk, 0x77, sizeof(blk));
 		if (virtio_blk__open(path, 0, &b) != 0 || virtio_blk__stage(b) != 0 ||
