@@ -195,7 +195,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 	struct buf *state = NULL;
 	const uint8_t *p;
 	uint32_t len;
-	uint64_t i, cpu;
+	uint64_t cpu;
 	int64_t got;
 	int r;
 
@@ -208,8 +208,7 @@ static int send__stop_and_copy(struct mig *m, struct bitmap *dirty)
 		goto out;
 	}
 	/* What the last round read but did not send, plus what came since. */
-	for (i = 0; i < BITMAP_WORDS(last.nbits); i++)
-		last.words[i] |= dirty->words[i];
+	bitmap_or_at(&last, 0, dirty->words, last.nbits);
 	mig__set_status(m, MIGRATE_DEVICE);
 	mig__begin_round(m, bitmap_count(&last));
 	if ((r = send__set(m, &last, m->st.rounds == 0)) != 0)
